@@ -1,0 +1,92 @@
+// Package root assembles the rollsafe command tree. Each command lives in its
+// own package under internal/cmd and only maps flags to a library call.
+package root
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+)
+
+// Version is stamped at build time with -ldflags "-X .../root.Version=v1.2.3";
+// otherwise it falls back to the module version go install recorded.
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// New builds the root command.
+func New(f *cmdutil.Factory) *cobra.Command {
+	if f.Version == "" {
+		f.Version = version()
+	}
+	cmd := &cobra.Command{
+		Use:   f.Name,
+		Short: "Make rolling deployments behind a load balancer provably zero-downtime",
+		Long: `rollsafe finds why rolling deployments behind an AWS Application Load Balancer
+drop requests (502/503/504) even with readiness gates on, fixes the settings, and
+proves the fix: on a laptop with the local lab, in CI, and on the cluster.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       f.Version,
+		// A bad flag is a usage error: exit 2, not a runtime failure.
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return cmdutil.UsageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.CompletionOptions.HiddenDefaultCmd = true
+	for _, sub := range commands(f) {
+		cmd.AddCommand(sub)
+	}
+	return cmd
+}
+
+// commands is the one list of rollsafe's commands.
+func commands(f *cmdutil.Factory) []*cobra.Command {
+	return []*cobra.Command{
+		newVersionCmd(f),
+		notBuilt("lab", "Replay EKS + ALB rollouts on this machine with real processes and traffic"),
+		notBuilt("probe URL", "Send traffic at a URL through a rollout and classify every failure"),
+		notBuilt("report FILE...", "Turn recorded timelines into an HTML timeline and numbers"),
+		notBuilt("check PATH...", "Judge a workload's zero-downtime chain from its manifests"),
+		notBuilt("soak", "Roll a Deployment over and over and count lost requests"),
+	}
+}
+
+func newVersionCmd(f *cmdutil.Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print rollsafe's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(f.IO.Out, "rollsafe %s\n", f.Version)
+			return err
+		},
+	}
+}
+
+// notBuilt is the placeholder for a command whose issue has not landed.
+func notBuilt(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:                use,
+		Short:              short + " (not built yet)",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime,
+				Err: fmt.Errorf("%s: not built yet", cmd.CommandPath())}
+		},
+	}
+}

@@ -1,0 +1,29 @@
+package timeline
+
+// Cause is the stable name of why a failed request failed, as attributed by
+// the lab (which knows the ground truth) or by report (which joins request
+// records with pod and target timelines). Never rename one.
+type Cause string
+
+const (
+	// CauseNoRegisteredTarget: the target group had no registered target (ALB answers 503).
+	CauseNoRegisteredTarget Cause = "no_registered_target"
+	// CauseNoHealthyTarget: no target was healthy, the ALB failed open and
+	// routed to a target that was still starting or already gone.
+	CauseNoHealthyTarget Cause = "no_healthy_target"
+	// CauseDrainingTargetExited: routed to a draining target (deregistration not
+	// yet propagated to that LB node) whose process had already exited.
+	CauseDrainingTargetExited Cause = "draining_target_exited"
+	// CauseKeepAliveRace: sent on a reused backend connection the target closed.
+	CauseKeepAliveRace Cause = "keepalive_race"
+	// CauseDeregistrationCut: in flight when the deregistration delay elapsed.
+	CauseDeregistrationCut Cause = "deregistration_delay_cut"
+	// CauseKilledByGrace: in flight when the grace period ran out and the pod got SIGKILL.
+	CauseKilledByGrace Cause = "killed_by_grace_period"
+	// CauseTargetNotListening: routed to a registered target whose process was not (yet) listening.
+	CauseTargetNotListening Cause = "target_not_listening"
+	// CauseTargetTimeout: the target did not answer within the LB's timeout (504).
+	CauseTargetTimeout Cause = "target_timeout"
+	// CauseUnknown: failed, and the evidence at hand does not say why.
+	CauseUnknown Cause = "unknown"
+)

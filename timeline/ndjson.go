@@ -1,0 +1,130 @@
+package timeline
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Writer streams Records as NDJSON. It is safe for concurrent use; records
+// are buffered and reach the underlying writer on Flush or Close.
+type Writer struct {
+	mu  sync.Mutex
+	bw  *bufio.Writer
+	enc *json.Encoder
+	c   io.Closer
+	err error
+}
+
+// NewWriter returns a Writer on w. If w is an io.Closer, Close closes it.
+func NewWriter(w io.Writer) *Writer {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	tw := &Writer{bw: bw, enc: json.NewEncoder(bw)}
+	tw.enc.SetEscapeHTML(false)
+	if c, ok := w.(io.Closer); ok {
+		tw.c = c
+	}
+	return tw
+}
+
+// Create opens path for writing ("-" is stdout, which Close leaves open).
+func Create(path string) (*Writer, error) {
+	if path == "-" {
+		return NewWriter(nopCloser{os.Stdout}), nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewWriter(f), nil
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// Write appends one record. The first error sticks and is returned by every
+// later call, so a full disk is not silently ignored.
+func (w *Writer) Write(r *Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = w.enc.Encode(r)
+	}
+	return w.err
+}
+
+// Flush pushes buffered records to the underlying writer.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+	return w.err
+}
+
+// Close flushes and closes the underlying writer.
+func (w *Writer) Close() error {
+	err := w.Flush()
+	if w.c != nil {
+		if cerr := w.c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// ReadError says which line of which file could not be read.
+type ReadError struct {
+	File string
+	Line int
+	Err  error
+}
+
+func (e *ReadError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Read calls fn for every record in r, in order. name is used in errors.
+// A line that is not a valid record stops the read with a *ReadError naming
+// file and line: a timeline with a hole in it would give wrong numbers.
+func Read(r io.Reader, name string, fn func(*Record) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return &ReadError{File: name, Line: line, Err: err}
+		}
+		if rec.Kind == "" {
+			return &ReadError{File: name, Line: line, Err: fmt.Errorf("record has no \"kind\"")}
+		}
+		if err := fn(&rec); err != nil {
+			return &ReadError{File: name, Line: line, Err: err}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return &ReadError{File: name, Line: line + 1, Err: err}
+	}
+	return nil
+}
+
+// ReadFile reads every record of the NDJSON file at path.
+func ReadFile(path string, fn func(*Record) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return Read(f, path, fn)
+}
