@@ -1,0 +1,71 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newTransport builds the one http.Transport a run uses. It dials itself so
+// that dial and TLS errors carry their phase (see Classify), and it offers
+// h2 by ALPN according to cfg.Protocol.
+func newTransport(cfg *Config) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, &phaseError{phase: phaseDial, err: err}
+		}
+		return c, nil
+	}
+	var nextProtos []string
+	switch cfg.Protocol {
+	case ProtocolHTTP1:
+		nextProtos = []string{"http/1.1"}
+	case ProtocolHTTP2:
+		nextProtos = []string{"h2"}
+	default:
+		nextProtos = []string{"h2", "http/1.1"}
+	}
+	dialTLS := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(raw, &tls.Config{
+			ServerName:         host,
+			InsecureSkipVerify: cfg.Insecure, //nolint:gosec // the user asked for --insecure
+			NextProtos:         nextProtos,
+		})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, &phaseError{phase: phaseTLS, err: err}
+		}
+		if cfg.Protocol == ProtocolHTTP2 && tc.ConnectionState().NegotiatedProtocol != "h2" {
+			raw.Close()
+			return nil, &phaseError{phase: phaseTLS, err: fmt.Errorf("server did not negotiate h2 (got %q)", tc.ConnectionState().NegotiatedProtocol)}
+		}
+		return tc, nil
+	}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(cfg.Protocol != ProtocolHTTP2)
+	protos.SetHTTP2(cfg.Protocol != ProtocolHTTP1)
+	return &http.Transport{
+		Proxy:               nil, // probe the URL itself, never an environment proxy
+		DialContext:         dial,
+		DialTLSContext:      dialTLS,
+		Protocols:           protos,
+		DisableKeepAlives:   cfg.NewConn,
+		DisableCompression:  true, // count the bytes that crossed the wire
+		MaxIdleConns:        cfg.Connections,
+		MaxIdleConnsPerHost: cfg.Connections,
+		MaxConnsPerHost:     cfg.Connections,
+		IdleConnTimeout:     90 * time.Second,
+		// No ResponseHeaderTimeout: the request context bounds the whole
+		// exchange, so every timeout surfaces the same way.
+	}
+}
