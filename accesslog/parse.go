@@ -29,8 +29,17 @@ func Parse(line []byte) (Entry, error) {
 }
 
 // Parse reads line into e, overwriting every field; it allocates nothing for
-// a well-formed line, so a caller that reuses one Entry parses for free.
+// a well-formed line, so a caller that reuses one Entry parses for free. On
+// error e is left empty, never half filled.
 func (e *Entry) Parse(line []byte) error {
+	err := e.parse(line)
+	if err != nil {
+		*e = Entry{}
+	}
+	return err
+}
+
+func (e *Entry) parse(line []byte) error {
 	*e = Entry{}
 	line = bytes.TrimRight(line, " \t\r\n")
 	if len(line) == 0 {
@@ -226,13 +235,15 @@ func setBytes(dst *int64, v []byte) string {
 	return ""
 }
 
-// atoi parses an optionally negative decimal of at most 18 digits.
+// atoi parses an optionally negative decimal of at most 18 digits, in
+// canonical form only (no leading zeros, no "-0"): what ALB writes, and what
+// keeps Append(Parse(line)) == line for every line Parse accepts.
 func atoi(v []byte) (int64, bool) {
 	neg := len(v) > 0 && v[0] == '-'
 	if neg {
 		v = v[1:]
 	}
-	if len(v) == 0 || len(v) > 18 {
+	if len(v) == 0 || len(v) > 18 || (v[0] == '0' && (len(v) > 1 || neg)) {
 		return 0, false
 	}
 	var n int64
@@ -316,7 +327,9 @@ func (e *Entry) setTime(dst *time.Time, pi int, v []byte) string {
 	h, ok4 := digits(v[11:13])
 	mi, ok5 := digits(v[14:16])
 	s, ok6 := digits(v[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 ||
+	// Years before 1970 are refused: year 1 would collide with the zero
+	// time.Time, which stands for "-".
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || y < 1970 || mo < 1 || mo > 12 || d < 1 ||
 		d > daysIn(mo, y) || h > 23 || mi > 59 || s > 59 {
 		return bad()
 	}
