@@ -7,6 +7,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -65,6 +66,9 @@ type Config struct {
 	// LateAfter is how far behind its schedule a send may start before it
 	// counts as late (no worker or connection was free in time).
 	LateAfter time.Duration
+	// Resolver resolves the URL's host (nil: the system's). Names under
+	// .invalid never reach it (see newTransport).
+	Resolver *net.Resolver
 	// Source and Scenario label every record.
 	Source   string
 	Scenario string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -13,8 +14,12 @@ import (
 // that dial and TLS errors carry their phase (see Classify), and it offers
 // h2 by ALPN according to cfg.Protocol.
 func newTransport(cfg *Config) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, _ := net.SplitHostPort(addr); isInvalidName(host) {
+			return nil, &phaseError{phase: phaseDial, err: &net.DNSError{
+				Err: "no such host (RFC 6761: .invalid never resolves)", Name: host, IsNotFound: true}}
+		}
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, &phaseError{phase: phaseDial, err: err}
@@ -68,4 +73,12 @@ func newTransport(cfg *Config) *http.Transport {
 		// No ResponseHeaderTimeout: the request context bounds the whole
 		// exchange, so every timeout surfaces the same way.
 	}
+}
+
+// isInvalidName spots names under the reserved TLD .invalid. RFC 6761 §6.4
+// asks resolver libraries to answer them negatively at once; Go's does not,
+// and asking a nameserver would send traffic for a name that cannot exist.
+func isInvalidName(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	return h == "invalid" || strings.HasSuffix(h, ".invalid")
 }
