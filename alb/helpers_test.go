@@ -1,0 +1,225 @@
+package alb
+
+import (
+	"bytes"
+
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+// backend is a real HTTP server on its own loopback address, like a pod.
+type backend struct {
+	addr   string
+	target Target
+	srv    *http.Server
+	health atomic.Int32 // status /health answers
+	hits   atomic.Int64
+	block  chan struct{} // /slow waits on it
+	closed chan struct{} // a connection closed (ConnState)
+	once   sync.Once
+}
+
+// startBackends starts one backend per IP, all on the same port, like pods
+// of one Deployment.
+func startBackends(t *testing.T, ips ...string) []*backend {
+	t.Helper()
+	return startBackendsIdle(t, 0, ips...)
+}
+
+// startBackendsIdle is startBackends with the app's keep-alive idle timeout.
+func startBackendsIdle(t *testing.T, idle time.Duration, ips ...string) []*backend {
+	t.Helper()
+	var out []*backend
+	port := 0
+	for _, ip := range ips {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			t.Fatalf("listen %s:%d: %v", ip, port, err)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		b := &backend{addr: ln.Addr().String(), target: Target{IP: ip, Port: port},
+			block: make(chan struct{}), closed: make(chan struct{}, 1000)}
+		b.health.Store(200)
+		b.srv = &http.Server{Handler: b, IdleTimeout: idle, ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed {
+				select {
+				case b.closed <- struct{}{}:
+				default:
+				}
+			}
+		}}
+		go b.srv.Serve(ln)
+		t.Cleanup(b.stop)
+		out = append(out, b)
+	}
+	return out
+}
+
+func (b *backend) stop() {
+	b.once.Do(func() { close(b.block) })
+	b.srv.Close()
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/health":
+		w.WriteHeader(int(b.health.Load()))
+		return
+	case "/slow":
+		b.hits.Add(1)
+		w.Header().Set("X-Served-By", b.addr)
+		select {
+		case <-b.block:
+		case <-r.Context().Done():
+		}
+		return
+	}
+	b.hits.Add(1)
+	w.Header().Set("X-Served-By", b.addr)
+	w.Header().Set("X-Trace-Seen", r.Header.Get("X-Amzn-Trace-Id"))
+	io.WriteString(w, "ok "+b.addr)
+}
+
+// recorder collects what the LB reports.
+type recorder struct {
+	mu   sync.Mutex
+	recs []*timeline.Record
+	reqs []RequestInfo
+}
+
+func (r *recorder) sink(rec *timeline.Record) {
+	r.mu.Lock()
+	r.recs = append(r.recs, rec)
+	r.mu.Unlock()
+}
+
+func (r *recorder) onRequest(ri *RequestInfo) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, *ri)
+	r.mu.Unlock()
+}
+
+func (r *recorder) requests() []RequestInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]RequestInfo(nil), r.reqs...)
+}
+
+func (r *recorder) records() []*timeline.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*timeline.Record(nil), r.recs...)
+}
+
+// syncBuffer is an access log the test can read while the LB writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testConfig is a fast LB: short health checks, one node, no propagation.
+func testConfig(rec *recorder, log io.Writer) Config {
+	cfg := DefaultConfig()
+	cfg.HealthCheck.Path = "/health"
+	cfg.HealthCheck.Interval = 20 * time.Millisecond
+	cfg.HealthCheck.Timeout = time.Second
+	cfg.HealthCheck.HealthyThreshold = 2
+	cfg.HealthCheck.UnhealthyThreshold = 2
+	cfg.Nodes = 1
+	cfg.Propagation = 0
+	cfg.TargetTimeout = 10 * time.Second
+	if rec != nil {
+		cfg.Sink = rec.sink
+		cfg.OnRequest = rec.onRequest
+	}
+	cfg.AccessLog = log
+	return cfg
+}
+
+func newLB(t *testing.T, cfg Config) *LB {
+	t.Helper()
+	lb, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close() })
+	return lb
+}
+
+// waitState polls until target tg has state want; a generous bound keeps
+// the test about behaviour, not speed.
+func waitState(t *testing.T, lb *LB, tg Target, want State) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if lb.HealthOf(tg).State == want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("target %s: state %s, want %s", tg, lb.HealthOf(tg).State, want)
+}
+
+// get sends one request on a new connection (each lands on the next LB node).
+func get(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// logEntries parses every access-log line, failing on any malformed one.
+func logEntries(t *testing.T, lb *LB, log *syncBuffer) []accesslog.Entry {
+	t.Helper()
+	if err := lb.FlushAccessLog(); err != nil {
+		t.Fatal(err)
+	}
+	var out []accesslog.Entry
+	for i, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		e, err := accesslog.Parse([]byte(line))
+		if err != nil {
+			t.Fatalf("access log line %d %q: %v", i+1, line, err)
+		}
+		out = append(out, e.Clone())
+	}
+	return out
+}
+
+func lastRequest(t *testing.T, rec *recorder) RequestInfo {
+	t.Helper()
+	rs := rec.requests()
+	if len(rs) == 0 {
+		t.Fatal("no request reported")
+	}
+	return rs[len(rs)-1]
+}
