@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	probecmd "github.com/rollsafe/rollsafe/internal/cmd/probe"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 )
 
@@ -59,7 +60,7 @@ func commands(f *cmdutil.Factory) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(f),
 		notBuilt("lab", "Replay EKS + ALB rollouts on this machine with real processes and traffic"),
-		notBuilt("probe URL", "Send traffic at a URL through a rollout and classify every failure"),
+		probecmd.NewCmd(f),
 		notBuilt("report FILE...", "Turn recorded timelines into an HTML timeline and numbers"),
 		notBuilt("check PATH...", "Judge a workload's zero-downtime chain from its manifests"),
 		notBuilt("soak", "Roll a Deployment over and over and count lost requests"),

@@ -1,0 +1,192 @@
+// Package probe is the `rollsafe probe` command: flags in, probe.Run, output out.
+package probe
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/probe"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+type options struct {
+	cfg          probe.Config
+	headers      []string
+	body         string
+	bodyFile     string
+	protocol     string
+	versionRegex string
+	record       string
+	output       string
+	maxFailures  int64
+	errorBudget  string
+}
+
+// NewCmd builds `rollsafe probe URL`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	o := &options{}
+	cmd := &cobra.Command{
+		Use:   "probe URL",
+		Short: "Send traffic at a URL through a rollout and classify every failure",
+		Long: `Send requests at URL on a fixed schedule (open model: latency counts from the
+time a request was due, so a stalled server cannot hide) and record every one:
+status, failure class, latency, which replica answered, which version.
+
+Failure classes: http_500 http_502 http_503 http_504 http_5xx http_4xx
+conn_refused conn_reset eof timeout tls dns other.
+
+Each request gets one attempt (no transparent retries) and an X-Amzn-Trace-Id
+that the ALB writes into its access log. Ctrl-C stops sending, waits for the
+requests in flight and flushes the record and the summary.
+
+Exit status: 0 within budget, 1 past --max-failures/--error-budget, 2 bad usage.`,
+		Example: `  rollsafe probe https://app.example.com/healthz --rate 50 --duration 10m --record run.ndjson
+  rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.cfg.URL = args[0]
+			return runProbe(cmd, f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.Float64Var(&o.cfg.Rate, "rate", 50, "requests per second on a fixed schedule; 0 = as fast as --connections allow")
+	fl.IntVarP(&o.cfg.Connections, "connections", "c", probe.DefaultConnections, "concurrent workers and keep-alive connections")
+	fl.BoolVar(&o.cfg.NewConn, "new-conn", false, "open a new TCP/TLS connection per request (like curl in a loop)")
+	fl.DurationVarP(&o.cfg.Duration, "duration", "d", 0, "how long to send (0: until --requests or Ctrl-C)")
+	fl.Uint64VarP(&o.cfg.Requests, "requests", "n", 0, "how many requests to send (0: until --duration or Ctrl-C)")
+	fl.DurationVar(&o.cfg.Timeout, "timeout", probe.DefaultTimeout, "per-request timeout, from send to the end of the body")
+	fl.StringVarP(&o.cfg.Method, "method", "X", "GET", "HTTP method")
+	fl.StringArrayVarP(&o.headers, "header", "H", nil, `request header "Name: value" (repeatable; "Host: x" sets the Host)`)
+	fl.StringVar(&o.body, "body", "", "request body")
+	fl.StringVar(&o.bodyFile, "body-file", "", "read the request body from this file")
+	fl.BoolVarP(&o.cfg.Insecure, "insecure", "k", false, "do not verify the server's TLS certificate")
+	fl.StringVar(&o.protocol, "http", string(probe.ProtocolAuto), "HTTP version over TLS: auto (ALPN h2 or 1.1), 1.1 or 2")
+	fl.StringVar(&o.cfg.ReplicaHeader, "replica-header", probe.DefaultReplicaHeader, "response header naming the replica that answered")
+	fl.StringVar(&o.cfg.VersionHeader, "version-header", "", "response header carrying the app version")
+	fl.StringVar(&o.versionRegex, "version-regex", "", "regexp finding the version in the body (first group, or the match)")
+	fl.StringVar(&o.record, "record", "", `stream every request to this NDJSON timeline file ("-" for stdout)`)
+	fl.StringVarP(&o.output, "output", "o", "text", "summary format: text or json")
+	fl.Int64Var(&o.maxFailures, "max-failures", -1, "exit 1 when more requests than this fail (-1: no limit)")
+	fl.StringVar(&o.errorBudget, "error-budget", "", `exit 1 when the failed share exceeds this ("0.1%" or "0.001")`)
+	fl.StringVar(&o.cfg.Scenario, "scenario", "", "label every record with this scenario name")
+	fl.DurationVar(&o.cfg.LateAfter, "late-after", probe.DefaultLateAfter, "count a send as late when it starts this far behind schedule")
+	return cmd
+}
+
+// prepare turns flags into a Config and a Budget; every error names its flag.
+func prepare(o *options) (probe.Budget, error) {
+	budget := probe.NoBudget
+	budget.MaxFailures = o.maxFailures
+	if o.errorBudget != "" {
+		r, err := probe.ParseRatio(o.errorBudget)
+		if err != nil {
+			return budget, cmdutil.UsageErrorf("--error-budget: %v", err)
+		}
+		budget.MaxRatio = r
+	}
+	if o.cfg.Connections < 1 {
+		return budget, cmdutil.UsageErrorf("--connections %d: must be at least 1", o.cfg.Connections)
+	}
+	if o.cfg.Timeout <= 0 {
+		return budget, cmdutil.UsageErrorf("--timeout %v: must be positive", o.cfg.Timeout)
+	}
+	o.cfg.Protocol = probe.Protocol(o.protocol)
+	o.cfg.Headers = http.Header{}
+	for _, h := range o.headers {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(strings.TrimSpace(name), " \t") {
+			return budget, cmdutil.UsageErrorf("--header %q: want \"Name: value\"", h)
+		}
+		o.cfg.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	switch {
+	case o.body != "" && o.bodyFile != "":
+		return budget, cmdutil.UsageErrorf("--body and --body-file: give one")
+	case o.body != "":
+		o.cfg.Body = []byte(o.body)
+	case o.bodyFile != "":
+		b, err := os.ReadFile(o.bodyFile)
+		if err != nil {
+			return budget, cmdutil.UsageErrorf("--body-file: %v", err)
+		}
+		o.cfg.Body = b
+	}
+	if o.versionRegex != "" {
+		re, err := regexp.Compile(o.versionRegex)
+		if err != nil {
+			return budget, cmdutil.UsageErrorf("--version-regex %q: %v", o.versionRegex, err)
+		}
+		o.cfg.VersionRegex = re
+	}
+	return budget, nil
+}
+
+func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
+	out, err := cmdutil.ParseOutput(o.output, cmdutil.OutputText, cmdutil.OutputJSON)
+	if err != nil {
+		return err
+	}
+	budget, err := prepare(o)
+	if err != nil {
+		return err
+	}
+	var sink probe.Sink
+	var rec *timeline.Writer
+	if o.record != "" {
+		if o.record == "-" && out == cmdutil.OutputJSON {
+			return cmdutil.UsageErrorf("--record - and --output json both want stdout")
+		}
+		if rec, err = timeline.Create(o.record); err != nil {
+			return cmdutil.UsageErrorf("--record: %v", err)
+		}
+		sink = rec.Write
+	}
+	start := time.Now()
+	if f.IO.ErrTTY {
+		o.cfg.Progress = func(s *probe.Summary) { fmt.Fprintf(f.IO.ErrOut, "\r\033[K%s", progressLine(s, time.Since(start))) }
+	}
+	sum, runErr := probe.Run(cmd.Context(), o.cfg, sink)
+	if f.IO.ErrTTY {
+		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
+	}
+	if sum == nil { // the Config was refused before anything was sent
+		if rec != nil {
+			rec.Close()
+			os.Remove(o.record)
+		}
+		return cmdutil.UsageErrorf("%v", runErr)
+	}
+	if rec != nil {
+		if err := rec.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("recording %s: %w", o.record, err)
+		}
+	}
+	if err := render(f.IO.Out, out, sum); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return runErr // exit 3: the record is incomplete
+	}
+	if why := budget.Exceeded(sum); why != "" {
+		return cmdutil.Failedf("error budget exceeded: %s", why)
+	}
+	return nil
+}
+
+func render(w io.Writer, out cmdutil.Output, s *probe.Summary) error {
+	if out == cmdutil.OutputJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return writeText(w, s)
+}
