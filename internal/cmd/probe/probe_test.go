@@ -1,0 +1,164 @@
+package probe_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rollsafe/rollsafe/internal/cmd/root"
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
+	code := root.Run(context.Background(), f, args)
+	return code, out.String(), errOut.String()
+}
+
+// every 4th request gets a 502.
+func flaky502(t *testing.T) *httptest.Server {
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestJSONShapeRecordAndBudget(t *testing.T) {
+	ts := flaky502(t)
+	rec := filepath.Join(t.TempDir(), "run.ndjson")
+	code, out, errOut := runCLI(t, "probe", ts.URL, "-n", "40", "--rate", "500", "--record", rec,
+		"--output", "json", "--max-failures", "9")
+	if code != cmdutil.ExitFailed {
+		t.Fatalf("exit %d, want 1 (10 failures > 9): %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "10 failed requests, budget 9") {
+		t.Errorf("stderr does not say why: %q", errOut)
+	}
+	var got struct {
+		Requests  uint64            `json:"requests"`
+		OK        uint64            `json:"ok"`
+		Failures  map[string]uint64 `json:"failures"`
+		LatencyMS map[string]float64 `json:"latency_ms"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if got.Requests != 40 || got.OK != 30 || got.Failures["http_502"] != 10 || len(got.Failures) != len(timeline.FailureClasses) {
+		t.Errorf("summary %+v", got)
+	}
+	for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
+		if _, ok := got.LatencyMS[k]; !ok {
+			t.Errorf("latency_ms has no %s", k)
+		}
+	}
+	var n, failed int
+	if err := timeline.ReadFile(rec, func(r *timeline.Record) error {
+		n++
+		if r.Failed() {
+			failed++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 40 || failed != 10 {
+		t.Errorf("record has %d requests, %d failed; want 40, 10", n, failed)
+	}
+	code, _, _ = runCLI(t, "probe", ts.URL, "-n", "40", "--rate", "500", "--error-budget", "30%")
+	if code != 0 {
+		t.Errorf("25%% failures within a 30%% budget: exit %d", code)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"probe"},
+		{"probe", "http://127.0.0.1:1/", "--error-budget", "lots"},
+		{"probe", "http://127.0.0.1:1/", "--version-regex", "("},
+		{"probe", "http://127.0.0.1:1/", "-H", "NoColon"},
+		{"probe", "http://127.0.0.1:1/", "--output", "yaml"},
+		{"probe", "http://127.0.0.1:1/", "--http", "3"},
+		{"probe", "http://127.0.0.1:1/", "--rate", "fast"},
+		{"probe", "http://127.0.0.1:1/", "--body-file", "/nonexistent/body"},
+	} {
+		code, _, errOut := runCLI(t, args...)
+		if code != cmdutil.ExitUsage || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
+		}
+	}
+}
+
+// A real process gets a real SIGTERM while requests are in flight: it stops
+// sending, waits for them, and everything the server answered is in both
+// the record and the summary.
+func TestSIGTERMFlushesEverything(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "rollsafe")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rollsafe/rollsafe/cmd/rollsafe").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var served, blocked atomic.Int64
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if served.Add(1) > 10 {
+			blocked.Add(1)
+			<-release
+		}
+	}))
+	defer ts.Close()
+	rec := filepath.Join(t.TempDir(), "run.ndjson")
+	cmd := exec.Command(bin, "probe", ts.URL, "--rate", "200", "-c", "3", "--record", rec, "--output", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); blocked.Load() < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("requests never got in flight: %s", stderr.String())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the signal land; more sends would still be counted right
+	close(release)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+	var sum struct {
+		Requests    int64 `json:"requests"`
+		OK          int64 `json:"ok"`
+		Interrupted bool  `json:"interrupted"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, stdout.String())
+	}
+	lines := 0
+	if err := timeline.ReadFile(rec, func(*timeline.Record) error { lines++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Interrupted || sum.Requests != served.Load() || sum.OK != sum.Requests || int64(lines) != sum.Requests {
+		t.Errorf("server answered %d; summary %+v; record has %d lines", served.Load(), sum, lines)
+	}
+	if _, err := os.Stat(rec); err != nil {
+		t.Error(err)
+	}
+}
