@@ -1,0 +1,354 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/rollsafe/rollsafe/manifest"
+)
+
+// Well-known labels, annotations and names of the AWS Load Balancer
+// Controller and the in-tree AWS cloud provider.
+const (
+	LabelGateInject      = "elbv2.k8s.aws/pod-readiness-gate-inject"
+	gateConditionPrefix  = "target-health.elbv2.k8s.aws/"
+	legacyGatePrefix     = "target-health.alb.ingress.k8s.aws/"
+	albController        = "ingress.k8s.aws/alb"
+	albPrefix            = "alb.ingress.kubernetes.io/"
+	svcPrefix            = "service.beta.kubernetes.io/"
+	annIngressClass      = "kubernetes.io/ingress.class"
+	annDefaultClass      = "ingressclass.kubernetes.io/is-default-class"
+	attrDelay            = "deregistration_delay.timeout_seconds"
+	attrIdle             = "idle_timeout.timeout_seconds"
+	nlbLoadBalancerClass = "service.k8s.aws/nlb"
+)
+
+// graph indexes the objects once; rules never search the input.
+type graph struct {
+	opts       Options
+	workloads  []*manifest.Object
+	services   map[string][]*manifest.Object // by namespace
+	ingresses  map[string][]*manifest.Object
+	tgbs       map[string][]*manifest.Object
+	pdbs       map[string][]*manifest.Object
+	namespaces map[string]*manifest.Object
+	classes    map[string]*networkingv1.IngressClass
+	defaultALB bool                          // a default IngressClass is the ALB controller's
+	groups     map[string][]*manifest.Object // IngressGroup name -> ALB Ingresses
+	errs       []error
+}
+
+func (g *graph) ns(o *manifest.Object) string {
+	if o.Namespace != "" {
+		return o.Namespace
+	}
+	return g.opts.DefaultNamespace
+}
+
+func newGraph(objs []*manifest.Object, opts Options) *graph {
+	g := &graph{opts: opts, services: map[string][]*manifest.Object{}, ingresses: map[string][]*manifest.Object{},
+		tgbs: map[string][]*manifest.Object{}, pdbs: map[string][]*manifest.Object{},
+		namespaces: map[string]*manifest.Object{}, classes: map[string]*networkingv1.IngressClass{},
+		groups: map[string][]*manifest.Object{}}
+	for _, o := range objs {
+		switch obj := o.Obj.(type) {
+		case *appsv1.Deployment, *appsv1.StatefulSet:
+			g.workloads = append(g.workloads, o)
+		case *corev1.Service:
+			g.services[g.ns(o)] = append(g.services[g.ns(o)], o)
+		case *networkingv1.Ingress:
+			g.ingresses[g.ns(o)] = append(g.ingresses[g.ns(o)], o)
+		case *manifest.TargetGroupBinding:
+			g.tgbs[g.ns(o)] = append(g.tgbs[g.ns(o)], o)
+		case *policyv1.PodDisruptionBudget:
+			g.pdbs[g.ns(o)] = append(g.pdbs[g.ns(o)], o)
+		case *corev1.Namespace:
+			g.namespaces[o.Name] = o
+		case *networkingv1.IngressClass:
+			g.classes[o.Name] = obj
+			if obj.Annotations[annDefaultClass] == "true" && obj.Spec.Controller == albController {
+				g.defaultALB = true
+			}
+		}
+	}
+	for _, list := range g.ingresses {
+		for _, o := range list {
+			if g.isALB(o.Obj.(*networkingv1.Ingress)) {
+				name := groupName(g, o)
+				g.groups[name] = append(g.groups[name], o)
+			}
+		}
+	}
+	return g
+}
+
+// isALB says whether the AWS Load Balancer Controller serves the Ingress:
+// by ingressClassName (its IngressClass's controller, or the conventional
+// name "alb" when the class is not among the inputs), by the legacy class
+// annotation, or by a default IngressClass of the controller.
+func (g *graph) isALB(ing *networkingv1.Ingress) bool {
+	if c := ing.Spec.IngressClassName; c != nil {
+		if ic, ok := g.classes[*c]; ok {
+			return ic.Spec.Controller == albController
+		}
+		return *c == "alb"
+	}
+	if c, ok := ing.Annotations[annIngressClass]; ok {
+		return c == "alb"
+	}
+	return g.defaultALB
+}
+
+// groupName is the ALB IngressGroup: explicit group.name, else the
+// Ingress alone (the controller's implicit group).
+func groupName(g *graph, o *manifest.Object) string {
+	ing := o.Obj.(*networkingv1.Ingress)
+	if n := ing.Annotations[albPrefix+"group.name"]; n != "" {
+		return n
+	}
+	return "implicit:" + g.ns(o) + "/" + o.Name
+}
+
+// Resolve joins the objects and resolves every Deployment and StatefulSet.
+// Unusable values (an annotation that is not a number, a bad
+// maxUnavailable) are returned as errors naming file:line.
+func Resolve(objs []*manifest.Object, opts Options) ([]*Workload, error) {
+	g := newGraph(objs, opts)
+	ws := make([]*Workload, 0, len(g.workloads))
+	for _, o := range g.workloads {
+		ws = append(ws, g.resolve(o))
+	}
+	return ws, errors.Join(g.errs...)
+}
+
+func (g *graph) errorf(o *manifest.Object, line int, format string, a ...any) {
+	if line == 0 {
+		line = o.Source.Line
+	}
+	g.errs = append(g.errs, &manifest.Error{File: o.Source.File, Line: line, Doc: o.Source.Doc,
+		Msg: o.Kind + " " + o.Name + ": " + fmt.Sprintf(format, a...)})
+}
+
+func (g *graph) resolve(o *manifest.Object) *Workload {
+	w := &Workload{Object: o, Kind: o.Kind, Namespace: g.ns(o), Name: o.Name}
+	w.Ref = o.Ref(g.opts.DefaultNamespace)
+	var meta metav1.ObjectMeta
+	replicas := int32(1)
+	switch d := o.Obj.(type) {
+	case *appsv1.Deployment:
+		meta, w.Template = d.ObjectMeta, &d.Spec.Template
+		if d.Spec.Replicas != nil {
+			replicas = *d.Spec.Replicas
+		}
+		w.Replicas, w.MinReadySeconds = int(replicas), int(d.Spec.MinReadySeconds)
+		w.Strategy = string(d.Spec.Strategy.Type)
+		if w.Strategy == "" {
+			w.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
+		}
+		if w.Strategy == string(appsv1.RollingUpdateDeploymentStrategyType) {
+			surge, unavail := intstr.FromString("25%"), intstr.FromString("25%")
+			if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
+				if ru.MaxSurge != nil {
+					surge = *ru.MaxSurge
+				}
+				if ru.MaxUnavailable != nil {
+					unavail = *ru.MaxUnavailable
+				}
+			}
+			w.MaxSurge = g.scaled(o, surge, w.Replicas, true, "maxSurge")
+			w.MaxUnavailable = g.scaled(o, unavail, w.Replicas, false, "maxUnavailable")
+		}
+	case *appsv1.StatefulSet:
+		meta, w.Template = d.ObjectMeta, &d.Spec.Template
+		if d.Spec.Replicas != nil {
+			replicas = *d.Spec.Replicas
+		}
+		w.Replicas, w.MinReadySeconds = int(replicas), int(d.Spec.MinReadySeconds)
+		w.Strategy = string(d.Spec.UpdateStrategy.Type)
+		if w.Strategy == "" {
+			w.Strategy = string(appsv1.RollingUpdateStatefulSetStrategyType)
+		}
+		// A StatefulSet replaces pods in place: delete first, no surge.
+		unavail := intstr.FromInt32(1)
+		if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+			unavail = *ru.MaxUnavailable
+		}
+		w.MaxUnavailable = g.scaled(o, unavail, w.Replicas, false, "maxUnavailable")
+	}
+	spec := &w.Template.Spec
+	w.TerminationGracePeriod, w.GraceDefaulted = 30*time.Second, true
+	if spec.TerminationGracePeriodSeconds != nil {
+		w.TerminationGracePeriod = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+		w.GraceDefaulted = false
+	}
+	for _, rg := range spec.ReadinessGates {
+		c := string(rg.ConditionType)
+		if strings.HasPrefix(c, gateConditionPrefix) || strings.HasPrefix(c, legacyGatePrefix) {
+			w.ManualGate = true
+		}
+	}
+	if nsObj, ok := g.namespaces[w.Namespace]; ok {
+		w.NamespaceObject, w.GateKnown = nsObj, true
+		w.GateInjection = nsObj.Obj.(*corev1.Namespace).Labels[LabelGateInject] == "enabled"
+	}
+	g.appFacts(w, meta)
+
+	podLabels := labels.Set(w.Template.Labels)
+	for _, s := range g.services[w.Namespace] {
+		svc := s.Obj.(*corev1.Service)
+		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
+			continue
+		}
+		w.Services = append(w.Services, s)
+		g.routes(w, s, svc)
+	}
+	for _, p := range g.pdbs[w.Namespace] {
+		pdb := p.Obj.(*policyv1.PodDisruptionBudget)
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil {
+			g.errorf(p, p.Line("spec", "selector"), "selector: %v", err)
+			continue
+		}
+		if pdb.Spec.Selector != nil && !sel.Empty() && sel.Matches(podLabels) {
+			w.PDBs = append(w.PDBs, p)
+		}
+	}
+	w.Containers = servingContainers(w.Template, w.Services)
+	return w
+}
+
+func (g *graph) scaled(o *manifest.Object, v intstr.IntOrString, replicas int, roundUp bool, field string) int {
+	n, err := intstr.GetScaledValueFromIntOrPercent(&v, replicas, roundUp)
+	if err != nil || n < 0 {
+		path := []string{"spec", "strategy", "rollingUpdate", field}
+		if o.Kind == "StatefulSet" {
+			path = []string{"spec", "updateStrategy", "rollingUpdate", field}
+		}
+		g.errorf(o, o.Line(path...), "%s %q: want a non-negative integer or a percentage", field, v.String())
+		return 0
+	}
+	return n
+}
+
+// appFacts reads the app's timeouts from the workload's or its pod
+// template's rollsafe.dev annotations, falling back to the flags.
+func (g *graph) appFacts(w *Workload, meta metav1.ObjectMeta) {
+	w.AppIdleTimeout, w.MaxRequestDuration, w.ShutdownTime = g.opts.AppIdleTimeout, g.opts.MaxRequestDuration, g.opts.ShutdownTime
+	for _, f := range []struct {
+		key string
+		dst *time.Duration
+	}{{AnnotationAppIdleTimeout, &w.AppIdleTimeout}, {AnnotationMaxRequestDuration, &w.MaxRequestDuration},
+		{AnnotationShutdownTime, &w.ShutdownTime}} {
+		path := []string{"metadata", "annotations", f.key}
+		v, ok := meta.Annotations[f.key]
+		if !ok {
+			v, ok = w.Template.Annotations[f.key]
+			path = []string{"spec", "template", "metadata", "annotations", f.key}
+		}
+		if !ok {
+			continue
+		}
+		d, err := ParseSeconds(v)
+		if err != nil {
+			g.errorf(w.Object, w.Object.Line(path...), "annotation %s: %v", f.key, err)
+			continue
+		}
+		*f.dst = d
+	}
+}
+
+// ParseSeconds reads a duration written as whole seconds ("75") or a Go
+// duration ("75s", "1m15s").
+func ParseSeconds(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 || n > 1<<31 {
+			return 0, fmt.Errorf("%q: out of range", v)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: want seconds (75) or a duration (75s, 1m15s)", v)
+	}
+	return d, nil
+}
+
+// servingContainers picks the containers that own a Service target port;
+// all containers when none can be matched (no Service, or ports unnamed).
+func servingContainers(t *corev1.PodTemplateSpec, svcs []*manifest.Object) []Container {
+	serving := map[int]bool{}
+	for _, s := range svcs {
+		for _, p := range s.Obj.(*corev1.Service).Spec.Ports {
+			tp := p.TargetPort
+			if tp.Type == intstr.Int && tp.IntVal == 0 {
+				tp = intstr.FromInt32(p.Port)
+			}
+			for i, c := range t.Spec.Containers {
+				for _, cp := range c.Ports {
+					if (tp.Type == intstr.Int && cp.ContainerPort == tp.IntVal) ||
+						(tp.Type == intstr.String && cp.Name == tp.StrVal) {
+						serving[i] = true
+					}
+				}
+			}
+		}
+	}
+	var out []Container
+	for i, c := range t.Spec.Containers {
+		if len(serving) > 0 && !serving[i] {
+			continue
+		}
+		ct := Container{Name: c.Name, Index: i, Readiness: resolveProbe(c.ReadinessProbe)}
+		if c.Lifecycle != nil {
+			ct.PreStop = ParsePreStop(c.Lifecycle.PreStop)
+		}
+		out = append(out, ct)
+	}
+	return out
+}
+
+func resolveProbe(p *corev1.Probe) *Probe {
+	if p == nil {
+		return nil
+	}
+	r := &Probe{InitialDelay: probeSecs(p.InitialDelaySeconds, 0), Period: probeSecs(p.PeriodSeconds, 10),
+		Timeout: probeSecs(p.TimeoutSeconds, 1), SuccessThreshold: orDefault(p.SuccessThreshold, 1),
+		FailureThreshold: orDefault(p.FailureThreshold, 3)}
+	switch {
+	case p.HTTPGet != nil:
+		r.Kind, r.Path, r.Port = "httpGet", p.HTTPGet.Path, p.HTTPGet.Port.String()
+	case p.TCPSocket != nil:
+		r.Kind, r.Port = "tcpSocket", p.TCPSocket.Port.String()
+	case p.GRPC != nil:
+		r.Kind, r.Port = "grpc", strconv.Itoa(int(p.GRPC.Port))
+	case p.Exec != nil:
+		r.Kind = "exec"
+	}
+	return r
+}
+
+func probeSecs(v, def int32) time.Duration {
+	if v == 0 {
+		v = def
+	}
+	return time.Duration(v) * time.Second
+}
+
+func orDefault(v, def int32) int {
+	if v == 0 {
+		return int(def)
+	}
+	return int(v)
+}

@@ -1,0 +1,247 @@
+package check
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/rollsafe/rollsafe/manifest"
+)
+
+// AWS and controller defaults, each cited in docs/rules.
+const (
+	defaultDelay = 300 * time.Second // deregistration_delay.timeout_seconds
+	defaultIdle  = 60 * time.Second  // idle_timeout.timeout_seconds (ALB, CLB)
+)
+
+// albHealthDefaults are the controller's Ingress annotation defaults (not
+// the ELBv2 API's 30 s / 5 / 2 / 5 s).
+var albHealthDefaults = HealthCheck{Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 15 * time.Second,
+	Timeout: 5 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, SuccessCodes: "200"}
+
+// nlbHealthDefaults are the controller's Service annotation defaults.
+var nlbHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Interval: 10 * time.Second,
+	Timeout: 10 * time.Second, HealthyThreshold: 3, UnhealthyThreshold: 3}
+
+// annotated finds an annotation on the first object that has it: the
+// controller gives Service annotations priority over Ingress ones.
+type annotated []*manifest.Object
+
+func (a annotated) get(key string) (string, *manifest.Object, int) {
+	for _, o := range a {
+		if o == nil {
+			continue
+		}
+		if v, ok := annotationsOf(o)[key]; ok {
+			return v, o, o.Line("metadata", "annotations", key)
+		}
+	}
+	return "", nil, 0
+}
+
+func annotationsOf(o *manifest.Object) map[string]string {
+	switch x := o.Obj.(type) {
+	case *corev1.Service:
+		return x.Annotations
+	case *networkingv1.Ingress:
+		return x.Annotations
+	case *manifest.TargetGroupBinding:
+		return x.Annotations
+	}
+	return nil
+}
+
+// routes adds every load balancer path through Service s.
+func (g *graph) routes(w *Workload, s *manifest.Object, svc *corev1.Service) {
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		w.Routes = append(w.Routes, g.serviceRoute(s, svc))
+	}
+	for _, io := range g.ingresses[w.Namespace] {
+		ing := io.Obj.(*networkingv1.Ingress)
+		if !g.isALB(ing) || !routesTo(ing, svc.Name) {
+			continue
+		}
+		w.Ingresses = append(w.Ingresses, io)
+		w.Routes = append(w.Routes, g.albRoute(io, s))
+	}
+	for _, to := range g.tgbs[w.Namespace] {
+		tgb := to.Obj.(*manifest.TargetGroupBinding)
+		if tgb.Spec.ServiceRef.Name != svc.Name || controllerManaged(tgb.Labels) {
+			continue // the controller's own bindings duplicate an Ingress route
+		}
+		w.TargetGroupBindings = append(w.TargetGroupBindings, to)
+		r := Route{LB: "TargetGroup", Front: to, Service: s, Via: to.Ref(g.opts.DefaultNamespace),
+			DeregistrationDelay: defaultDelay, HealthCheck: albHealthDefaults, delayAt: to.Source.Line}
+		if tgb.Spec.TargetType != nil {
+			r.TargetType = *tgb.Spec.TargetType
+			r.targetTypeAt = to.Line("spec", "targetType")
+		}
+		w.Routes = append(w.Routes, r)
+	}
+}
+
+func controllerManaged(l map[string]string) bool {
+	for k := range l {
+		if strings.HasPrefix(k, "ingress.k8s.aws/") || strings.HasPrefix(k, "service.k8s.aws/") {
+			return true
+		}
+	}
+	return false
+}
+
+func routesTo(ing *networkingv1.Ingress, svc string) bool {
+	if b := ing.Spec.DefaultBackend; b != nil && b.Service != nil && b.Service.Name == svc {
+		return true
+	}
+	for _, r := range ing.Spec.Rules {
+		if r.HTTP == nil {
+			continue
+		}
+		for _, p := range r.HTTP.Paths {
+			if p.Backend.Service != nil && p.Backend.Service.Name == svc {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// albRoute resolves an Ingress route: Service annotations first, then the
+// Ingress; the idle timeout from any member of the IngressGroup.
+func (g *graph) albRoute(io, s *manifest.Object) Route {
+	r := Route{LB: "ALB", L7: true, Front: io, Service: s, Via: io.Ref(g.opts.DefaultNamespace),
+		Group: groupName(g, io), TargetType: "instance", DeregistrationDelay: defaultDelay,
+		IdleTimeout: defaultIdle, HealthCheck: albHealthDefaults, delayAt: io.Line("metadata"),
+		idleAt: io.Line("metadata"), targetTypeAt: io.Line("metadata"), healthAt: io.Line("metadata"),
+		delayKey: albPrefix + "target-group-attributes"}
+	if strings.HasPrefix(r.Group, "implicit:") {
+		r.Group = ""
+	}
+	a := annotated{s, io}
+	if v, o, line := a.get(albPrefix + "target-type"); o != nil {
+		r.TargetType, r.targetTypeAt, r.typeObj = strings.TrimSpace(v), line, o
+		if r.TargetType != "ip" && r.TargetType != "instance" {
+			g.errorf(o, line, "annotation %starget-type %q: want ip or instance", albPrefix, v)
+		}
+	}
+	if v, o, line := a.get(albPrefix + "target-group-attributes"); o != nil {
+		if d, ok := g.attr(o, line, v, attrDelay); ok {
+			r.DeregistrationDelay, r.delayAt, r.delayObj = d, line, o
+		}
+	}
+	// Load balancer attributes live on the ALB, shared by the whole group.
+	members := append(annotated{io}, g.groups[groupName(g, io)]...)
+	if v, o, line := members.get(albPrefix + "load-balancer-attributes"); o != nil {
+		if d, ok := g.attr(o, line, v, attrIdle); ok {
+			r.IdleTimeout, r.idleAt, r.idleObj = d, line, o
+		}
+	}
+	r.HealthCheck = g.health(a, albPrefix, albHealthDefaults, &r.healthAt,
+		"healthcheck-interval-seconds", "healthcheck-timeout-seconds", "healthy-threshold-count",
+		"unhealthy-threshold-count", "healthcheck-path", "healthcheck-port", "healthcheck-protocol", "success-codes")
+	return r
+}
+
+// serviceRoute resolves a Service of type LoadBalancer: an NLB made by the
+// controller (loadBalancerClass or aws-load-balancer-type external/nlb-ip),
+// an in-tree NLB, or an in-tree Classic ELB.
+func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
+	a := annotated{s}
+	lbType, _, _ := a.get(svcPrefix + "aws-load-balancer-type")
+	controller := lbType == "external" || lbType == "nlb-ip" ||
+		(svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == nlbLoadBalancerClass)
+	r := Route{Front: s, Service: s, Via: s.Ref(g.opts.DefaultNamespace), TargetType: "instance",
+		delayAt: s.Line("metadata"), idleAt: s.Line("metadata"), targetTypeAt: s.Line("metadata"),
+		healthAt: s.Line("metadata")}
+	switch {
+	case controller:
+		r.LB, r.DeregistrationDelay, r.delayKey = "NLB", defaultDelay, svcPrefix+"aws-load-balancer-target-group-attributes"
+		if lbType == "nlb-ip" {
+			r.TargetType = "ip"
+		}
+		if v, o, line := a.get(svcPrefix + "aws-load-balancer-nlb-target-type"); o != nil {
+			r.TargetType, r.targetTypeAt = strings.TrimSpace(v), line
+		}
+		if v, o, line := a.get(r.delayKey); o != nil {
+			if d, ok := g.attr(o, line, v, attrDelay); ok {
+				r.DeregistrationDelay, r.delayAt = d, line
+			}
+		}
+		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", nlbHealthDefaults, &r.healthAt,
+			"healthcheck-interval", "healthcheck-timeout", "healthcheck-healthy-threshold",
+			"healthcheck-unhealthy-threshold", "healthcheck-path", "healthcheck-port", "healthcheck-protocol",
+			"healthcheck-success-codes")
+	case lbType == "nlb":
+		r.LB, r.DeregistrationDelay = "NLB", defaultDelay
+	default:
+		r.LB, r.IdleTimeout = "CLB", defaultIdle
+		bp, _, _ := a.get(svcPrefix + "aws-load-balancer-backend-protocol")
+		r.L7 = bp == "http" || bp == "https"
+		if v, o, line := a.get(svcPrefix + "aws-load-balancer-connection-idle-timeout"); o != nil {
+			if d, err := ParseSeconds(v); err == nil {
+				r.IdleTimeout, r.idleAt = d, line
+			} else {
+				g.errorf(o, line, "annotation aws-load-balancer-connection-idle-timeout: %v", err)
+			}
+		}
+		r.delayKey = svcPrefix + "aws-load-balancer-connection-draining-timeout"
+		if v, _, _ := a.get(svcPrefix + "aws-load-balancer-connection-draining-enabled"); v == "true" {
+			r.DeregistrationDelay = defaultDelay
+			if v, o, line := a.get(r.delayKey); o != nil {
+				if d, err := ParseSeconds(v); err == nil {
+					r.DeregistrationDelay, r.delayAt = d, line
+				} else {
+					g.errorf(o, line, "annotation %s: %v", r.delayKey, err)
+				}
+			}
+		}
+	}
+	return r
+}
+
+// attr reads one key of a "k1=v1,k2=v2" attribute annotation as seconds.
+func (g *graph) attr(o *manifest.Object, line int, v, key string) (time.Duration, bool) {
+	for _, kv := range strings.Split(v, ",") {
+		k, val, found := strings.Cut(strings.TrimSpace(kv), "=")
+		if !found || strings.TrimSpace(k) != key {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(val))
+		if err != nil || n < 0 {
+			g.errorf(o, line, "%s=%q: want whole seconds", key, val)
+			return 0, false
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	return 0, false
+}
+
+// health resolves a health check from annotations named prefix+suffix, in
+// the order interval, timeout, healthy, unhealthy, path, port, protocol, codes.
+func (g *graph) health(a annotated, prefix string, hc HealthCheck, at *int, names ...string) HealthCheck {
+	num := func(name string, dst *int) {
+		if v, o, line := a.get(prefix + name); o != nil {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n <= 0 {
+				g.errorf(o, line, "annotation %s%s %q: want a positive integer", prefix, name, v)
+				return
+			}
+			*dst, *at = n, line
+		}
+	}
+	var interval, timeout = int(hc.Interval / time.Second), int(hc.Timeout / time.Second)
+	num(names[0], &interval)
+	num(names[1], &timeout)
+	num(names[2], &hc.HealthyThreshold)
+	num(names[3], &hc.UnhealthyThreshold)
+	hc.Interval, hc.Timeout = time.Duration(interval)*time.Second, time.Duration(timeout)*time.Second
+	for i, dst := range []*string{&hc.Path, &hc.Port, &hc.Protocol, &hc.SuccessCodes} {
+		if v, o, _ := a.get(prefix + names[4+i]); o != nil {
+			*dst = v
+		}
+	}
+	return hc
+}

@@ -1,0 +1,188 @@
+package check
+
+import (
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rollsafe/rollsafe/manifest"
+)
+
+// Workload is one Deployment or StatefulSet joined with everything that
+// routes traffic to it, and the numbers of its zero-downtime chain resolved
+// with Kubernetes', AWS's and the controller's defaults applied. The lab
+// replays a user's manifests from this view.
+type Workload struct {
+	Object    *manifest.Object `json:"-"`
+	Ref       string           `json:"ref"` // Kind/namespace/name
+	Kind      string           `json:"kind"`
+	Namespace string           `json:"namespace"`
+	Name      string           `json:"name"`
+
+	Template *corev1.PodTemplateSpec `json:"-"`
+	// NamespaceObject is nil when the Namespace is not among the inputs.
+	NamespaceObject     *manifest.Object   `json:"-"`
+	Services            []*manifest.Object `json:"-"`
+	Ingresses           []*manifest.Object `json:"-"`
+	TargetGroupBindings []*manifest.Object `json:"-"`
+	PDBs                []*manifest.Object `json:"-"`
+	Routes              []Route            `json:"routes"`
+
+	Replicas        int    `json:"replicas"`
+	Strategy        string `json:"strategy"` // RollingUpdate, Recreate, OnDelete
+	MaxSurge        int    `json:"maxSurge"` // resolved against Replicas
+	MaxUnavailable  int    `json:"maxUnavailable"`
+	MinReadySeconds int    `json:"minReadySeconds"`
+	// TerminationGracePeriod is 30 s when unset (the Kubernetes default).
+	TerminationGracePeriod time.Duration `json:"terminationGracePeriod"`
+	GraceDefaulted         bool          `json:"graceDefaulted"`
+	// Containers are the ones serving the Services' target ports (all of
+	// them when no port can be matched).
+	Containers []Container `json:"containers"`
+
+	// GateInjection: the namespace carries
+	// elbv2.k8s.aws/pod-readiness-gate-inject=enabled. GateKnown is false
+	// when the Namespace was not among the inputs.
+	GateInjection bool `json:"gateInjection"`
+	GateKnown     bool `json:"gateKnown"`
+	// ManualGate: the pod template declares a target-health readiness gate itself.
+	ManualGate bool `json:"manualGate"`
+
+	// App facts from flags or rollsafe.dev/* annotations; 0 = unknown.
+	AppIdleTimeout     time.Duration `json:"appIdleTimeout"`
+	MaxRequestDuration time.Duration `json:"maxRequestDuration"`
+	ShutdownTime       time.Duration `json:"shutdownTime"`
+}
+
+// Container is a serving container's probe and hook.
+type Container struct {
+	Name      string  `json:"name"`
+	Index     int     `json:"index"`
+	Readiness *Probe  `json:"readiness,omitempty"`
+	PreStop   PreStop `json:"preStop"`
+}
+
+// Probe is a readiness probe with Kubernetes' defaults applied.
+type Probe struct {
+	Kind             string        `json:"kind"` // httpGet, tcpSocket, exec, grpc
+	Path             string        `json:"path,omitempty"`
+	Port             string        `json:"port,omitempty"`
+	InitialDelay     time.Duration `json:"initialDelay"`
+	Period           time.Duration `json:"period"`  // default 10 s
+	Timeout          time.Duration `json:"timeout"` // default 1 s
+	SuccessThreshold int           `json:"successThreshold"`
+	FailureThreshold int           `json:"failureThreshold"`
+}
+
+// Route is one load balancer path to the workload.
+type Route struct {
+	LB string `json:"lb"` // ALB, NLB, CLB, or TargetGroup (a hand-made TargetGroupBinding)
+	// Front is the object carrying the load balancer settings: the Ingress,
+	// the LoadBalancer Service, or the TargetGroupBinding.
+	Front   *manifest.Object `json:"-"`
+	Service *manifest.Object `json:"-"`
+	Via     string           `json:"via"`
+	// Group is the ALB IngressGroup the Ingress belongs to.
+	Group string `json:"group,omitempty"`
+	// TargetType is ip or instance; empty when it cannot be known from
+	// manifests (a TargetGroupBinding without targetType).
+	TargetType string `json:"targetType"`
+	// DeregistrationDelay is deregistration_delay.timeout_seconds (AWS
+	// default 300 s). For a CLB it is the connection-draining timeout (0 when
+	// draining is off, the in-tree default).
+	DeregistrationDelay time.Duration `json:"deregistrationDelay"`
+	// IdleTimeout is the LB's idle_timeout.timeout_seconds (default 60 s);
+	// 0 for an NLB, which does not reuse connections across clients.
+	IdleTimeout time.Duration `json:"idleTimeout"`
+	// L7 says the LB pools keep-alive connections to targets (ALB, HTTP CLB).
+	L7          bool        `json:"l7"`
+	HealthCheck HealthCheck `json:"healthCheck"`
+
+	// Lines of the settings in Front, for findings.
+	delayAt, idleAt, targetTypeAt, healthAt int
+	delayKey                                string // the annotation that sets the delay
+	// Objects holding each setting when it is not Front (a Service
+	// annotation overriding the Ingress, an IngressGroup member).
+	delayObj, idleObj, typeObj *manifest.Object
+}
+
+// at returns the object holding a setting and its line, Front when unset.
+func (r *Route) at(o *manifest.Object, line int) (*manifest.Object, int) {
+	if o == nil {
+		o = r.Front
+	}
+	if line == 0 {
+		line = o.Source.Line
+	}
+	return o, line
+}
+
+// HealthCheck is the target group health check with defaults applied.
+type HealthCheck struct {
+	Protocol           string        `json:"protocol"`
+	Path               string        `json:"path,omitempty"`
+	Port               string        `json:"port"`
+	Interval           time.Duration `json:"interval"`
+	Timeout            time.Duration `json:"timeout"`
+	HealthyThreshold   int           `json:"healthyThreshold"`
+	UnhealthyThreshold int           `json:"unhealthyThreshold"`
+	SuccessCodes       string        `json:"successCodes,omitempty"`
+}
+
+// Served says whether any Service selects the workload: only served
+// workloads take traffic that a rollout can drop.
+func (w *Workload) Served() bool { return len(w.Services) > 0 }
+
+// StopWindow is how long after a pod turns Terminating new requests may
+// still reach it: controller lag plus propagation P.
+func StopWindow(o Options) time.Duration { return o.ControllerLag + o.Propagation }
+
+// DrainAfterTERM is what the app needs after SIGTERM: the requests that
+// arrived up to the end of the stop window may run MaxRequestDuration, and
+// the ones still running when the preStop ends must finish, then the app's
+// own shutdown work.
+func (w *Workload) DrainAfterTERM(o Options, preStop time.Duration) time.Duration {
+	d := StopWindow(o) + w.MaxRequestDuration - preStop
+	if d < 0 {
+		d = 0
+	}
+	return d + w.ShutdownTime
+}
+
+// ReadyStep is the worst-case time from a new pod's creation to Ready:
+// its readiness probe passes, the controller registers it, and — with a
+// readiness gate — the ALB's health checks pass and the gate is re-checked.
+func (w *Workload) ReadyStep(o Options) time.Duration {
+	var probe time.Duration
+	for _, c := range w.Containers {
+		if p := c.Readiness; p != nil {
+			t := p.InitialDelay + time.Duration(p.SuccessThreshold)*p.Period
+			if t > probe {
+				probe = t
+			}
+		}
+	}
+	step := probe + time.Duration(w.MinReadySeconds)*time.Second
+	if w.GateActive() {
+		var hc time.Duration
+		for _, r := range w.Routes {
+			if r.TargetType == "ip" {
+				t := o.ControllerLag + time.Duration(r.HealthCheck.HealthyThreshold)*r.HealthCheck.Interval + GateRequeue
+				if t > hc {
+					hc = t
+				}
+			}
+		}
+		step += hc
+	}
+	return step
+}
+
+// GateActive says whether new pods get a target-health readiness gate.
+func (w *Workload) GateActive() bool { return w.ManualGate || (w.GateKnown && w.GateInjection) }
+
+// containerPath is the field path of container i in the pod template.
+func containerPath(i int, rest ...string) []string {
+	return append([]string{"spec", "template", "spec", "containers", strconv.Itoa(i)}, rest...)
+}
