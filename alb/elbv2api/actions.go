@@ -1,0 +1,177 @@
+package elbv2api
+
+import (
+	"encoding/xml"
+	"fmt"
+	"strconv"
+
+	"github.com/rollsafe/rollsafe/alb"
+)
+
+// checkARN answers TargetGroupNotFound for any ARN but the LB's own.
+func (s *Server) checkARN(p params) error {
+	arn := p.get("TargetGroupArn")
+	if arn == "" {
+		return errValidation("TargetGroupArn is required")
+	}
+	if arn != s.lb.TargetGroupARN() {
+		return &apiError{400, "TargetGroupNotFound", fmt.Sprintf("One or more target groups not found: %s", arn)}
+	}
+	return nil
+}
+
+type targetGroupXML struct {
+	TargetGroupArn             string
+	TargetGroupName            string
+	Protocol                   string
+	Port                       int
+	VpcId                      string
+	HealthCheckProtocol        string
+	HealthCheckPort            string
+	HealthCheckEnabled         bool
+	HealthCheckIntervalSeconds int
+	HealthCheckTimeoutSeconds  int
+	HealthyThresholdCount      int
+	UnhealthyThresholdCount    int
+	HealthCheckPath            string
+	Matcher                    struct{ HttpCode string }
+	LoadBalancerArns           []string `xml:"LoadBalancerArns>member"`
+	TargetType                 string
+	ProtocolVersion            string
+	IpAddressType              string
+}
+
+type describeTargetGroupsResult struct {
+	XMLName      struct{}         `xml:"DescribeTargetGroupsResult"`
+	TargetGroups []targetGroupXML `xml:"TargetGroups>member"`
+}
+
+func (s *Server) describeTargetGroups(p params) (any, error) {
+	cfg := s.lb.Config()
+	arns, names := p.list("TargetGroupArns"), p.list("Names")
+	if lbArn := p.get("LoadBalancerArn"); lbArn != "" && lbArn != s.lb.LoadBalancerARN() {
+		return nil, &apiError{400, "LoadBalancerNotFound", "One or more load balancers not found"}
+	}
+	for _, a := range arns {
+		if a != s.lb.TargetGroupARN() {
+			return nil, &apiError{400, "TargetGroupNotFound", "One or more target groups not found"}
+		}
+	}
+	for _, n := range names {
+		if n != cfg.Name {
+			return nil, &apiError{400, "TargetGroupNotFound", "One or more target groups not found"}
+		}
+	}
+	hc := cfg.HealthCheck
+	tg := targetGroupXML{
+		TargetGroupArn: s.lb.TargetGroupARN(), TargetGroupName: cfg.Name,
+		Protocol: "HTTP", Port: cfg.TargetPort, VpcId: "vpc-rollsafelab",
+		HealthCheckProtocol: "HTTP", HealthCheckPort: "traffic-port", HealthCheckEnabled: true,
+		HealthCheckIntervalSeconds: s.seconds(hc.Interval), HealthCheckTimeoutSeconds: s.seconds(hc.Timeout),
+		HealthyThresholdCount: hc.HealthyThreshold, UnhealthyThresholdCount: hc.UnhealthyThreshold,
+		HealthCheckPath:  hc.Path,
+		LoadBalancerArns: []string{s.lb.LoadBalancerARN()},
+		TargetType:       "ip", ProtocolVersion: "HTTP1", IpAddressType: "ipv4",
+	}
+	if hc.Port != 0 {
+		tg.HealthCheckPort = strconv.Itoa(hc.Port)
+	}
+	tg.Matcher.HttpCode = hc.Matcher
+	return describeTargetGroupsResult{TargetGroups: []targetGroupXML{tg}}, nil
+}
+
+type targetHealthXML struct {
+	Target struct {
+		Id   string
+		Port int
+	}
+	HealthCheckPort string
+	TargetHealth    struct {
+		State       string
+		Reason      string `xml:",omitempty"`
+		Description string `xml:",omitempty"`
+	}
+}
+
+type describeTargetHealthResult struct {
+	XMLName      struct{}          `xml:"DescribeTargetHealthResult"`
+	Descriptions []targetHealthXML `xml:"TargetHealthDescriptions>member"`
+}
+
+func (s *Server) describeTargetHealth(p params) (any, error) {
+	if err := s.checkARN(p); err != nil {
+		return nil, err
+	}
+	asked, err := targets(p)
+	if err != nil {
+		return nil, err
+	}
+	var hs []alb.TargetHealth
+	if len(asked) == 0 {
+		hs = s.lb.TargetHealth()
+	} else {
+		for _, t := range asked {
+			hs = append(hs, s.lb.HealthOf(t))
+		}
+	}
+	res := describeTargetHealthResult{Descriptions: []targetHealthXML{}}
+	for _, h := range hs {
+		var x targetHealthXML
+		x.Target.Id, x.Target.Port = h.Target.IP, h.Target.Port
+		x.HealthCheckPort = strconv.Itoa(h.HealthCheckPort)
+		x.TargetHealth.State, x.TargetHealth.Reason, x.TargetHealth.Description = string(h.State), h.Reason, h.Description
+		res.Descriptions = append(res.Descriptions, x)
+	}
+	return res, nil
+}
+
+// targets reads Targets.member.N.{Id,Port}; a missing port means the
+// target group's.
+func targets(p params) ([]alb.Target, error) {
+	var out []alb.Target
+	for i, m := range p.structs("Targets", "Id", "Port", "AvailabilityZone") {
+		t := alb.Target{IP: m["Id"]}
+		if t.IP == "" {
+			return nil, errValidation("Targets.member.%d.Id is required", i+1)
+		}
+		if ps, ok := m["Port"]; ok {
+			port, err := strconv.Atoi(ps)
+			if err != nil || port < 1 || port > 65535 {
+				return nil, errValidation("Targets.member.%d.Port %q is not a port (1-65535)", i+1, ps)
+			}
+			t.Port = port
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// emptyResult is a result element with no content, as Register/DeregisterTargets answer.
+type emptyResult struct {
+	XMLName xml.Name
+}
+
+func (s *Server) registerTargets(p params) (any, error) {
+	return s.changeTargets(p, "RegisterTargetsResult", s.lb.Register)
+}
+
+func (s *Server) deregisterTargets(p params) (any, error) {
+	return s.changeTargets(p, "DeregisterTargetsResult", s.lb.Deregister)
+}
+
+func (s *Server) changeTargets(p params, result string, change func(...alb.Target) error) (any, error) {
+	if err := s.checkARN(p); err != nil {
+		return nil, err
+	}
+	ts, err := targets(p)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, errValidation("Targets is required")
+	}
+	if err := change(ts...); err != nil {
+		return nil, &apiError{400, "InvalidTarget", err.Error()}
+	}
+	return emptyResult{XMLName: xml.Name{Local: result}}, nil
+}
