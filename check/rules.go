@@ -428,4 +428,3 @@ func healthcheckSlow(c *run, w *Workload) {
 			secs(time.Duration(w.Replicas)*step))
 	}
 }
-

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	checkcmd "github.com/rollsafe/rollsafe/internal/cmd/check"
+	logscmd "github.com/rollsafe/rollsafe/internal/cmd/logs"
 	probecmd "github.com/rollsafe/rollsafe/internal/cmd/probe"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 )
@@ -62,8 +64,9 @@ func commands(f *cmdutil.Factory) []*cobra.Command {
 		notBuilt("lab", "Replay EKS + ALB rollouts on this machine with real processes and traffic"),
 		probecmd.NewCmd(f),
 		notBuilt("report FILE...", "Turn recorded timelines into an HTML timeline and numbers"),
-		notBuilt("check PATH...", "Judge a workload's zero-downtime chain from its manifests"),
+		checkcmd.NewCmd(f),
 		notBuilt("soak", "Roll a Deployment over and over and count lost requests"),
+		logscmd.NewCmd(f),
 	}
 }
 

@@ -1,0 +1,171 @@
+// Package check is the `rollsafe check` command: flags in, check.Check,
+// findings out.
+package check
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/manifest"
+)
+
+// Options are the command's flags.
+type Options struct {
+	Paths      []string
+	Output     string
+	FailOn     string
+	Recommend  bool
+	Live       bool
+	Kubeconfig string
+	Context    string
+	Namespace  string
+	Check      check.Options
+}
+
+// NewCmd builds `rollsafe check`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	o := &Options{Check: check.DefaultOptions()}
+	cmd := &cobra.Command{
+		Use:   "check PATH...",
+		Short: "Judge a workload's zero-downtime chain from its manifests",
+		Long: `check reads Kubernetes manifests (files, directories, - for stdin from helm
+template or kustomize build) or, with --live, the cluster, joins each
+Deployment/StatefulSet with its Services, ALB Ingresses, TargetGroupBindings,
+PodDisruptionBudgets and Namespace, and checks the whole chain: readiness
+gates, probes, rollout strategy, preStop, grace period, deregistration delay,
+idle timeouts and health checks. Each finding names the numbers and the fix.
+
+Exit codes: 0 clean, 1 a finding at or above --fail-on, 2 unusable input.`,
+		Example: `  rollsafe check deploy/
+  helm template my-chart | rollsafe check -
+  rollsafe check --live --namespace shop --recommend
+  rollsafe check -o sarif deploy/ > rollsafe.sarif`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Paths = args
+			return run(cmd, f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
+	fl.StringVar(&o.FailOn, "fail-on", "error", "exit 1 when a finding is at or above this severity: info, warning or error")
+	fl.BoolVar(&o.Recommend, "recommend", false, "print the minimal safe settings per workload and the rollout time they cost")
+	fl.DurationVar(&o.Check.Propagation, "propagation", check.DefaultPropagation, "propagation P: how long load balancer nodes may still route to a deregistered target")
+	fl.DurationVar(&o.Check.ControllerLag, "controller-lag", check.DefaultControllerLag, "time from pod Terminating to the controller's deregistration call")
+	fl.DurationVar(&o.Check.MaxRequestDuration, "max-request-duration", check.DefaultMaxRequestDuration, "longest request the app serves (annotation "+check.AnnotationMaxRequestDuration+" overrides)")
+	fl.DurationVar(&o.Check.AppIdleTimeout, "app-idle-timeout", 0, "the app's keep-alive idle timeout; 0 = unknown (annotation "+check.AnnotationAppIdleTimeout+" overrides)")
+	fl.DurationVar(&o.Check.ShutdownTime, "shutdown-time", 0, "what the app needs after SIGTERM beyond in-flight requests (annotation "+check.AnnotationShutdownTime+" overrides)")
+	fl.BoolVar(&o.Live, "live", false, "read the objects from the cluster instead of files")
+	fl.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file for --live (default: $KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&o.Context, "context", "", "kubeconfig context for --live")
+	fl.StringVarP(&o.Namespace, "namespace", "n", "", "namespace to read with --live (default: the context's); namespace of objects that name none (default: default)")
+	return cmd
+}
+
+func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
+	out, err := cmdutil.ParseOutput(o.Output, cmdutil.OutputText, cmdutil.OutputJSON, cmdutil.OutputSARIF)
+	if err != nil {
+		return err
+	}
+	failOn, err := check.ParseSeverity(o.FailOn)
+	if err != nil {
+		return cmdutil.UsageErrorf("--fail-on: %v", err)
+	}
+	for name, d := range map[string]time.Duration{"--propagation": o.Check.Propagation, "--controller-lag": o.Check.ControllerLag,
+		"--max-request-duration": o.Check.MaxRequestDuration, "--app-idle-timeout": o.Check.AppIdleTimeout, "--shutdown-time": o.Check.ShutdownTime} {
+		if d < 0 {
+			return cmdutil.UsageErrorf("%s %s: must not be negative", name, d)
+		}
+	}
+	var objs []*manifest.Object
+	switch {
+	case o.Live && len(o.Paths) > 0:
+		return cmdutil.UsageErrorf("--live reads the cluster: give no PATH")
+	case o.Live:
+		cfg, ns, err := restConfig(o)
+		if err != nil {
+			return cmdutil.UsageErrorf("--live: %v", err)
+		}
+		o.Check.DefaultNamespace = ns
+		objs, err = manifest.LoadLiveConfig(cmd.Context(), cfg, ns)
+		if err != nil {
+			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("--live: %w", err)}
+		}
+	case len(o.Paths) == 0:
+		return cmdutil.UsageErrorf("give at least one PATH (a file, a directory, or - for stdin), or --live")
+	default:
+		if o.Namespace != "" {
+			o.Check.DefaultNamespace = o.Namespace
+		}
+		objs, err = manifest.Load(o.Paths, f.IO.In)
+		if err != nil {
+			return inputErrors(f, cmd, err)
+		}
+	}
+	res, err := check.Check(objs, o.Check)
+	if err != nil {
+		return inputErrors(f, cmd, err)
+	}
+	if o.Recommend {
+		for _, w := range res.Workloads {
+			res.Recommendations = append(res.Recommendations, check.Recommend(w, o.Check))
+		}
+	}
+	switch out {
+	case cmdutil.OutputJSON:
+		err = check.RenderJSON(f.IO.Out, res)
+	case cmdutil.OutputSARIF:
+		err = check.RenderSARIF(f.IO.Out, res, f.Version)
+	default:
+		err = check.RenderText(f.IO.Out, res, check.TextOptions{Color: colorable(f.IO.Out)})
+	}
+	if err != nil {
+		return err
+	}
+	if check.Failed(res.Findings, failOn) {
+		return cmdutil.ErrSilent
+	}
+	return nil
+}
+
+// inputErrors prints one line per unusable input and exits 2.
+func inputErrors(f *cmdutil.Factory, cmd *cobra.Command, err error) error {
+	for _, e := range manifest.Errors(err) {
+		fmt.Fprintf(f.IO.ErrOut, "%s: %v\n", cmd.CommandPath(), e)
+	}
+	return &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: errors.New("")}
+}
+
+// restConfig loads the kubeconfig the way kubectl does.
+func restConfig(o *Options) (*rest.Config, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	ns := o.Namespace
+	if ns == "" {
+		if ns, _, err = cc.Namespace(); err != nil {
+			return nil, "", err
+		}
+	}
+	return cfg, ns, nil
+}
+
+// colorable says whether w is a terminal that wants colour (NO_COLOR unset).
+// cmdutil.IOStreams only knows whether ErrOut is a terminal; findings go to Out.
+func colorable(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && os.Getenv("NO_COLOR") == "" && term.IsTerminal(int(f.Fd()))
+}
