@@ -200,7 +200,7 @@ func (s *scan) expand(ctx context.Context, inputs []string) ([]source, error) {
 		switch {
 		case in == "-":
 			out = append(out, source{name: "-", open: func(context.Context) (io.ReadCloser, error) {
-				return io.NopCloser(os.Stdin), nil
+				return openStdin()
 			}})
 		case strings.HasPrefix(in, "s3://"):
 			cl := s.opts.S3
@@ -281,6 +281,10 @@ func (s *scan) readSource(ctx context.Context, src source, out chan<- chunk) {
 		return
 	}
 	defer rc.Close()
+	// Cancelling must also end a read that is blocked (stdin, a slow S3
+	// body): closing the stream is the one way to interrupt it.
+	stop := context.AfterFunc(ctx, func() { rc.Close() })
+	defer stop()
 	s.opts.Counters.Files.Add(1)
 	s.mu.Lock()
 	s.stats.Files++
@@ -335,6 +339,9 @@ func (s *scan) readSource(ctx context.Context, src source, out chan<- chunk) {
 		}
 		if rerr == nil {
 			continue
+		}
+		if ctx.Err() != nil {
+			return // the read failed because we closed the stream: not a problem of the input
 		}
 		// End of stream (clean or not): hand over what is left.
 		if n > 0 {

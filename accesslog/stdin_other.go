@@ -1,0 +1,7 @@
+//go:build !unix
+
+package accesslog
+
+import "os"
+
+func openStdin() (*os.File, error) { return os.Stdin, nil }
