@@ -27,17 +27,18 @@ import (
 
 // LB is a running load balancer.
 type LB struct {
-	cfg      Config
-	matcher  matcher
-	ln       net.Listener
-	srv      *http.Server
-	hc       *http.Client
-	dialer   net.Dialer
-	nodes    []*node
-	nextNode atomicCounter
-	tgARN    string
-	lbID     string // app/name/id, the access log's elb field
-	port     string // listener port, for X-Forwarded-Port
+	cfg                   Config
+	matcher               matcher
+	ln                    net.Listener
+	srv                   *http.Server
+	hc                    *http.Client
+	dialer                net.Dialer
+	nodes                 []*node
+	nextNode              atomicCounter
+	tgARN                 string
+	lbID                  string // app/name/id, the access log's elb field
+	lbIDBytes, tgARNBytes []byte // the same, ready for the access log
+	port                  string // listener port, for X-Forwarded-Port
 
 	mu      sync.Mutex
 	targets map[string]*target // registered, including draining
@@ -88,6 +89,7 @@ func New(cfg Config) (*LB, error) {
 			},
 		},
 	}
+	lb.lbIDBytes, lb.tgARNBytes = []byte(lb.lbID), []byte(lb.tgARN)
 	for i := range cfg.Nodes {
 		n := &node{id: i, seq: map[*target]uint64{}}
 		n.table.Store(&routeTable{})

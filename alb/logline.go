@@ -8,7 +8,23 @@ import (
 	"github.com/rollsafe/rollsafe/accesslog"
 )
 
-var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// logBuf holds one line being formatted and the scratch its Entry's byte
+// fields point into, so logging a request allocates nothing in the steady state.
+type logBuf struct {
+	line, scratch []byte
+}
+
+var logBufs = sync.Pool{New: func() any { return &logBuf{line: make([]byte, 0, 1024), scratch: make([]byte, 0, 1024)} }}
+
+// bytesOf copies s into the scratch and returns the copy. When the scratch
+// grows, earlier slices keep pointing at the old array, which stays valid.
+func (lb *logBuf) bytesOf(parts ...string) []byte {
+	start := len(lb.scratch)
+	for _, p := range parts {
+		lb.scratch = append(lb.scratch, p...)
+	}
+	return lb.scratch[start:len(lb.scratch):len(lb.scratch)]
+}
 
 var (
 	typeHTTP      = []byte("http")
@@ -20,15 +36,17 @@ func (lb *LB) logRequest(r *http.Request, ri *RequestInfo) {
 	if lb.logW == nil {
 		return
 	}
-	host := r.Host
-	if !hasPort(host) {
-		host += ":" + lb.port // the documented request field always carries the port
+	buf := logBufs.Get().(*logBuf)
+	buf.scratch = buf.scratch[:0]
+	port := ""
+	if !hasPort(r.Host) {
+		port = ":" + lb.port // the documented request field always carries the port
 	}
 	e := accesslog.Entry{
 		Type:                   typeHTTP,
 		Time:                   ri.Done.UTC(),
-		ELB:                    []byte(lb.lbID),
-		Client:                 []byte(r.RemoteAddr),
+		ELB:                    lb.lbIDBytes,
+		Client:                 buf.bytesOf(r.RemoteAddr),
 		RequestProcessingTime:  accesslog.NoTime,
 		TargetProcessingTime:   accesslog.NoTime,
 		ResponseProcessingTime: accesslog.NoTime,
@@ -36,10 +54,10 @@ func (lb *LB) logRequest(r *http.Request, ri *RequestInfo) {
 		TargetStatusCode:       ri.TargetStatus,
 		ReceivedBytes:          ri.receivedBytes,
 		SentBytes:              ri.sentBytes,
-		Request:                []byte(r.Method + " http://" + host + ri.URI + " " + r.Proto),
-		UserAgent:              []byte(r.UserAgent()),
-		TargetGroupARN:         []byte(lb.tgARN),
-		TraceID:                []byte(ri.TraceID),
+		Request:                buf.bytesOf(r.Method, " http://", r.Host, port, ri.URI, " ", r.Proto),
+		UserAgent:              buf.bytesOf(r.UserAgent()),
+		TargetGroupARN:         lb.tgARNBytes,
+		TraceID:                buf.bytesOf(ri.TraceID),
 		RequestCreationTime:    ri.Received.UTC(),
 		ActionsExecuted:        actionForward,
 	}
@@ -47,22 +65,22 @@ func (lb *LB) logRequest(r *http.Request, ri *RequestInfo) {
 		// The ALB logs -1 for all three times when the target refused or
 		// closed the connection or never answered; it logs them only for a
 		// response. The target it tried is logged either way.
-		e.Target = []byte(ri.Target)
+		e.Target = buf.bytesOf(ri.Target)
 		e.TargetPortList = e.Target
 		if !ri.Headers.IsZero() {
 			e.RequestProcessingTime = ri.Sent.Sub(ri.Received)
 			e.TargetProcessingTime = ri.Headers.Sub(ri.Sent)
 			e.ResponseProcessingTime = 0
-			e.TargetStatusCodeList = []byte(strconv.Itoa(ri.TargetStatus))
+			n := len(buf.scratch)
+			buf.scratch = strconv.AppendInt(buf.scratch, int64(ri.TargetStatus), 10)
+			e.TargetStatusCodeList = buf.scratch[n:]
 		}
 	}
-	bp := lineBufs.Get().(*[]byte)
-	b := append(e.Append((*bp)[:0]), '\n')
+	buf.line = append(e.Append(buf.line[:0]), '\n')
 	lb.logMu.Lock()
-	lb.logW.Write(b)
+	lb.logW.Write(buf.line)
 	lb.logMu.Unlock()
-	*bp = b
-	lineBufs.Put(bp)
+	logBufs.Put(buf)
 }
 
 func hasPort(host string) bool {

@@ -3,10 +3,11 @@ package alb
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -406,8 +407,11 @@ func hopByHop(k string) bool {
 // newTraceID makes an X-Amzn-Trace-Id root as the ALB does:
 // version 1, the epoch seconds in hex, 96 random bits.
 func newTraceID(now time.Time) string {
+	// math/rand/v2: an id needs to be unique, not secret, and crypto/rand
+	// can cost a syscall per request.
 	var b [12]byte
-	rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
 	return "Root=1-" + strconv.FormatInt(now.Unix(), 16) + "-" + hex.EncodeToString(b[:])
 }
 
