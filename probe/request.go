@@ -54,12 +54,21 @@ func newRequester(cfg *Config, u *url.URL, rt http.RoundTripper) *requester {
 // to count. A non-nil Body without GetBody makes every request
 // non-replayable (Request.isReplayable, persistConn.shouldRetryRequest,
 // http2shouldRetryRequest), so the caller sees the one attempt a client
-// sees. On the wire nothing changes: the transport probes the body, finds
-// it empty and sends no Content-Length for GET/HEAD, as with a nil Body.
+// sees. TransferEncoding "identity" (documented on Request.Write) keeps the
+// wire as with a nil Body: no Content-Length, no chunking, and no
+// per-request goroutine probing the body for emptiness. Over h2 the stream
+// ends with an empty DATA frame instead of on HEADERS. Tests check both the
+// absence of retries and the bytes on the wire.
 type emptyBody struct{}
 
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyBody) Close() error             { return nil }
+
+// WriteTo lets io.Copy skip the 32 KiB buffer it would otherwise allocate
+// per request when the connection's ReadFrom falls back to a plain copy.
+func (emptyBody) WriteTo(io.Writer) (int64, error) { return 0, nil }
+
+var identity = []string{"identity"} // never modified by net/http
 
 // do sends request seq, due at sched (zero when unscheduled), and returns its record.
 func (q *requester) do(seq uint64, sched time.Time, buf []byte) *timeline.Record {
@@ -84,11 +93,12 @@ func (q *requester) do(seq uint64, sched time.Time, buf []byte) *timeline.Record
 	req := (&http.Request{
 		Method: q.cfg.Method, URL: q.u, Host: q.host, Header: h,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body: emptyBody{},
+		Body: emptyBody{}, TransferEncoding: identity,
 	}).WithContext(ctx)
 	if len(q.cfg.Body) > 0 {
 		req.Body = io.NopCloser(bytes.NewReader(q.cfg.Body)) // no GetBody: see emptyBody
 		req.ContentLength = int64(len(q.cfg.Body))
+		req.TransferEncoding = nil
 	}
 	resp, err := q.rt.RoundTrip(req)
 	if err == nil {

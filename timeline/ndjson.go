@@ -15,7 +15,7 @@ import (
 type Writer struct {
 	mu  sync.Mutex
 	bw  *bufio.Writer
-	enc *json.Encoder
+	buf []byte // scratch for Record.AppendJSON
 	c   io.Closer
 	err error
 }
@@ -23,8 +23,7 @@ type Writer struct {
 // NewWriter returns a Writer on w. If w is an io.Closer, Close closes it.
 func NewWriter(w io.Writer) *Writer {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	tw := &Writer{bw: bw, enc: json.NewEncoder(bw)}
-	tw.enc.SetEscapeHTML(false)
+	tw := &Writer{bw: bw}
 	if c, ok := w.(io.Closer); ok {
 		tw.c = c
 	}
@@ -52,9 +51,15 @@ func (nopCloser) Close() error { return nil }
 func (w *Writer) Write(r *Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err == nil {
-		w.err = w.enc.Encode(r)
+	if w.err != nil {
+		return w.err
 	}
+	b, err := r.AppendJSON(w.buf[:0])
+	if err != nil {
+		return err // this record cannot be written; the stream is still whole
+	}
+	w.buf = append(b, '\n')
+	_, w.err = w.bw.Write(w.buf)
 	return w.err
 }
 

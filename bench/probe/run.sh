@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Probe benchmark, one run on loopback against one Go server:
+#  1. max throughput with recording on, rollsafe probe vs vegeta at equal
+#     connections (both write every result to disk); prints the ratio
+#     (target >= 1.0);
+#  2. peak RSS of rollsafe probe while recording 1,000,000 requests to disk
+#     (target <= 150 MB).
+# vegeta is installed into a temporary GOBIN that is removed afterwards.
+# Knobs: CONNS (16), DURATION (10s), ROUNDS (2), N (1000000).
+set -euo pipefail
+
+CONNS=${CONNS:-16}
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-2}
+N=${N:-1000000}
+VEGETA=github.com/tsenart/vegeta/v12@v12.13.0
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package: time)" >&2; exit 3; }
+command -v python3 >/dev/null || { echo "needs python3 to read JSON" >&2; exit 3; }
+
+echo "building rollsafe, server, vegeta ($VEGETA) ..." >&2
+(cd "$root" && go build -o "$tmp/rollsafe" ./cmd/rollsafe && go build -o "$tmp/server" ./bench/probe/server)
+GOBIN="$tmp/bin" GOFLAGS= go install "$VEGETA"
+
+"$tmp/server" >"$tmp/addr" 2>"$tmp/server.log" &
+server_pid=$!
+for _ in $(seq 100); do [[ -s $tmp/addr ]] && break; sleep 0.05; done
+url="http://$(head -1 "$tmp/addr")/"
+echo "server $url, $CONNS connections, $DURATION per client, $ROUNDS rounds" >&2
+
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+best_v=0 best_r=0
+for round in $(seq "$ROUNDS"); do
+  echo "GET $url" | "$tmp/bin/vegeta" attack -rate=0 -max-workers="$CONNS" -workers="$CONNS" \
+    -connections="$CONNS" -max-connections="$CONNS" -duration="$DURATION" >"$tmp/vegeta.bin"
+  "$tmp/bin/vegeta" report -type=json "$tmp/vegeta.bin" >"$tmp/vegeta.json"
+  v=$(json "$tmp/vegeta.json" "d['rate']")
+  v_ok=$(json "$tmp/vegeta.json" "d['success']")
+  rm -f "$tmp/vegeta.bin"
+
+  "$tmp/rollsafe" probe "$url" --rate 0 -c "$CONNS" -d "$DURATION" --record "$tmp/probe.ndjson" --output json >"$tmp/probe.json"
+  r=$(json "$tmp/probe.json" "d['rate']")
+  r_ok=$(json "$tmp/probe.json" "d['ok']/max(d['requests'],1)")
+  rm -f "$tmp/probe.ndjson"
+  printf 'round %d: vegeta %.0f req/s (success %.4f)   rollsafe %.0f req/s (ok %.4f)\n' "$round" "$v" "$v_ok" "$r" "$r_ok"
+  best_v=$(python3 -c "print(max($best_v, $v))")
+  best_r=$(python3 -c "print(max($best_r, $r))")
+done
+ratio=$(python3 -c "print(f'{$best_r/$best_v:.3f}')")
+echo "throughput with recording, best of $ROUNDS: rollsafe $(printf %.0f "$best_r") req/s, vegeta $(printf %.0f "$best_v") req/s, ratio $ratio (target >= 1.0)"
+
+/usr/bin/time -v -o "$tmp/time.txt" "$tmp/rollsafe" probe "$url" --rate 0 -c "$CONNS" -n "$N" \
+  --record "$tmp/big.ndjson" --output json >"$tmp/big.json"
+lines=$(wc -l <"$tmp/big.ndjson")
+size=$(du -m "$tmp/big.ndjson" | cut -f1)
+rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/time.txt")
+echo "recorded $lines requests ($size MB on disk, $(json "$tmp/big.json" "round(d['rate'])") req/s): peak RSS $((rss_kb / 1024)) MB (target <= 150 MB)"
+
+status=0
+python3 -c "import sys; sys.exit(0 if $ratio >= 1.0 else 1)" || { echo "MISSED: throughput ratio $ratio < 1.0"; status=1; }
+(( rss_kb <= 150 * 1024 )) || { echo "MISSED: RSS $((rss_kb / 1024)) MB > 150 MB"; status=1; }
+(( lines == N )) || { echo "MISSED: $lines records for $N requests"; status=1; }
+exit $status
