@@ -184,8 +184,20 @@ func (p *Pod) IP() string { return p.opts.IP }
 func (p *Pod) Done() <-chan struct{} { return p.done }
 
 // Delete starts graceful termination (preStop, SIGTERM, grace, SIGKILL) and
-// returns at once. Calling it again does nothing.
-func (p *Pod) Delete() { p.deleteOnce.Do(func() { close(p.deleteCh) }) }
+// returns at once. Like the API server setting deletionTimestamp, the
+// Terminating change is recorded before Delete returns, so whoever deletes
+// a pod and then creates another sees them in that order. Calling it again
+// does nothing.
+func (p *Pod) Delete() {
+	p.deleteOnce.Do(func() {
+		p.mu.Lock()
+		if !p.gone {
+			p.deletionStartedLocked(time.Now())
+		}
+		p.mu.Unlock()
+		close(p.deleteCh)
+	})
+}
 
 // Close kills the pod's process group at once, without grace, and waits
 // until the pod is gone.
@@ -337,7 +349,6 @@ func (p *Pod) lifecycle(run *containerRun) {
 			p.endPhase(run.code)
 			select {
 			case <-p.deleteCh:
-				p.deletionStarted(time.Now())
 			case <-p.killCh:
 			}
 			p.deleted()
@@ -356,7 +367,6 @@ func (p *Pod) lifecycle(run *containerRun) {
 			case <-t.C:
 			case <-p.deleteCh:
 				t.Stop()
-				p.deletionStarted(time.Now())
 				p.deleted()
 				return
 			case <-p.killCh:
@@ -408,9 +418,9 @@ func (p *Pod) watch(run *containerRun) {
 
 // terminate is graceful deletion: preStop, SIGTERM, grace, SIGKILL.
 func (p *Pod) terminate(run *containerRun) {
-	deletion := time.Now()
-	deadline := deletion.Add(p.grace)
-	p.deletionStarted(deletion)
+	p.mu.Lock()
+	deadline := p.pod.DeletionTimestamp.Add(p.grace) // the grace period counts from the deletion
+	p.mu.Unlock()
 
 	if h := p.preStop(); h != nil && !closed(run.exited) {
 		p.mu.Lock()
@@ -634,9 +644,7 @@ func (p *Pod) endPhase(code int) {
 	}
 }
 
-func (p *Pod) deletionStarted(at time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *Pod) deletionStartedLocked(at time.Time) {
 	t := metav1.NewTime(at)
 	p.pod.DeletionTimestamp = &t
 	secs := orDefault(p.pod.Spec.TerminationGracePeriodSeconds, defaultGraceSeconds)
