@@ -586,3 +586,43 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
 	}
 	return nil
 }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Output to a non-file writer goes through our own pipe; a grandchild that
+// keeps the pipe open must not delay the Exited report (it dies with the group).
+func TestOutputToWriter(t *testing.T) {
+	e := newEnv(t)
+	var out syncBuffer
+	pod := testPod("talky", kubelettest.Server{})
+	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from $POD_NAME; sleep 600 & exit 0"}
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	p, err := kubelet.Start(context.Background(), kubelet.Options{Pod: pod, IP: e.ip, Port: e.port, Scale: scale, Sink: e.rec, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	e.rec.wait(t, kubelet.StateSucceeded)
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(out.String(), "hello from talky") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "hello from talky") {
+		t.Errorf("output = %q", out.String())
+	}
+}
