@@ -63,7 +63,7 @@ func lines(from, to int) string {
 	return b.String()
 }
 
-func gz(t *testing.T, s string) []byte {
+func gz(t testing.TB, s string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := gzip.NewWriter(&b)
@@ -74,6 +74,13 @@ func gz(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+func writeGz(t testing.TB, path string, raw []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, gz(t, string(raw)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func write(t *testing.T, path string, data []byte) {

@@ -42,7 +42,8 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Short: "Summarise ALB access logs: failures per target, status, minute; failures on draining targets",
 		Long: `Reads ALB access logs from files, directories (recursively), gzip files and
 s3://bucket/prefix, and prints requests and failures (5xx or no status) per
-target, per status (load balancer and target), per minute, and error_reason
+target, per status (load balancer and target), per minute (of when the load
+balancer received the request, request_creation_time), and error_reason
 counts. With --targets (an NDJSON timeline with target records, e.g. from the
 elbv2 source or the lab), it lists the failures whose target was draining when
 the load balancer received the request.
