@@ -52,9 +52,9 @@ func TestJSONShapeRecordAndBudget(t *testing.T) {
 		t.Errorf("stderr does not say why: %q", errOut)
 	}
 	var got struct {
-		Requests  uint64            `json:"requests"`
-		OK        uint64            `json:"ok"`
-		Failures  map[string]uint64 `json:"failures"`
+		Requests  uint64             `json:"requests"`
+		OK        uint64             `json:"ok"`
+		Failures  map[string]uint64  `json:"failures"`
 		LatencyMS map[string]float64 `json:"latency_ms"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {

@@ -11,6 +11,7 @@ import (
 	checkcmd "github.com/rollsafe/rollsafe/internal/cmd/check"
 	logscmd "github.com/rollsafe/rollsafe/internal/cmd/logs"
 	probecmd "github.com/rollsafe/rollsafe/internal/cmd/probe"
+	reportcmd "github.com/rollsafe/rollsafe/internal/cmd/report"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 )
 
@@ -63,7 +64,7 @@ func commands(f *cmdutil.Factory) []*cobra.Command {
 		newVersionCmd(f),
 		notBuilt("lab", "Replay EKS + ALB rollouts on this machine with real processes and traffic"),
 		probecmd.NewCmd(f),
-		notBuilt("report FILE...", "Turn recorded timelines into an HTML timeline and numbers"),
+		reportcmd.NewCmd(f),
 		checkcmd.NewCmd(f),
 		notBuilt("soak", "Roll a Deployment over and over and count lost requests"),
 		logscmd.NewCmd(f),
