@@ -45,7 +45,8 @@ func PodState(p *corev1.Pod) string {
 // condition types), cond/<Type> (True/False/Unknown, Absent for a gate not
 // yet reported), container/<name> and init/<name> (waiting:<reason>,
 // running, running+ready, terminated:<reason>:<exit code>, with
-// restarts=N appended once it restarted), deletion_timestamp,
+// restarts=N appended once it restarted), deletion_timestamp (as the API
+// sets it: when the grace period ends, so a forced deletion moves it back),
 // deletion_grace_seconds, grace_seconds (terminationGracePeriodSeconds).
 func PodAttrs(p *corev1.Pod) map[string]string {
 	a := map[string]string{"namespace": p.Namespace, "resource": "pod"}
