@@ -65,16 +65,16 @@ func TestControllerManagerRuns(t *testing.T) {
 	cp := controlplane.ForTest(t)
 	cs := kubernetes.NewForConfigOrDie(cp.Config())
 	ctx := t.Context()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cp-kcm"}}
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cp-kcm-"}}, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := cs.CoreV1().ServiceAccounts("cp-kcm").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=default"})
+	w, err := cs.CoreV1().ServiceAccounts(ns.Name).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=default"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	if _, err := cs.CoreV1().ServiceAccounts("cp-kcm").Get(ctx, "default", metav1.GetOptions{}); err == nil {
+	if _, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{}); err == nil {
 		return
 	}
 	select {

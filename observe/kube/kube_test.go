@@ -13,7 +13,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
@@ -107,15 +109,17 @@ func is(kind timeline.Kind, object, state string) func(timeline.Record) bool {
 	return func(r timeline.Record) bool { return r.Kind == kind && r.Object == object && r.State == state }
 }
 
-func setup(t *testing.T, ns string) *kubernetes.Clientset {
+// setup returns an admin client and a fresh namespace named after prefix,
+// so that tests can run again (-count) against the shared control plane.
+func setup(t *testing.T, prefix string) (*kubernetes.Clientset, string) {
 	t.Helper()
 	cp := controlplane.ForTest(t)
 	cs := kubernetes.NewForConfigOrDie(cp.Config())
-	_, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cs
+	return cs, ns.Name
 }
 
 // A pod behind a Service goes through its whole life: created with a
@@ -124,12 +128,11 @@ func setup(t *testing.T, ns string) *kubernetes.Clientset {
 // endpoint lane (written by the real EndpointSlice controller) each come out
 // in order, with no duplicates, and an unselected pod stays out.
 func TestPodLifecycle(t *testing.T) {
-	const ns = "obs-pod"
-	cs := setup(t, ns)
+	cs, ns := setup(t, "obs-pod")
 	ctx := t.Context()
 	// The EndpointSlice controller skips pods whose Node it cannot find.
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "obs-node"}}
-	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	svc := &corev1.Service{
@@ -214,12 +217,7 @@ func TestPodLifecycle(t *testing.T) {
 
 	// Changes that mean nothing to a rollout: a label added to the
 	// pod, and the same status written again. No record may come of them.
-	p, err := pods.Get(ctx, "web-1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Annotations = map[string]string{"noise": "1"}
-	if _, err := pods.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+	if _, err := pods.Patch(ctx, "web-1", types.MergePatchType, []byte(`{"metadata":{"annotations":{"noise":"1"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	setStatus(func(*corev1.PodStatus) {})
@@ -280,8 +278,7 @@ func TestPodLifecycle(t *testing.T) {
 // the rollout lane goes Progressing → Complete for revision 1, again for
 // revision 2, and the old ReplicaSet ends ScaledDown.
 func TestDeploymentRollout(t *testing.T) {
-	const ns = "obs-deploy"
-	cs := setup(t, ns)
+	cs, ns := setup(t, "obs-deploy")
 	ctx := t.Context()
 	rec, _ := record(t, cs, kube.Options{Namespace: ns, Selector: "app=api"})
 
@@ -346,7 +343,7 @@ func TestDeploymentRollout(t *testing.T) {
 
 	// A rollout as `kubectl rollout restart` starts one.
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"rollsafe.dev/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
-	if _, err := deploys.Patch(ctx, "api", "application/strategic-merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := deploys.Patch(ctx, "api", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rs2 := rec.waitFor(t, "ReplicaSet revision 2", func(r timeline.Record) bool {
@@ -386,8 +383,7 @@ func TestDeploymentRollout(t *testing.T) {
 // Identical consecutive records would mean the dedupe failed; check it on
 // every record a lifecycle produced, all objects at once.
 func TestNoDuplicateRecords(t *testing.T) {
-	const ns = "obs-dup"
-	cs := setup(t, ns)
+	cs, ns := setup(t, "obs-dup")
 	rec, cancel := record(t, cs, kube.Options{Namespace: ns})
 	pods := cs.CoreV1().Pods(ns)
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
@@ -398,12 +394,8 @@ func TestNoDuplicateRecords(t *testing.T) {
 	}
 	// Ten metadata-only updates: one record for the creation, none for these.
 	for i := range 10 {
-		cur, err := pods.Get(t.Context(), "p", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cur.Annotations = map[string]string{"n": fmt.Sprint(i)}
-		if _, err := pods.Update(t.Context(), cur, metav1.UpdateOptions{}); err != nil {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{"n":"%d"}}}`, i)
+		if _, err := pods.Patch(t.Context(), "p", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
