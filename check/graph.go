@@ -44,8 +44,9 @@ type graph struct {
 	pdbs       map[string][]*manifest.Object
 	namespaces map[string]*manifest.Object
 	classes    map[string]*networkingv1.IngressClass
-	defaultALB bool                          // a default IngressClass is the ALB controller's
-	groups     map[string][]*manifest.Object // IngressGroup name -> ALB Ingresses
+	defaultALB bool                                 // a default IngressClass is the ALB controller's
+	groups     map[string][]*manifest.Object        // IngressGroup name -> ALB Ingresses
+	selectors  map[*manifest.Object]labels.Selector // Services' and PDBs' selectors, parsed once
 	errs       []error
 }
 
@@ -60,19 +61,28 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 	g := &graph{opts: opts, services: map[string][]*manifest.Object{}, ingresses: map[string][]*manifest.Object{},
 		tgbs: map[string][]*manifest.Object{}, pdbs: map[string][]*manifest.Object{},
 		namespaces: map[string]*manifest.Object{}, classes: map[string]*networkingv1.IngressClass{},
-		groups: map[string][]*manifest.Object{}}
+		groups: map[string][]*manifest.Object{}, selectors: map[*manifest.Object]labels.Selector{}}
 	for _, o := range objs {
 		switch obj := o.Obj.(type) {
 		case *appsv1.Deployment, *appsv1.StatefulSet:
 			g.workloads = append(g.workloads, o)
 		case *corev1.Service:
 			g.services[g.ns(o)] = append(g.services[g.ns(o)], o)
+			if len(obj.Spec.Selector) > 0 {
+				g.selectors[o] = labels.SelectorFromSet(obj.Spec.Selector)
+			}
 		case *networkingv1.Ingress:
 			g.ingresses[g.ns(o)] = append(g.ingresses[g.ns(o)], o)
 		case *manifest.TargetGroupBinding:
 			g.tgbs[g.ns(o)] = append(g.tgbs[g.ns(o)], o)
 		case *policyv1.PodDisruptionBudget:
 			g.pdbs[g.ns(o)] = append(g.pdbs[g.ns(o)], o)
+			sel, err := metav1.LabelSelectorAsSelector(obj.Spec.Selector)
+			if err != nil {
+				g.errorf(o, o.Line("spec", "selector"), "selector: %v", err)
+			} else if obj.Spec.Selector != nil && !sel.Empty() {
+				g.selectors[o] = sel
+			}
 		case *corev1.Namespace:
 			g.namespaces[o.Name] = o
 		case *networkingv1.IngressClass:
@@ -206,21 +216,16 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 
 	podLabels := labels.Set(w.Template.Labels)
 	for _, s := range g.services[w.Namespace] {
-		svc := s.Obj.(*corev1.Service)
-		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) {
+		sel, ok := g.selectors[s]
+		if !ok || !sel.Matches(podLabels) {
 			continue
 		}
+		svc := s.Obj.(*corev1.Service)
 		w.Services = append(w.Services, s)
 		g.routes(w, s, svc)
 	}
 	for _, p := range g.pdbs[w.Namespace] {
-		pdb := p.Obj.(*policyv1.PodDisruptionBudget)
-		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil {
-			g.errorf(p, p.Line("spec", "selector"), "selector: %v", err)
-			continue
-		}
-		if pdb.Spec.Selector != nil && !sel.Empty() && sel.Matches(podLabels) {
+		if sel, ok := g.selectors[p]; ok && sel.Matches(podLabels) {
 			w.PDBs = append(w.PDBs, p)
 		}
 	}

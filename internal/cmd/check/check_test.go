@@ -1,0 +1,97 @@
+package check_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/rollsafe/rollsafe/internal/cmd/root"
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+)
+
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
+	code := root.Run(context.Background(), f, append([]string{"check"}, args...))
+	return code, out.String(), errOut.String()
+}
+
+const seed003 = "../../../check/testdata/seeds/seed003-dummy.yaml"
+
+func TestSeed003JSONExitsOne(t *testing.T) {
+	code, out, stderr := run(t, "", "-o", "json", seed003)
+	if code != cmdutil.ExitFailed {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var doc struct {
+		Findings []struct{ Rule, Severity, Object, Message, Fix string }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	found := false
+	for _, f := range doc.Findings {
+		if f.Rule == "prestop-exceeds-grace" && f.Severity == "error" && f.Object == "Deployment/default/qos-dummy" && f.Fix != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no prestop-exceeds-grace in %s", out)
+	}
+}
+
+func TestStdinAndFailOn(t *testing.T) {
+	data, err := os.ReadFile("../../../check/testdata/seeds/seeds-recommended.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only a pdb-missing warning: clean at the default threshold, failed at warning.
+	if code, out, _ := run(t, string(data), "-"); code != 0 || !strings.Contains(out, "pdb-missing") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if code, _, _ := run(t, string(data), "--fail-on", "warning", "-"); code != cmdutil.ExitFailed {
+		t.Fatalf("--fail-on warning: exit %d", code)
+	}
+	code, out, _ := run(t, string(data), "--recommend", "-")
+	if code != 0 || !strings.Contains(out, "recommended for Deployment/api-dev/demo-api") || strings.Contains(out, "\x1b[") {
+		t.Fatalf("--recommend: exit %d: %q", code, out)
+	}
+}
+
+func TestBadInputExitsTwoWithFileLine(t *testing.T) {
+	code, _, stderr := run(t, "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\nkind: [\n", "-")
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "rollsafe check: -:") || !strings.Contains(stderr, "document 1") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = run(t, "", "--fail-on", "fatal", seed003)
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--fail-on") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = run(t, "", "-o", "yaml", seed003)
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "--output") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ = run(t, ""); code != cmdutil.ExitUsage {
+		t.Fatalf("no path: exit %d", code)
+	}
+	code, _, stderr = run(t, "", "nope.yaml")
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "nope.yaml: document 0: stat: no such file") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	bad := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  annotations:\n    rollsafe.dev/app-idle-timeout: soon\nspec:\n  template:\n    spec:\n      containers: []\n"
+	code, _, stderr = run(t, bad, "-")
+	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "-:6: document 0: Deployment d: annotation rollsafe.dev/app-idle-timeout") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestSARIFOutput(t *testing.T) {
+	code, out, _ := run(t, "", "-o", "sarif", seed003)
+	if code != cmdutil.ExitFailed || !strings.Contains(out, `"version": "2.1.0"`) || !strings.Contains(out, `"startLine": 41`) {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
