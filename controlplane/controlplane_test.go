@@ -244,3 +244,22 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// kubectl (built by the same script) reads the admin kubeconfig and agrees
+// on the version: the ldflags stamp is what lets it parse the server's.
+func TestKubectlTalksToIt(t *testing.T) {
+	cp := controlplane.ForTest(t)
+	kubectl := filepath.Join(controlplane.BinDir(), "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Skipf("kubectl not built: %v", err)
+	}
+	out, err := exec.CommandContext(t.Context(), kubectl, "--kubeconfig", cp.KubeconfigPath, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl version: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Client Version: " + controlplane.Version, "Server Version: " + controlplane.Version} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("kubectl version output lacks %q:\n%s", want, out)
+		}
+	}
+}
