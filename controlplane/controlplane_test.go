@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 		for name, pid := range cp.PIDs() {
 			fmt.Printf("pid %s %d\n", name, pid)
 		}
+		fmt.Println("dir", cp.Dir)
 		fmt.Println("ready")
 		select {}
 	}
@@ -202,6 +203,10 @@ func TestStopsWithParent(t *testing.T) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "dir" {
+			// The killed child cannot remove its work dir; we do.
+			t.Cleanup(func() { os.RemoveAll(f[1]) })
+		}
 		if len(f) == 3 && f[0] == "pid" {
 			pids[f[1]], _ = strconv.Atoi(f[2])
 		}
