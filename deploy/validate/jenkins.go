@@ -84,7 +84,7 @@ func (p *groovyScanner) skipSpace() error {
 	return nil
 }
 
-// skipString skips a '…', "…", '''…''' or """…""" literal and returns its
+// skipString skips a '…', "…", ”'…”' or """…""" literal and returns its
 // contents.
 func (p *groovyScanner) skipString() (string, error) {
 	start := p.line
