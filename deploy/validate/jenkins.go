@@ -84,8 +84,8 @@ func (p *groovyScanner) skipSpace() error {
 	return nil
 }
 
-// skipString skips a '…', "…", ”'…”' or """…""" literal and returns its
-// contents.
+// skipString skips a string literal in single, double, triple-single or
+// triple-double quotes and returns its contents.
 func (p *groovyScanner) skipString() (string, error) {
 	start := p.line
 	q := string(p.peek())
