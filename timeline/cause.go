@@ -14,6 +14,11 @@ const (
 	// CauseDrainingTargetExited: routed to a draining target (deregistration not
 	// yet propagated to that LB node) whose process had already exited.
 	CauseDrainingTargetExited Cause = "draining_target_exited"
+	// CauseExitedBeforeDeregistration: the pod was terminating and its process
+	// already gone while its target was still registered and in service (the
+	// controller had not deregistered it yet): the app exited on SIGTERM
+	// before the load balancer knew.
+	CauseExitedBeforeDeregistration Cause = "exited_before_deregistration"
 	// CauseKeepAliveRace: sent on a reused backend connection the target closed.
 	CauseKeepAliveRace Cause = "keepalive_race"
 	// CauseDeregistrationCut: in flight when the deregistration delay elapsed.

@@ -3,16 +3,19 @@
 package root
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	checkcmd "github.com/rollsafe/rollsafe/internal/cmd/check"
+	labcmd "github.com/rollsafe/rollsafe/internal/cmd/lab"
 	logscmd "github.com/rollsafe/rollsafe/internal/cmd/logs"
 	probecmd "github.com/rollsafe/rollsafe/internal/cmd/probe"
 	reportcmd "github.com/rollsafe/rollsafe/internal/cmd/report"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/demoapi"
 )
 
 // Version is stamped at build time with -ldflags "-X .../root.Version=v1.2.3";
@@ -62,12 +65,31 @@ proves the fix: on a laptop with the local lab, in CI, and on the cluster.`,
 func commands(f *cmdutil.Factory) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(f),
-		notBuilt("lab", "Replay EKS + ALB rollouts on this machine with real processes and traffic"),
+		labcmd.NewCmd(f),
 		probecmd.NewCmd(f),
 		reportcmd.NewCmd(f),
 		checkcmd.NewCmd(f),
 		notBuilt("soak", "Roll a Deployment over and over and count lost requests"),
 		logscmd.NewCmd(f),
+		newDemoAPICmd(f),
+	}
+}
+
+// newDemoAPICmd is the demo API inside the rollsafe binary, so the lab can
+// run its pods from this one executable (hidden: cmd/demo-api is the
+// documented way to run it on its own).
+func newDemoAPICmd(f *cmdutil.Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:                "demo-api [flags]",
+		Short:              "Run the demo API (jiameng-api) the lab rolls out",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := demoapi.Main(args, f.IO.Out, f.IO.ErrOut); code != 0 {
+				return &cmdutil.ExitError{Code: code, Err: errors.New("")}
+			}
+			return nil
+		},
 	}
 }
 

@@ -1,0 +1,258 @@
+// Package lab is the `rollsafe lab` command: flags in, lab.Run per
+// scenario, a table (or JSON) and an HTML report out.
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/shlex"
+	"github.com/spf13/cobra"
+
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/report"
+)
+
+type options struct {
+	scenarios []string
+	manifests string
+	app       string
+	rollouts  int
+	rate      float64
+	timeScale float64
+	output    string
+	record    string
+	html      string
+	accessLog string
+	list      bool
+	listen    string
+}
+
+// NewCmd builds `rollsafe lab`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	o := &options{}
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Replay EKS + ALB rollouts on this machine with real processes and traffic",
+		Long: `Runs the rollout story of an EKS Deployment behind an AWS ALB on this machine:
+an ALB stand-in (target states, health checks, per-node deregistration
+propagation, deregistration delay, keep-alive reuse without retries), the AWS
+Load Balancer Controller's registration and readiness gates, and a Deployment
+rolling update of real processes on their own loopback addresses — under
+constant traffic, every request recorded and every failure attributed.
+
+By default it plays naive, gate-only and recommended, 3 rollouts each.`,
+		Example: `  ` + f.Name + ` lab
+  ` + f.Name + ` lab --scenario recommended --rollouts 5 --rate 300
+  ` + f.Name + ` lab --manifests deploy/k8s/base --app './my-server --port $PORT'
+  ` + f.Name + ` lab --list`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, f, o) },
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&o.scenarios, "scenario", nil, "scenarios to play, comma-separated, or 'all' (default naive,gate-only,recommended)")
+	fl.StringVar(&o.manifests, "manifests", "", "replay this Deployment/Service/Ingress/Namespace (file, dir, or - for stdin) instead of the built-in scenarios")
+	fl.StringVar(&o.app, "app", "", "command each pod runs instead of the demo API; it gets PORT, POD_IP and POD_NAME")
+	fl.IntVar(&o.rollouts, "rollouts", lab.DefaultRollouts, "rollouts per scenario")
+	fl.Float64Var(&o.rate, "rate", lab.DefaultRate, "probe requests per second")
+	fl.Float64Var(&o.timeScale, "time-scale", lab.DefaultTimeScale, "shrink every duration by this factor (1 = real time)")
+	fl.StringVarP(&o.output, "output", "o", "text", "text or json")
+	fl.StringVar(&o.record, "record", "", "write every request, pod and target record here as NDJSON")
+	fl.StringVar(&o.html, "report", "rollsafe-lab.html", "write the HTML timeline here ('' to skip)")
+	fl.StringVar(&o.accessLog, "access-log", "", "write the ALB stand-in's access log here")
+	fl.BoolVar(&o.list, "list", false, "list the built-in scenarios and exit")
+	fl.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address of the ALB stand-in (to curl it while the lab runs)")
+	return cmd
+}
+
+func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
+	out, err := cmdutil.ParseOutput(o.output, cmdutil.OutputText, cmdutil.OutputJSON)
+	if err != nil {
+		return err
+	}
+	if o.list {
+		return listScenarios(f.IO.Out)
+	}
+	scenarios, err := pickScenarios(f, o)
+	if err != nil {
+		return err
+	}
+	if o.rollouts < 1 || o.rate <= 0 || o.timeScale <= 0 || o.timeScale > 1 {
+		return cmdutil.UsageErrorf("--rollouts must be ≥ 1, --rate > 0, --time-scale in (0, 1]")
+	}
+	app, err := appCommand(o.app)
+	if err != nil {
+		return err
+	}
+	sinks, err := openSinks(o)
+	if err != nil {
+		return err
+	}
+	defer sinks.cleanup()
+
+	opts := lab.Options{
+		TimeScale: o.timeScale, Rollouts: o.rollouts, Rate: o.rate, App: app,
+		Sink: sinks.write, Listen: o.listen,
+	}
+	if sinks.access != nil {
+		opts.AccessLog = sinks.access // not a nil *os.File inside a non-nil io.Writer
+	}
+	if f.IO.ErrTTY {
+		opts.Progress = func(format string, a ...any) {
+			fmt.Fprintf(f.IO.ErrOut, "\r\033[K"+format, a...)
+		}
+	}
+	var results []*lab.Result
+	for _, s := range scenarios {
+		res, err := lab.Run(cmd.Context(), s, opts)
+		if err != nil {
+			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", s.Name, err)}
+		}
+		results = append(results, res)
+	}
+	if f.IO.ErrTTY {
+		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
+	}
+	if err := sinks.close(); err != nil {
+		return err
+	}
+	if err := writeHTML(o.html, sinks.recordPath); err != nil {
+		return err
+	}
+	if out == cmdutil.OutputJSON {
+		enc := json.NewEncoder(f.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"scenarios": results})
+	}
+	printTable(f.IO.Out, results)
+	if o.html != "" {
+		fmt.Fprintf(f.IO.Out, "\nHTML timeline: %s\n", o.html)
+	}
+	return nil
+}
+
+func listScenarios(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tDEFAULT\tWHAT")
+	for _, s := range lab.Builtins() {
+		def := ""
+		for _, n := range lab.DefaultScenarios {
+			if n == s.Name {
+				def = "yes"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, def, s.Description)
+	}
+	return tw.Flush()
+}
+
+func pickScenarios(f *cmdutil.Factory, o *options) ([]lab.Scenario, error) {
+	if o.manifests != "" {
+		if len(o.scenarios) > 0 {
+			return nil, cmdutil.UsageErrorf("--manifests and --scenario cannot be combined: the manifests are the scenario")
+		}
+		s, err := lab.FromManifests(o.manifests, f.IO.In)
+		if err != nil {
+			return nil, cmdutil.UsageErrorf("--manifests: %v", err)
+		}
+		return []lab.Scenario{s}, nil
+	}
+	names := o.scenarios
+	if len(names) == 0 {
+		names = lab.DefaultScenarios
+	} else if len(names) == 1 && names[0] == "all" {
+		names = lab.ScenarioNames()
+	}
+	s, err := lab.Lookup(names...)
+	if err != nil {
+		return nil, cmdutil.UsageErrorf("--scenario: %v", err)
+	}
+	return s, nil
+}
+
+// appCommand resolves the pods' command: the user's --app (split like a
+// shell would, no shell run), or this very binary's hidden demo-api command.
+func appCommand(app string) ([]string, error) {
+	if app == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		return []string{self, "demo-api"}, nil
+	}
+	args, err := shlex.Split(app)
+	if err != nil || len(args) == 0 {
+		return nil, cmdutil.UsageErrorf("--app %q: cannot split into a command: %v", app, err)
+	}
+	if strings.ContainsRune(args[0], os.PathSeparator) {
+		if abs, err := filepath.Abs(args[0]); err == nil {
+			args[0] = abs
+		}
+		if st, err := os.Stat(args[0]); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return nil, cmdutil.UsageErrorf("--app: %s is not an executable file", args[0])
+		}
+	} else if _, err := lookPath(args[0]); err != nil {
+		return nil, cmdutil.UsageErrorf("--app: %s not found in PATH", args[0])
+	}
+	return args, nil
+}
+
+func printTable(w io.Writer, results []*lab.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tSETTINGS\tROLLOUTS\tREQUESTS\tFAILED\tBY CLASS\tCAUSES")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Name, r.Settings, r.Rollouts, r.Requests, r.Failed(),
+			counts(r.Failures), counts(r.Causes))
+	}
+	tw.Flush()
+}
+
+// counts renders the non-zero entries of a count map, largest first.
+func counts[K ~string](m map[K]uint64) string {
+	type kv struct {
+		k K
+		v uint64
+	}
+	var l []kv
+	for k, v := range m {
+		if v > 0 {
+			l = append(l, kv{k, v})
+		}
+	}
+	if len(l) == 0 {
+		return "-"
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = fmt.Sprintf("%s=%d", e.k, e.v)
+	}
+	return strings.Join(parts, " ")
+}
+
+func writeHTML(path, recordPath string) error {
+	if path == "" {
+		return nil
+	}
+	rep, err := report.Build([]string{recordPath}, report.Options{Bin: 100 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := report.HTML(f, rep); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

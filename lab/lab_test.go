@@ -1,0 +1,199 @@
+package lab_test
+
+// Fidelity tests: each plays a scenario with real processes (the demo API),
+// the real ALB stand-in and real traffic on loopback, and checks that the
+// failure the seeds saw on EKS shows up here — or does not, when the
+// settings are right.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+var demoBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lab-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	demoBin = filepath.Join(dir, "demo-api")
+	if out, err := exec.Command("go", "build", "-o", demoBin, "github.com/rollsafe/rollsafe/cmd/demo-api").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build demo-api: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type recorded struct {
+	mu   sync.Mutex
+	recs []timeline.Record
+}
+
+func (r *recorded) sink(rec *timeline.Record) {
+	r.mu.Lock()
+	r.recs = append(r.recs, *rec)
+	r.mu.Unlock()
+}
+
+func play(t *testing.T, name string, rollouts int, access *bytes.Buffer) (*lab.Result, *recorded) {
+	t.Helper()
+	ss, err := lab.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorded{}
+	o := lab.Options{TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.sink}
+	if access != nil {
+		o.AccessLog = access
+	}
+	res, err := lab.Run(context.Background(), ss[0], o)
+	if err != nil {
+		t.Fatalf("scenario %s: %v", name, err)
+	}
+	t.Logf("%s: %d requests, %d failed, classes %v, causes %v, fail-open %d, killed %d, %.1fs",
+		name, res.Requests, res.Failed(), nonZero(res.Failures), res.Causes, res.FailOpen, res.Killed, res.Seconds)
+	if res.Requests < 500 {
+		t.Fatalf("only %d requests: the load did not run", res.Requests)
+	}
+	return res, rec
+}
+
+func nonZero(m map[timeline.Class]uint64) map[timeline.Class]uint64 {
+	out := map[timeline.Class]uint64{}
+	for k, v := range m {
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestNaiveLosesRequests(t *testing.T) {
+	res, _ := play(t, "naive", 2, nil)
+	if res.Failed() == 0 {
+		t.Fatal("naive rollouts (no gate, no preStop, app exits at once) lost no request")
+	}
+}
+
+func TestGateOnlyFailsOnDrainingTargets(t *testing.T) {
+	res, _ := play(t, "gate-only", 2, nil)
+	var fivexx uint64
+	for _, c := range []timeline.Class{timeline.ClassHTTP500, timeline.ClassHTTP502, timeline.ClassHTTP503, timeline.ClassHTTP504, timeline.ClassHTTP5xx} {
+		fivexx += res.Failures[c]
+	}
+	if fivexx == 0 {
+		t.Fatal("gate-only: no 5xx, though the app exits while ALB nodes still route to it")
+	}
+	if res.Causes[timeline.CauseDrainingTargetExited] == 0 {
+		t.Fatalf("gate-only: no failure attributed to %s (causes %v)", timeline.CauseDrainingTargetExited, res.Causes)
+	}
+}
+
+func TestRecommendedLosesNothing(t *testing.T) {
+	res, rec := play(t, "recommended", 5, nil)
+	if res.Failed() != 0 {
+		t.Fatalf("recommended settings lost %d requests: %v", res.Failed(), res.Causes)
+	}
+	if res.Rollouts != 5 {
+		t.Fatalf("rollouts = %d", res.Rollouts)
+	}
+	// The rollouts really happened: 5 completions and new versions answering.
+	complete, versions := 0, map[string]bool{}
+	for _, r := range rec.recs {
+		if r.Kind == timeline.KindRollout && r.State == "complete" {
+			complete++
+		}
+		if r.Kind == timeline.KindRequest {
+			versions[r.Version] = true
+		}
+	}
+	if complete != 5 || !versions["v1"] || !versions["v6"] {
+		t.Fatalf("rollouts complete %d, versions seen %v; want 5 and v1..v6", complete, versions)
+	}
+}
+
+func TestShortAppIdleTimeoutRacesKeepAlive(t *testing.T) {
+	res, _ := play(t, "short-app-idle-timeout", 2, nil)
+	if res.Failures[timeline.ClassHTTP502] == 0 || res.Causes[timeline.CauseKeepAliveRace] == 0 {
+		t.Fatalf("app idle timeout below the ALB's: want 502s from the keep-alive race, got %v / %v", nonZero(res.Failures), res.Causes)
+	}
+	// The control: the same bursty traffic with the app's idle timeout above
+	// the ALB's loses nothing, so the 502s above are the timeout's doing.
+	ss, _ := lab.Lookup("short-app-idle-timeout", "recommended")
+	control := ss[0]
+	control.Name, control.App.IdleTimeout = "bursty-recommended", ss[1].App.IdleTimeout
+	got, err := lab.Run(context.Background(), control, lab.Options{TimeScale: 0.1, Rollouts: 1, Rate: 200, App: []string{demoBin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Failed() != 0 {
+		t.Fatalf("control with a 75s app idle timeout lost %d requests: %v", got.Failed(), got.Causes)
+	}
+}
+
+func TestPreStopLongerThanGraceIsKilled(t *testing.T) {
+	res, rec := play(t, "prestop-exceeds-grace", 2, nil)
+	if res.Killed == 0 {
+		t.Fatal("preStop 61s > grace 30s: no pod got SIGKILL")
+	}
+	killed := 0
+	for _, r := range rec.recs {
+		if r.Kind == timeline.KindPod && r.State == "Killed" {
+			killed++
+		}
+	}
+	if killed != res.Killed {
+		t.Fatalf("Killed records %d, result says %d", killed, res.Killed)
+	}
+	if res.Causes[timeline.CauseKilledByGrace] == 0 {
+		t.Fatalf("in-flight /slow requests did not fail with %s: %v", timeline.CauseKilledByGrace, res.Causes)
+	}
+}
+
+func TestNoHealthyTargetFailsOpenInAccessLog(t *testing.T) {
+	var access bytes.Buffer
+	res, rec := play(t, "no-healthy-target", 1, &access)
+	if res.FailOpen == 0 {
+		t.Fatal("targets never healthy, yet the ALB never failed open")
+	}
+	// The access log alone, joined with the target timeline, shows requests
+	// answered by targets that were not healthy: fail-open.
+	var targets []timeline.Record
+	for _, r := range rec.recs {
+		if r.Kind == timeline.KindTarget {
+			targets = append(targets, r)
+		}
+	}
+	ix := accesslog.NewTargetIndex(targets)
+	sc := bufio.NewScanner(&access)
+	lines, unhealthyServed := 0, 0
+	for sc.Scan() {
+		e, err := accesslog.Parse(sc.Bytes())
+		if err != nil {
+			t.Fatalf("access log line %d: %v", lines+1, err)
+		}
+		lines++
+		st, ok := ix.At(string(e.Target), e.RequestCreationTime)
+		if ok && st.State != "healthy" && e.ELBStatusCode == 200 {
+			unhealthyServed++
+		}
+	}
+	if lines == 0 || unhealthyServed == 0 {
+		t.Fatalf("%d access log lines, %d served by a target that was not healthy; want fail-open evidence", lines, unhealthyServed)
+	}
+}

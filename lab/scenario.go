@@ -1,0 +1,209 @@
+// Package lab replays EKS + ALB rollouts on one machine: the ALB stand-in
+// (package alb), the AWS Load Balancer Controller stand-in (this package),
+// and a cluster stand-in running real processes (packages cluster and
+// kubelet), under constant traffic from the prober (package probe). Every
+// request is recorded, and every failure is attributed to its cause.
+//
+// A Scenario holds settings in "spec time": the numbers a user would write
+// in manifests and annotations. Options.TimeScale shrinks all of them
+// together when the scenario runs, so the seeds' 50/40/35 s settings replay
+// in seconds without changing their ratios.
+package lab
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/rollsafe/rollsafe/alb"
+)
+
+// Defaults with their sources. Spec time (unscaled).
+const (
+	// DefaultGrace: terminationGracePeriodSeconds default (Kubernetes pod lifecycle docs).
+	DefaultGrace = 30 * time.Second
+	// DefaultDeregistrationDelay: deregistration_delay.timeout_seconds (ELB target group attributes docs).
+	DefaultDeregistrationDelay = 300 * time.Second
+	// DefaultLBIdleTimeout: idle_timeout.timeout_seconds (ALB attributes docs).
+	DefaultLBIdleTimeout = 60 * time.Second
+	// DefaultPropagation: how long ALB nodes may keep routing to a deregistered
+	// target. AWS publishes no figure; 10 s matches check's default (see
+	// docs/rules/prestop-too-short.md).
+	DefaultPropagation = 10 * time.Second
+	// DefaultControllerLag: the controller's reconcile lag between a pod
+	// change and its ELBv2 call (observed at about a second).
+	DefaultControllerLag = 1 * time.Second
+	// DefaultGateRequeue: the controller re-checks target health for a pod
+	// readiness gate every 15 s (aws-load-balancer-controller, targetHealthRequeueDuration).
+	DefaultGateRequeue = 15 * time.Second
+	// GateConditionType is the readiness gate the controller's webhook
+	// injects: target-health.elbv2.k8s.aws/<TargetGroupBinding name>.
+	GateConditionType = "target-health.elbv2.k8s.aws/k8s-lab-jiameng-tgb"
+	// AppPort is the seeds' service port; every pod listens on its own IP.
+	AppPort = 1325
+)
+
+// App is how the demo API behaves; ignored for a user's own --app except
+// that the env values are passed to it.
+type App struct {
+	Shutdown        string        // graceful | immediate
+	DrainDelay      time.Duration // graceful's DRAIN_DELAY
+	ShutdownTimeout time.Duration // graceful's SHUTDOWN_TIMEOUT
+	IdleTimeout     time.Duration // the app's keep-alive timeout
+}
+
+// Scenario is one rollout setup, in spec time.
+type Scenario struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+
+	Replicas        int32              `json:"replicas"`
+	MaxSurge        intstr.IntOrString `json:"maxSurge"`
+	MaxUnavailable  intstr.IntOrString `json:"maxUnavailable"`
+	MinReadySeconds int32              `json:"minReadySeconds"`
+
+	ReadinessGate bool          `json:"readinessGate"`
+	PreStop       time.Duration `json:"preStop"` // lifecycle.preStop.sleep; 0 = none
+	Grace         time.Duration `json:"grace"`   // terminationGracePeriodSeconds
+
+	DeregistrationDelay time.Duration   `json:"deregistrationDelay"`
+	LBIdleTimeout       time.Duration   `json:"lbIdleTimeout"`
+	HealthCheck         alb.HealthCheck `json:"healthCheck"`
+
+	App App `json:"app"`
+
+	Propagation   time.Duration `json:"propagation"`
+	ControllerLag time.Duration `json:"controllerLag"`
+	GateRequeue   time.Duration `json:"gateRequeue"`
+
+	// SlowRequest, when set, adds a side stream of GET /slow requests this
+	// long, so requests are in flight when pods are killed.
+	SlowRequest time.Duration `json:"slowRequest,omitempty"`
+	// BurstEvery, when set, adds a burst of concurrent requests this often on
+	// top of the constant load: real traffic is bursty, and a burst is what
+	// reaches the backend connections that sat idle in the ALB's pool.
+	BurstEvery time.Duration `json:"burstEvery,omitempty"`
+
+	// Source says where the settings came from: "built-in" or a manifest path.
+	Source string `json:"source"`
+	// Template is the user's pod template when replaying manifests (nil:
+	// the built-in demo API template).
+	Template *corev1.PodTemplateSpec `json:"-"`
+}
+
+// base is what every built-in scenario starts from: the seeds' service (two
+// pods, maxUnavailable 0, maxSurge 1) behind an ALB made by the controller
+// with its annotation defaults.
+func base(name, desc string) Scenario {
+	return Scenario{
+		Name: name, Description: desc,
+		Replicas: 2, MaxSurge: intstr.FromInt32(1), MaxUnavailable: intstr.FromInt32(0),
+		Grace:               DefaultGrace,
+		DeregistrationDelay: DefaultDeregistrationDelay,
+		LBIdleTimeout:       DefaultLBIdleTimeout,
+		HealthCheck:         controllerHealthCheck(),
+		App:                 App{Shutdown: "immediate", IdleTimeout: 75 * time.Second},
+		Propagation:         DefaultPropagation,
+		ControllerLag:       DefaultControllerLag,
+		GateRequeue:         DefaultGateRequeue,
+		Source:              "built-in",
+	}
+}
+
+// controllerHealthCheck: the AWS Load Balancer Controller's annotation
+// defaults (15 s interval, 5 s timeout, 2/2 thresholds, 200) with the demo
+// API's readiness path, as an Ingress annotation would set it.
+func controllerHealthCheck() alb.HealthCheck {
+	hc := alb.ControllerHealthCheck()
+	hc.Path = "/readyz"
+	return hc
+}
+
+// Builtins returns the built-in scenarios. The first three are what
+// `rollsafe lab` runs by default.
+func Builtins() []Scenario {
+	naive := base("naive", "no readiness gate, no preStop, app exits at once on SIGTERM")
+
+	gateOnly := base("gate-only", "readiness gate on, app exits at once on SIGTERM")
+	gateOnly.ReadinessGate = true
+
+	rec := base("recommended", "gate + preStop sleep 40s + grace 50s + deregistration delay 35s + graceful app")
+	rec.ReadinessGate = true
+	rec.PreStop = 40 * time.Second
+	rec.Grace = 50 * time.Second
+	rec.DeregistrationDelay = 35 * time.Second
+	rec.App = App{Shutdown: "graceful", DrainDelay: 0, ShutdownTimeout: 5 * time.Second, IdleTimeout: 75 * time.Second}
+
+	idle := rec
+	idle.Name = "short-app-idle-timeout"
+	idle.Description = "recommended, but the app's keep-alive timeout is 5s (Node.js' default), below the ALB's 60s; bursty traffic"
+	idle.App.IdleTimeout = 5 * time.Second
+	idle.BurstEvery = 10 * time.Second
+
+	kill := rec
+	kill.Name = "prestop-exceeds-grace"
+	kill.Description = "gate + preStop sleep 61s with the default 30s grace period (seed 003), in-flight 45s requests"
+	kill.PreStop = 61 * time.Second
+	kill.Grace = DefaultGrace
+	kill.DeregistrationDelay = DefaultDeregistrationDelay
+	kill.SlowRequest = 45 * time.Second
+
+	failOpen := base("no-healthy-target", "no gate, health check path answers 404: targets never turn healthy, the ALB fails open")
+	failOpen.HealthCheck.Path = "/no-such-health-path"
+	failOpen.App = rec.App
+	failOpen.PreStop = rec.PreStop
+	failOpen.Grace = rec.Grace
+	failOpen.DeregistrationDelay = rec.DeregistrationDelay
+
+	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen}
+}
+
+// DefaultScenarios are the three the seeds tell: errors, fewer errors, none.
+var DefaultScenarios = []string{"naive", "gate-only", "recommended"}
+
+// Lookup finds built-in scenarios by name.
+func Lookup(names ...string) ([]Scenario, error) {
+	all := map[string]Scenario{}
+	for _, s := range Builtins() {
+		all[s.Name] = s
+	}
+	var out []Scenario
+	for _, n := range names {
+		s, ok := all[n]
+		if !ok {
+			return nil, fmt.Errorf("unknown scenario %q (have: %s)", n, strings.Join(ScenarioNames(), ", "))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ScenarioNames lists the built-in scenario names, sorted.
+func ScenarioNames() []string {
+	var names []string
+	for _, s := range Builtins() {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// KeySettings is the one-line summary the results table prints.
+func (s Scenario) KeySettings() string {
+	gate := "off"
+	if s.ReadinessGate {
+		gate = "on"
+	}
+	pre := "none"
+	if s.PreStop > 0 {
+		pre = secs(s.PreStop)
+	}
+	return fmt.Sprintf("gate %s, preStop %s, grace %s, dereg %s, app %s (idle %s)",
+		gate, pre, secs(s.Grace), secs(s.DeregistrationDelay), s.App.Shutdown, secs(s.App.IdleTimeout))
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%gs", d.Seconds()) }

@@ -1,0 +1,193 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/probe"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+// probes are the traffic streams of one scenario.
+type probes struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (p *probes) wait() error {
+	p.wg.Wait()
+	if len(p.errs) > 0 {
+		return p.errs[0]
+	}
+	return nil
+}
+
+// startProbes starts the constant load on / and, when the scenario asks
+// for it, a side stream of long /slow requests.
+func (r *run) startProbes(ctx context.Context) *probes {
+	lbTimeout := r.lb.Config().TargetTimeout
+	timeout := max(5*time.Second, lbTimeout+time.Second)
+	r.summary = probe.NewSummary(r.o.Rate, 10*time.Millisecond, timeout)
+	ps := &probes{}
+	streams := []probe.Config{{
+		URL: r.lb.URL() + "/", Rate: r.o.Rate, Connections: 32, Timeout: timeout,
+	}}
+	if r.s.SlowRequest > 0 {
+		slow := r.scale.Of(r.s.SlowRequest)
+		streams = append(streams, probe.Config{
+			URL:  fmt.Sprintf("%s/slow?ms=%d", r.lb.URL(), slow.Milliseconds()),
+			Rate: 4, Connections: 64, Timeout: slow + lbTimeout + time.Second,
+		})
+	}
+	if r.s.BurstEvery > 0 {
+		ps.wg.Add(1)
+		go func() {
+			defer ps.wg.Done()
+			r.bursts(ctx, timeout)
+		}()
+	}
+	for _, cfg := range streams {
+		cfg.VersionHeader, cfg.Source, cfg.Scenario = "X-Version", "probe", r.s.Name
+		ps.wg.Add(1)
+		go func() {
+			defer ps.wg.Done()
+			if _, err := probe.Run(ctx, cfg, r.onProbeRecord); err != nil {
+				ps.mu.Lock()
+				ps.errs = append(ps.errs, err)
+				ps.mu.Unlock()
+			}
+		}()
+	}
+	return ps
+}
+
+// burstSize is how many requests one burst sends at once.
+const burstSize = 24
+
+// bursts sends burstSize concurrent requests every BurstEvery until ctx ends.
+func (r *run) bursts(ctx context.Context, timeout time.Duration) {
+	every := r.scale.Of(r.s.BurstEvery)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		cfg := probe.Config{
+			URL: r.lb.URL() + "/", Connections: burstSize, Requests: burstSize, Timeout: timeout,
+			VersionHeader: "X-Version", Source: "probe", Scenario: r.s.Name,
+		}
+		probe.Run(ctx, cfg, r.onProbeRecord)
+	}
+}
+
+// onProbeRecord aggregates every request; failed ones wait for attribution
+// until the ALB's view of them is complete.
+func (r *run) onProbeRecord(rec *timeline.Record) error {
+	r.mu.Lock()
+	r.summary.Add(rec)
+	if rec.Failed() {
+		c := *rec
+		r.failed = append(r.failed, &c)
+		rec = nil
+	}
+	r.mu.Unlock()
+	if rec != nil {
+		r.emit(rec)
+	}
+	return nil
+}
+
+// onRequest is the ALB's per-request hook: it counts fail-open routing and
+// keeps what the ALB knew of failed requests, by trace id.
+func (r *run) onRequest(ri *alb.RequestInfo) {
+	failed := ri.Err != alb.ErrNone || ri.ELBStatus >= 500
+	if !ri.FailOpen && !failed {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ri.FailOpen {
+		r.failOpen++
+	}
+	if failed && ri.TraceID != "" {
+		r.failInfo[ri.TraceID] = *ri
+	}
+}
+
+// attributeFailures joins each failed request with the ALB's view and the
+// pod's process history, sets its Cause and emits it.
+func (r *run) attributeFailures() {
+	r.mu.Lock()
+	failed := r.failed
+	r.failed = nil
+	r.mu.Unlock()
+	for _, rec := range failed {
+		ri, ok := r.failInfo[rec.TraceID]
+		if !ok {
+			rec.Cause = timeline.CauseUnknown
+		} else {
+			rec.Cause = r.causeOf(&ri)
+			rec.Attrs = map[string]string{"target": ri.Target, "target_state": string(ri.TargetState), "lb_error": string(ri.Err)}
+		}
+		r.emit(rec)
+	}
+	r.failed = failed
+}
+
+const reapSlack = 100 * time.Millisecond
+
+// causeOf refines the ALB's preliminary cause with what only the cluster
+// knows: whether the target's process had exited, or was killed mid-request.
+func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
+	ip, _, _ := splitTarget(ri.Target)
+	f, known := r.ctrl.facts(ip)
+	if !known || ri.Cause == timeline.CauseNoHealthyTarget || ri.Cause == timeline.CauseNoRegisteredTarget {
+		return ri.Cause
+	}
+	end := ri.Done
+	if end.IsZero() {
+		end = time.Now()
+	}
+	killedDuring := !f.killed.IsZero() && !ri.Sent.IsZero() && !ri.Sent.After(f.killed) && !end.Before(f.killed)
+	// The kubelet sees an exit when it reaps the process, a moment after the
+	// process stopped answering: allow for that.
+	gone := !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
+	switch {
+	case killedDuring:
+		return timeline.CauseKilledByGrace
+	case ri.Cause == timeline.CauseDeregistrationCut || ri.Cause == timeline.CauseTargetTimeout:
+		return ri.Cause
+	case gone && ri.TargetState == alb.StateDraining:
+		return timeline.CauseDrainingTargetExited
+	case gone && !f.terminating.IsZero():
+		return timeline.CauseExitedBeforeDeregistration
+	case !gone && ri.Reused && ri.Err == alb.ErrReusedConnClosed:
+		// The process was alive: the app closed the idle connection itself.
+		return timeline.CauseKeepAliveRace
+	case !gone && ri.TargetState == alb.StateDraining:
+		return timeline.CauseUnknown
+	}
+	return ri.Cause
+}
+
+// result totals the scenario.
+func (r *run) result() *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.summary.Close()
+	res := &Result{
+		Scenario: r.s, Name: r.s.Name, Settings: r.s.KeySettings(), Rollouts: r.o.Rollouts,
+		Requests: r.summary.Requests, OK: r.summary.OK, Failures: r.summary.Failures,
+		Causes: map[timeline.Cause]uint64{}, LatencyMS: r.summary.Percentiles(),
+		FailOpen: r.failOpen, Killed: r.killed, Seconds: time.Since(r.began).Seconds(),
+	}
+	for _, rec := range r.failed {
+		res.Causes[rec.Cause]++
+	}
+	return res
+}
