@@ -1,0 +1,168 @@
+package lab_test
+
+// The lab command as a user runs it: the real rollsafe binary as a child
+// process, real signals, and a scan of /proc for pods left behind.
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "labcmd-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "rollsafe")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rollsafe/rollsafe/cmd/rollsafe").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build rollsafe: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// pods lists the pids of processes running this test's binary as the demo API.
+func pods() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 1 && args[0] == bin && args[1] == "demo-api" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func waitNoPods(t *testing.T) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if len(pods()) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("pod processes left behind: %v", pods())
+}
+
+func waitPods(t *testing.T, n int) []int {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if p := pods(); len(p) >= n {
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d pod processes ever appeared", n)
+	return nil
+}
+
+func TestBadInputOneLineNoChildren(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n spec: [\n"), 0o644)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"--bogus"}, 2, "unknown flag: --bogus"},
+		{[]string{"--rate", "0"}, 2, "--rate > 0"},
+		{[]string{"--scenario", "nope"}, 2, `unknown scenario "nope"`},
+		{[]string{"--app", "/no/such/server"}, 2, "/no/such/server is not an executable file"},
+		{[]string{"--app", "no-such-server-xyz"}, 2, "no-such-server-xyz not found in PATH"},
+		{[]string{"--manifests", bad}, 2, bad + ":"},
+		{[]string{"--manifests", filepath.Join(dir, "missing")}, 2, "missing"},
+		{[]string{"--output", "yaml"}, 2, `--output "yaml"`},
+		{[]string{"--listen", busy.Addr().String(), "--scenario", "naive", "--report", ""}, 3, "address already in use"},
+	}
+	for _, c := range cases {
+		cmd := exec.Command(bin, append([]string{"lab"}, c.args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		msg := strings.TrimRight(stderr.String(), "\n")
+		if code != c.code || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, c.contains) {
+			t.Errorf("lab %v: exit %d, stderr %q; want exit %d and one line containing %q", c.args, code, msg, c.code, c.contains)
+		}
+		waitNoPods(t)
+	}
+}
+
+func TestCtrlCStopsAndLeavesNoChild(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "lab.ndjson")
+	cmd := exec.Command(bin, "lab", "--scenario", "recommended", "--rollouts", "20", "--report", "", "--record", rec)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitPods(t, 2)
+	time.Sleep(8 * time.Second) // first revision healthy, traffic flowing
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("lab did not stop within 60s of Ctrl-C")
+	}
+	waitNoPods(t)
+	b, err := os.ReadFile(rec)
+	if err != nil || !bytes.Contains(b, []byte(`"kind":"request"`)) {
+		t.Fatalf("Ctrl-C lost the recorded timeline (%v); stderr %q", err, stderr.String())
+	}
+}
+
+func TestPodCrashAndLabCrashLeaveNoChild(t *testing.T) {
+	cmd := exec.Command(bin, "lab", "--scenario", "gate-only", "--rollouts", "20", "--report", "")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	p := waitPods(t, 2)
+	syscall.Kill(p[0], syscall.SIGKILL) // one pod crashes; the lab goes on
+	time.Sleep(time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("the lab died with a pod: %v", err)
+	default:
+	}
+	waitPods(t, 1)
+	cmd.Process.Signal(syscall.SIGKILL) // now the lab itself crashes
+	<-done
+	waitNoPods(t)
+}
