@@ -152,7 +152,6 @@ func (c *controller) watchGate(pod string, t alb.Target) {
 // wait returns when every pending controller action has run or given up.
 func (c *controller) wait() { c.started.Wait() }
 
-
 func splitTarget(t string) (ip string, port int, err error) {
 	h, p, err := net.SplitHostPort(t)
 	if err != nil {
