@@ -76,6 +76,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .legend span { margin-right: 14px; }
 svg text { font-size: 11px; fill: #444; }
 .err { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
+.states { font-size: 12px; white-space: nowrap; }
 .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; }
 </style>
 </head>
@@ -119,8 +120,8 @@ svg text { font-size: 11px; fill: #444; }
 
 {{if .R.Failures}}
 <h2>Failed requests{{if lt (len .R.Failures) .Failed}} (first {{len .R.Failures}} of {{.Failed}}){{end}}</h2>
-<table id="failures"><tr><th>at</th><th>seq</th><th>class</th><th>status</th><th>cause</th><th>replica</th><th>error</th><th>trace id</th></tr>
-{{range .R.Failures}}<tr><td class="n">{{s .AtMS}}</td><td class="n">{{.Seq}}</td><td>{{.Class}}</td><td class="n">{{if .Status}}{{.Status}}{{end}}</td><td>{{.Cause}}</td><td>{{.Replica}}</td><td class="err">{{.Error}}</td><td class="err">{{.TraceID}}</td></tr>
+<table id="failures"><tr><th>at</th><th>seq</th><th>class</th><th>status</th><th>cause</th><th>replica</th><th>error</th><th>trace id</th><th>pods then</th><th>targets then</th></tr>
+{{range .R.Failures}}<tr><td class="n">{{s .AtMS}}</td><td class="n">{{.Seq}}</td><td>{{.Class}}</td><td class="n">{{if .Status}}{{.Status}}{{end}}</td><td>{{.Cause}}</td><td>{{.Replica}}</td><td class="err">{{.Error}}</td><td class="err">{{.TraceID}}</td><td class="states">{{range .Pods}}<div>{{.Object}}: {{.State}}{{if .Reason}} ({{.Reason}}){{end}}</div>{{end}}</td><td class="states">{{range .Targets}}<div>{{.Object}}: {{.State}}{{if .Reason}} ({{.Reason}}){{end}}</div>{{end}}</td></tr>
 {{end}}</table>
 {{end}}
 {{if .R.Marks}}

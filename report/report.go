@@ -70,6 +70,22 @@ type Failure struct {
 	Replica string         `json:"replica,omitempty"`
 	Error   string         `json:"error,omitempty"`
 	TraceID string         `json:"trace_id,omitempty"`
+	// Pods and Targets are each pod's and each target's latest recorded
+	// state at or before the instant the request was sent: what the seeds'
+	// aws_alb_test.sh printed by hand before every curl. Objects first seen
+	// later are left out. Sorted by object name.
+	Pods    []StateAt `json:"pods,omitempty"`
+	Targets []StateAt `json:"targets,omitempty"`
+}
+
+// StateAt is one object's state as last recorded before a failure.
+type StateAt struct {
+	Object string `json:"object"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// SinceMS is when that record was made (offset from Report.Start), so a
+	// reader sees how fresh the evidence is (a poller sees changes late).
+	SinceMS float64 `json:"since_ms"`
 }
 
 // Lane is the state history of one pod or target.
@@ -310,6 +326,7 @@ func rank(sorted []int64, p float64) float64 {
 
 func (b *builder) failures(start int64, limit int) []Failure {
 	var out []Failure
+	hist := newHistories(b.states)
 	for _, q := range b.reqs {
 		if q.fail < 0 {
 			continue
@@ -319,6 +336,8 @@ func (b *builder) failures(start int64, limit int) []Failure {
 		}
 		f := b.fails[q.fail]
 		f.AtMS = nsToMS(q.at - start)
+		f.Pods = hist.at(timeline.KindPod, q.sent, start)
+		f.Targets = hist.at(timeline.KindTarget, q.sent, start)
 		out = append(out, f)
 	}
 	return out
@@ -375,4 +394,56 @@ func (b *builder) lanes(start, end int64) ([]Lane, []Mark) {
 	}
 	slices.SortStableFunc(lanes, func(x, y Lane) int { return cmp.Compare(x.Kind, y.Kind) })
 	return lanes, marks
+}
+
+// histories holds every pod's and target's records in time order, one list
+// per object, so "state at instant t" is a binary search per object.
+type histories map[timeline.Kind][]history
+
+type history struct {
+	object string
+	recs   []*timeline.Record // by time; states are sorted before this is built
+}
+
+func newHistories(states []*timeline.Record) histories {
+	h := histories{}
+	idx := map[[2]string]int{}
+	for _, r := range states {
+		if r.Kind != timeline.KindPod && r.Kind != timeline.KindTarget {
+			continue
+		}
+		key := [2]string{string(r.Kind), r.Object}
+		i, ok := idx[key]
+		if !ok {
+			i = len(h[r.Kind])
+			idx[key] = i
+			h[r.Kind] = append(h[r.Kind], history{object: r.Object})
+		}
+		h[r.Kind][i].recs = append(h[r.Kind][i].recs, r)
+	}
+	for _, l := range h {
+		slices.SortFunc(l, func(x, y history) int { return cmp.Compare(x.object, y.object) })
+	}
+	return h
+}
+
+// at is the latest record of each object of kind at or before t (unix ns).
+// A record stamped exactly t counts: the request saw that state.
+func (h histories) at(kind timeline.Kind, t, start int64) []StateAt {
+	var out []StateAt
+	for _, o := range h[kind] {
+		// first record after t; the one before it is the state at t
+		i, _ := slices.BinarySearchFunc(o.recs, t, func(r *timeline.Record, t int64) int {
+			if r.Time.UnixNano() <= t {
+				return -1
+			}
+			return 1
+		})
+		if i == 0 {
+			continue // not yet seen at t
+		}
+		r := o.recs[i-1]
+		out = append(out, StateAt{Object: o.object, State: r.State, Reason: r.Reason, SinceMS: nsToMS(r.Time.UnixNano() - start)})
+	}
+	return out
 }

@@ -1,0 +1,89 @@
+package report
+
+import (
+	"bytes"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+// TestFailureStatesAtThatInstant: every failed request lists each pod's and
+// each target's latest state at or before the instant it was sent, from a
+// small hand-written timeline written out of time order.
+func TestFailureStatesAtThatInstant(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	req := func(ms int, class timeline.Class, status int) *timeline.Record {
+		return &timeline.Record{Kind: timeline.KindRequest, Time: at(ms), Source: "probe", Seq: uint64(ms),
+			Latency: time.Millisecond, Status: status, Class: class}
+	}
+	recs := []*timeline.Record{
+		req(0, timeline.ClassOK, 200),
+		{Kind: timeline.KindTarget, Time: at(100), Source: "elbv2", Object: "10.0.0.1:80", State: "draining", Reason: "Target.DeregistrationInProgress"},
+		{Kind: timeline.KindPod, Time: at(100), Source: "kube", Object: "web-a", State: "Terminating"},
+		{Kind: timeline.KindPod, Time: at(0), Source: "kube", Object: "web-a", State: "Running"},
+		{Kind: timeline.KindTarget, Time: at(0), Source: "elbv2", Object: "10.0.0.1:80", State: "healthy"},
+		{Kind: timeline.KindPod, Time: at(150), Source: "kube", Object: "web-b", State: "Pending"},
+		{Kind: timeline.KindRollout, Time: at(10), Source: "kube", Object: "web", State: "progressing"},
+		req(50, timeline.ClassHTTP502, 502),
+		req(100, timeline.ClassHTTP504, 504), // stamped the same instant as the change: sees it
+		req(120, timeline.ClassOK, 200),
+		req(200, timeline.ClassConnReset, 0),
+	}
+	path := filepath.Join(t.TempDir(), "run.ndjson")
+	w, err := timeline.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Build([]string{path}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ pods, targets []StateAt }
+	want := []row{
+		{pods: []StateAt{{Object: "web-a", State: "Running", SinceMS: 0}},
+			targets: []StateAt{{Object: "10.0.0.1:80", State: "healthy", SinceMS: 0}}},
+		{pods: []StateAt{{Object: "web-a", State: "Terminating", SinceMS: 100}},
+			targets: []StateAt{{Object: "10.0.0.1:80", State: "draining", Reason: "Target.DeregistrationInProgress", SinceMS: 100}}},
+		{pods: []StateAt{{Object: "web-a", State: "Terminating", SinceMS: 100}, {Object: "web-b", State: "Pending", SinceMS: 150}},
+			targets: []StateAt{{Object: "10.0.0.1:80", State: "draining", Reason: "Target.DeregistrationInProgress", SinceMS: 100}}},
+	}
+	if len(rep.Failures) != len(want) {
+		t.Fatalf("%d failures, want %d: %+v", len(rep.Failures), len(want), rep.Failures)
+	}
+	for i, f := range rep.Failures {
+		if !reflect.DeepEqual(f.Pods, want[i].pods) || !reflect.DeepEqual(f.Targets, want[i].targets) {
+			t.Errorf("failure %d at %v ms (%s):\n pods    %+v\n want    %+v\n targets %+v\n want    %+v",
+				i, f.AtMS, f.Class, f.Pods, want[i].pods, f.Targets, want[i].targets)
+		}
+	}
+
+	var html bytes.Buffer
+	if err := HTML(&html, rep); err != nil {
+		t.Fatal(err)
+	}
+	s := html.String()
+	table := s[strings.Index(s, `<table id="failures">`):]
+	table = table[:strings.Index(table, "</table>")]
+	for _, cell := range []string{
+		"<div>web-a: Running</div>",
+		"<div>10.0.0.1:80: draining (Target.DeregistrationInProgress)</div>",
+		"<div>web-a: Terminating</div><div>web-b: Pending</div>",
+	} {
+		if !strings.Contains(table, cell) {
+			t.Errorf("failure table lacks %q:\n%s", cell, table)
+		}
+	}
+}
