@@ -29,6 +29,7 @@ type options struct {
 	output       string
 	maxFailures  int64
 	errorBudget  string
+	observe      observeOptions
 }
 
 // NewCmd builds `rollsafe probe URL`.
@@ -48,7 +49,18 @@ Each request gets one attempt (no transparent retries) and an X-Amzn-Trace-Id
 that the ALB writes into its access log. Ctrl-C stops sending, waits for the
 requests in flight and flushes the record and the summary.
 
-Exit status: 0 within budget, 1 past --max-failures/--error-budget, 2 bad usage.`,
+With --kube, the pods (and their EndpointSlice endpoints, Deployments and
+ReplicaSets) matching --namespace/--selector are watched through the
+Kubernetes API; with --target-group-arn, DescribeTargetHealth is polled every
+--poll-interval. Their state changes go into the --record file beside the
+requests (so both need --record), and "rollsafe report" lists, for every
+failed request, the pod and target states at that instant. Either source
+failing to start (kubeconfig, RBAC, unreachable server, wrong ARN) stops the
+probe before it sends anything.
+
+Exit status: 0 within budget, 1 past --max-failures/--error-budget, 2 bad
+usage (including a kubeconfig, RBAC or ARN the server refused), 3 a server
+could not be reached or the record could not be written.`,
 		Example: `  rollsafe probe https://app.example.com/healthz --rate 50 --duration 10m --record run.ndjson
   rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json`,
 		Args: cobra.ExactArgs(1),
@@ -79,6 +91,16 @@ Exit status: 0 within budget, 1 past --max-failures/--error-budget, 2 bad usage.
 	fl.StringVar(&o.errorBudget, "error-budget", "", `exit 1 when the failed share exceeds this ("0.1%" or "0.001")`)
 	fl.StringVar(&o.cfg.Scenario, "scenario", "", "label every record with this scenario name")
 	fl.DurationVar(&o.cfg.LateAfter, "late-after", probe.DefaultLateAfter, "count a send as late when it starts this far behind schedule")
+	ob := &o.observe
+	fl.BoolVar(&ob.kube, "kube", false, "record pod, endpoint and rollout states from the Kubernetes API into --record")
+	fl.StringVar(&ob.namespace, "namespace", "", "namespace to watch with --kube (default: the kubeconfig context's)")
+	fl.StringVarP(&ob.selector, "selector", "l", "", `label selector for --kube ("app=web")`)
+	fl.StringVar(&ob.kubeconfig, "kubeconfig", "", "kubeconfig for --kube (default: $KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&ob.context, "context", "", "kubeconfig context for --kube")
+	fl.StringVar(&ob.targetGroupARN, "target-group-arn", "", "record this target group's target health (DescribeTargetHealth) into --record")
+	fl.StringVar(&ob.awsEndpoint, "aws-endpoint", "", "ELBv2 API endpoint for --target-group-arn (the lab's, or a proxy)")
+	fl.StringVar(&ob.region, "region", "", "AWS region for --target-group-arn (default: the AWS config chain's)")
+	fl.DurationVar(&ob.pollInterval, "poll-interval", 5*time.Second, "time between DescribeTargetHealth polls (keep ≥ 1s on AWS: it is rate limited)")
 	return cmd
 }
 
@@ -139,6 +161,9 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if err != nil {
 		return err
 	}
+	if err := o.observe.check(o.record); err != nil {
+		return err
+	}
 	var sink probe.Sink
 	var rec *timeline.Writer
 	if o.record != "" {
@@ -150,6 +175,14 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		}
 		sink = rec.Write
 	}
+	var obs *observers
+	if o.observe.any() {
+		if obs, err = startObservers(cmd.Context(), &o.observe, rec, f.IO.ErrOut); err != nil {
+			rec.Close()
+			os.Remove(o.record)
+			return err
+		}
+	}
 	start := time.Now()
 	if f.IO.ErrTTY {
 		o.cfg.Progress = func(s *probe.Summary) { fmt.Fprintf(f.IO.ErrOut, "\r\033[K%s", progressLine(s, time.Since(start))) }
@@ -158,12 +191,16 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if f.IO.ErrTTY {
 		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
 	}
-	if sum == nil { // the Config was refused before anything was sent
+	obsErr := obs.stop() // the watchers end with the probe; their last records are written
+	if sum == nil {      // the Config was refused before anything was sent
 		if rec != nil {
 			rec.Close()
 			os.Remove(o.record)
 		}
 		return cmdutil.UsageErrorf("%v", runErr)
+	}
+	if obsErr != nil && runErr == nil {
+		runErr = fmt.Errorf("recording %s: %w", o.record, obsErr)
 	}
 	if rec != nil {
 		if err := rec.Close(); err != nil && runErr == nil {

@@ -1,0 +1,184 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/aws/smithy-go"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/observe/elbv2"
+	"github.com/rollsafe/rollsafe/observe/kube"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+// observeOptions are the flags that record the cluster and the target group
+// beside the requests.
+type observeOptions struct {
+	kube       bool
+	namespace  string
+	selector   string
+	kubeconfig string
+	context    string
+
+	targetGroupARN string
+	awsEndpoint    string
+	region         string
+	pollInterval   time.Duration
+}
+
+func (o *observeOptions) any() bool { return o.kube || o.targetGroupARN != "" }
+
+// check refuses flag combinations before anything is contacted.
+func (o *observeOptions) check(record string) error {
+	if !o.kube && (o.namespace != "" || o.selector != "" || o.kubeconfig != "" || o.context != "") {
+		return cmdutil.UsageErrorf("--namespace, --selector, --kubeconfig and --context need --kube")
+	}
+	if o.targetGroupARN == "" && (o.awsEndpoint != "" || o.region != "") {
+		return cmdutil.UsageErrorf("--aws-endpoint and --region need --target-group-arn")
+	}
+	// The timelines only exist in the record: the summary has no place for
+	// them, and report joins them to the failures from the file.
+	if o.any() && record == "" {
+		return cmdutil.UsageErrorf("--kube and --target-group-arn write into the --record file: give --record")
+	}
+	if o.pollInterval <= 0 {
+		return cmdutil.UsageErrorf("--poll-interval %v: must be positive", o.pollInterval)
+	}
+	if _, err := labels.Parse(o.selector); err != nil {
+		return cmdutil.UsageErrorf("--selector %q: %v", o.selector, err)
+	}
+	return nil
+}
+
+// observers are the running watchers; stop ends them and waits, so every
+// record they made is written before the record file is closed.
+type observers struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error // the first write error, which makes the record incomplete
+}
+
+// startObservers connects to the cluster and the ELBv2 API and records
+// their initial state, failing with one line (exit 2 for what the user can
+// fix in flags or kubeconfig, 3 when a server cannot be reached) before the
+// prober sends anything. Later poll errors go to warn.
+func startObservers(ctx context.Context, o *observeOptions, rec *timeline.Writer, warn io.Writer) (*observers, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	obs := &observers{cancel: cancel}
+	fail := func(err error) (*observers, error) { obs.stop(); return nil, err }
+	if o.kube {
+		recs, err := startKube(ctx, o)
+		if err != nil {
+			return fail(err)
+		}
+		obs.wg.Go(func() {
+			for r := range recs {
+				obs.write(rec, &r)
+			}
+		})
+	}
+	if o.targetGroupARN != "" {
+		p, err := elbv2.New(ctx, elbv2.Config{TargetGroupARN: o.targetGroupARN, Endpoint: o.awsEndpoint,
+			Region: o.region, Interval: o.pollInterval,
+			OnError: func(err error) { fmt.Fprintf(warn, "warning: --target-group-arn: %v\n", err) }})
+		if err != nil {
+			return fail(cmdutil.UsageErrorf("--target-group-arn: %v", err))
+		}
+		// The first poll here, not in Run, so a wrong ARN stops us before traffic.
+		first, err := p.Poll(ctx)
+		if err != nil {
+			return fail(awsError(err))
+		}
+		for i := range first {
+			obs.write(rec, &first[i])
+		}
+		obs.wg.Go(func() {
+			if err := p.Run(ctx, func(r *timeline.Record) error { obs.write(rec, r); return nil }); err != nil {
+				fmt.Fprintf(warn, "warning: --target-group-arn: %v\n", err)
+			}
+		})
+	}
+	return obs, nil
+}
+
+func (obs *observers) write(rec *timeline.Writer, r *timeline.Record) {
+	if err := rec.Write(r); err != nil {
+		obs.mu.Lock()
+		if obs.err == nil {
+			obs.err = err
+		}
+		obs.mu.Unlock()
+	}
+}
+
+// stop ends the watchers and returns the first error writing their records.
+func (obs *observers) stop() error {
+	if obs == nil {
+		return nil
+	}
+	obs.cancel()
+	obs.wg.Wait()
+	return obs.err
+}
+
+// startKube loads the kubeconfig the way kubectl does and starts the watch;
+// kube.Start lists every resource once first, so a wrong namespace or a
+// missing permission is an error here rather than an informer retrying.
+func startKube(ctx context.Context, o *observeOptions) (<-chan timeline.Record, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, cmdutil.UsageErrorf("--kube: kubeconfig: %v", err)
+	}
+	ns := o.namespace
+	if ns == "" {
+		if ns, _, err = cc.Namespace(); err != nil {
+			return nil, cmdutil.UsageErrorf("--kube: kubeconfig namespace: %v", err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, cmdutil.UsageErrorf("--kube: %v", err)
+	}
+	recs, err := kube.Start(ctx, cs, kube.Options{Namespace: ns, Selector: o.selector})
+	if err == nil {
+		return recs, nil
+	}
+	err = fmt.Errorf("--kube: %s: %w", cfg.Host, err)
+	if isAPIRefusal(err) {
+		return nil, &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: err}
+	}
+	return nil, err // unreachable, timed out: exit 3
+}
+
+// isAPIRefusal: the apiserver answered and said no — forbidden, bad
+// credentials, no such resource. The user fixes that in kubeconfig or RBAC.
+func isAPIRefusal(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsBadRequest(err)
+}
+
+// awsError maps the first poll's error: an API error response (bad ARN,
+// target group not found, access denied) is input to fix, exit 2; no answer
+// at all (wrong endpoint, no network) is exit 3.
+func awsError(err error) error {
+	err = fmt.Errorf("--target-group-arn: %w", err)
+	var api smithy.APIError
+	var netErr net.Error
+	if errors.As(err, &api) && !errors.As(err, &netErr) {
+		return &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: err}
+	}
+	return err
+}
