@@ -43,7 +43,17 @@ func start(t *testing.T, opts Options, h http.Handler) *served {
 	s := &served{gs: gs, url: "http://" + ln.Addr().String(), errc: make(chan error, 1)}
 	go func() { s.errc <- gs.Serve(context.Background(), ln) }()
 	t.Cleanup(func() { srv.Close() })
-	return s
+	// Serve subscribes to the signals before it reports ready: wait for that,
+	// or a signal sent too early would hit the default handler.
+	for i := 0; ; i++ {
+		if code, err := get(s.url + "/readyz"); err == nil && code == 200 {
+			return s
+		}
+		if i > 500 {
+			t.Fatal("server never became ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func get(url string) (int, error) {
