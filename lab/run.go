@@ -8,7 +8,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/albcontroller"
 	"github.com/rollsafe/rollsafe/cluster"
 	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/probe"
@@ -93,7 +96,8 @@ func Run(ctx context.Context, s Scenario, o Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(), failInfo: map[string]alb.RequestInfo{}}
+	r := &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(),
+		failInfo: map[string]alb.RequestInfo{}, procs: newProcesses()}
 	return r.play(ctx)
 }
 
@@ -104,9 +108,10 @@ type run struct {
 	scale kubelet.TimeScale
 	began time.Time
 
-	lb   *alb.LB
-	cl   *cluster.Cluster
-	ctrl *controller
+	lb    *alb.LB
+	cl    *cluster.Cluster
+	ctrl  *albcontroller.Controller
+	procs *processes
 
 	mu       sync.Mutex
 	summary  *probe.Summary
@@ -137,16 +142,28 @@ func (r *run) start(ctx context.Context) error {
 		return fmt.Errorf("ALB stand-in: %w", err)
 	}
 	r.lb = lb
-	r.ctrl = newController(ctx, lb, r.s, r.scale)
+	r.ctrl = albcontroller.New(ctx, albcontroller.Options{
+		LB: lb, Port: AppPort, Lag: r.scale.Of(r.s.ControllerLag), Requeue: r.scale.Of(r.s.GateRequeue),
+		Get: func(name string) (*corev1.Pod, bool) {
+			p, ok := r.cl.Pod(name)
+			if !ok {
+				return nil, false
+			}
+			return p.Status(), true
+		},
+		SetGate: func(p *corev1.Pod, t corev1.PodConditionType) error {
+			return r.cl.SetCondition(p.Name, t, corev1.ConditionTrue)
+		},
+	})
 	r.cl, err = cluster.New(ctx, cluster.Options{
 		Port: AppPort, Command: r.o.App, Scale: r.scale, Scenario: r.s.Name,
-		Sink: sinkFunc(r.onPodRecord), OnPod: r.ctrl.onPod,
+		Sink:   sinkFunc(r.onPodRecord),
+		OnPod:  func(ev cluster.PodEvent) { r.ctrl.Observe(ev.Pod) },
 		Stdout: r.o.PodOutput, Stderr: r.o.PodOutput,
 	})
 	if err != nil {
 		return err
 	}
-	r.ctrl.cl = r.cl
 	r.o.Progress("%s: starting %d replicas behind the ALB stand-in at %s", r.s.Name, r.s.Replicas, lb.URL())
 	d, err := r.cl.CreateDeployment(deployment(r.s, r.scale))
 	if err != nil {
@@ -262,7 +279,7 @@ func (r *run) stop() {
 		r.cl.Close()
 	}
 	if r.ctrl != nil {
-		r.ctrl.wait()
+		r.ctrl.Wait()
 	}
 	if r.lb != nil {
 		r.lb.Close()
@@ -281,6 +298,7 @@ func (r *run) emit(rec *timeline.Record) {
 }
 
 func (r *run) onPodRecord(rec *timeline.Record) error {
+	r.procs.observe(rec)
 	if rec.Kind == timeline.KindPod && rec.State == string(kubelet.StateKilled) {
 		r.mu.Lock()
 		r.killed++

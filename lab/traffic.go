@@ -145,7 +145,7 @@ const reapSlack = 100 * time.Millisecond
 // knows: whether the target's process had exited, or was killed mid-request.
 func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 	ip, _, _ := splitTarget(ri.Target)
-	f, known := r.ctrl.facts(ip)
+	f, known := r.procs.facts(ip)
 	if !known || ri.Cause == timeline.CauseNoHealthyTarget || ri.Cause == timeline.CauseNoRegisteredTarget {
 		return ri.Cause
 	}
