@@ -12,7 +12,6 @@ import (
 
 	"github.com/rollsafe/rollsafe/alb"
 	"github.com/rollsafe/rollsafe/albcontroller"
-	"github.com/rollsafe/rollsafe/cluster"
 	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
@@ -45,6 +44,9 @@ type Options struct {
 	PodOutput io.Writer
 	// Listen is the ALB stand-in's address (default 127.0.0.1:0, any free port).
 	Listen string
+	// Kube, when set, runs the pods on a real Kubernetes control plane
+	// through the node agent instead of the embedded cluster stand-in.
+	Kube *KubeOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -109,8 +111,7 @@ type run struct {
 	began time.Time
 
 	lb    *alb.LB
-	cl    *cluster.Cluster
-	ctrl  *albcontroller.Controller
+	plat  platform
 	procs *processes
 
 	mu       sync.Mutex
@@ -142,38 +143,24 @@ func (r *run) start(ctx context.Context) error {
 		return fmt.Errorf("ALB stand-in: %w", err)
 	}
 	r.lb = lb
-	r.ctrl = albcontroller.New(ctx, albcontroller.Options{
-		LB: lb, Port: AppPort, Lag: r.scale.Of(r.s.ControllerLag), Requeue: r.scale.Of(r.s.GateRequeue),
-		Get: func(name string) (*corev1.Pod, bool) {
-			p, ok := r.cl.Pod(name)
-			if !ok {
-				return nil, false
-			}
-			return p.Status(), true
-		},
-		SetGate: func(p *corev1.Pod, t corev1.PodConditionType) error {
-			return r.cl.SetCondition(p.Name, t, corev1.ConditionTrue)
-		},
-	})
-	r.cl, err = cluster.New(ctx, cluster.Options{
-		Port: AppPort, Command: r.o.App, Scale: r.scale, Scenario: r.s.Name,
-		Sink:   sinkFunc(r.onPodRecord),
-		OnPod:  func(ev cluster.PodEvent) { r.ctrl.Observe(ev.Pod) },
-		Stdout: r.o.PodOutput, Stderr: r.o.PodOutput,
-	})
-	if err != nil {
-		return err
-	}
 	r.o.Progress("%s: starting %d replicas behind the ALB stand-in at %s", r.s.Name, r.s.Replicas, lb.URL())
-	d, err := r.cl.CreateDeployment(deployment(r.s, r.scale))
+	if r.o.Kube != nil {
+		r.plat, err = startKube(ctx, r)
+	} else {
+		r.plat, err = startEmbedded(ctx, r)
+	}
 	if err != nil {
 		return err
-	}
-	if err := d.WaitComplete(ctx); err != nil {
-		return fmt.Errorf("first revision never became available: %w", err)
 	}
 	r.waitHealthy(ctx)
 	return ctx.Err()
+}
+
+// controllerOptions are the controller stand-in's settings for the scenario.
+func (r *run) controllerOptions() albcontroller.Options {
+	return albcontroller.Options{
+		LB: r.lb, Port: AppPort, Lag: r.scale.Of(r.s.ControllerLag), Requeue: r.scale.Of(r.s.GateRequeue),
+	}
 }
 
 func (r *run) lbConfig() alb.Config {
@@ -227,13 +214,12 @@ func (r *run) rollUnderLoad(ctx context.Context) error {
 	defer stopProbe()
 	probes := r.startProbes(probeCtx)
 
-	d, _ := r.cl.Deployment(deploymentName)
 	var err error
 	for i := 1; i <= r.o.Rollouts && err == nil; i++ {
 		r.settle(ctx, r.scale.Of(r.s.Propagation)+200*time.Millisecond)
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "started")
 		r.o.Progress("%s: rollout %d/%d (v%d → v%d)", r.s.Name, i, r.o.Rollouts, i, i+1)
-		err = d.Rollout(ctx, podTemplate(r.s, r.scale, i+1))
+		err = r.plat.rollout(ctx, podTemplate(r.s, r.scale, i+1))
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "complete")
 		r.waitTerminations(ctx)
 	}
@@ -252,16 +238,7 @@ func (r *run) rollUnderLoad(ctx context.Context) error {
 // waitTerminations waits until no pod is terminating any more: every old
 // pod ran its preStop, got SIGTERM, and exited or was killed.
 func (r *run) waitTerminations(ctx context.Context) {
-	for ctx.Err() == nil {
-		busy := false
-		for _, p := range r.cl.Pods() {
-			if p.DeletionTimestamp != nil {
-				busy = true
-			}
-		}
-		if !busy {
-			return
-		}
+	for ctx.Err() == nil && r.plat.terminating() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -275,11 +252,8 @@ func (r *run) settle(ctx context.Context, d time.Duration) {
 
 // stop tears everything down; pods are killed, nothing outlives the lab.
 func (r *run) stop() {
-	if r.cl != nil {
-		r.cl.Close()
-	}
-	if r.ctrl != nil {
-		r.ctrl.Wait()
+	if r.plat != nil {
+		r.plat.close()
 	}
 	if r.lb != nil {
 		r.lb.Close()
@@ -306,6 +280,18 @@ func (r *run) onPodRecord(rec *timeline.Record) error {
 	}
 	r.emit(rec)
 	return nil
+}
+
+// platform is where the pods run: the embedded cluster stand-in, or a real
+// Kubernetes control plane with the node agent.
+type platform interface {
+	// rollout replaces the pod template and waits until the rollout is
+	// complete as `kubectl rollout status` judges it.
+	rollout(ctx context.Context, t corev1.PodTemplateSpec) error
+	// terminating reports whether any pod is still terminating.
+	terminating() bool
+	// close kills every pod and stops the controller stand-in.
+	close()
 }
 
 // sinkFunc adapts a function to kubelet.Sink.
