@@ -11,8 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
@@ -91,7 +89,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 	case o.Live && len(o.Paths) > 0:
 		return cmdutil.UsageErrorf("--live reads the cluster: give no PATH")
 	case o.Live:
-		cfg, ns, err := restConfig(o)
+		cfg, ns, err := cmdutil.KubeConfig(o.Kubeconfig, o.Context, o.Namespace)
 		if err != nil {
 			return cmdutil.UsageErrorf("--live: %v", err)
 		}
@@ -146,23 +144,6 @@ func inputErrors(f *cmdutil.Factory, cmd *cobra.Command, err error) error {
 }
 
 // restConfig loads the kubeconfig the way kubectl does.
-func restConfig(o *Options) (*rest.Config, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.Kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, "", err
-	}
-	ns := o.Namespace
-	if ns == "" {
-		if ns, _, err = cc.Namespace(); err != nil {
-			return nil, "", err
-		}
-	}
-	return cfg, ns, nil
-}
-
 // colorable says whether w is a terminal that wants colour (NO_COLOR unset).
 // cmdutil.IOStreams only knows whether ErrOut is a terminal; findings go to Out.
 func colorable(w io.Writer) bool {

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/observe/elbv2"
@@ -136,18 +135,9 @@ func (obs *observers) stop() error {
 // kube.Start lists every resource once first, so a wrong namespace or a
 // missing permission is an error here rather than an informer retrying.
 func startKube(ctx context.Context, o *observeOptions) (<-chan timeline.Record, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
-	cfg, err := cc.ClientConfig()
+	cfg, ns, err := cmdutil.KubeConfig(o.kubeconfig, o.context, o.namespace)
 	if err != nil {
 		return nil, cmdutil.UsageErrorf("--kube: kubeconfig: %v", err)
-	}
-	ns := o.namespace
-	if ns == "" {
-		if ns, _, err = cc.Namespace(); err != nil {
-			return nil, cmdutil.UsageErrorf("--kube: kubeconfig namespace: %v", err)
-		}
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
