@@ -97,14 +97,14 @@ type Config struct {
 // Result is one rollout.
 type Result struct {
 	Rollout  int                       `json:"rollout"`
-	Started  time.Time                 `json:"started"`            // the patch was sent
-	Complete time.Time                 `json:"complete,omitzero"`  // rollout status reached complete
-	Seconds  float64                   `json:"seconds"`            // started → complete (or → giving up)
-	Seq      uint64                    `json:"seq,omitempty"`      // the sequenced trigger's value
-	Version  string                    `json:"version,omitempty"`  // the version expected to answer
-	Requests uint64                    `json:"requests"`           // sent inside the window
-	Lost     uint64                    `json:"lost"`               // failed inside the window
-	Failures map[timeline.Class]uint64 `json:"failures"`           // lost by class
+	Started  time.Time                 `json:"started"`           // the patch was sent
+	Complete time.Time                 `json:"complete,omitzero"` // rollout status reached complete
+	Seconds  float64                   `json:"seconds"`           // started → complete (or → giving up)
+	Seq      uint64                    `json:"seq,omitempty"`     // the sequenced trigger's value
+	Version  string                    `json:"version,omitempty"` // the version expected to answer
+	Requests uint64                    `json:"requests"`          // sent inside the window
+	Lost     uint64                    `json:"lost"`              // failed inside the window
+	Failures map[timeline.Class]uint64 `json:"failures"`          // lost by class
 	// NewVersionSeenAfter is seconds from the patch to the first successful
 	// request answered by the new version (null: never).
 	NewVersionSeenAfter *float64  `json:"new_version_seen_after_s"`
