@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"net/netip"
+	"sync"
 )
 
 // ipam hands out pod addresses 127.0.x.y (y in 1..254) in sequence and
@@ -48,4 +49,29 @@ func step(ip, first netip.Addr) netip.Addr {
 		}
 	}
 	return netip.AddrFrom4(b)
+}
+
+// IPAM is the same pod address allocator, safe for concurrent use, for a
+// node agent outside this package: one allocation policy for the embedded
+// lab and for pods run on a real control plane.
+type IPAM struct {
+	mu sync.Mutex
+	a  *ipam
+}
+
+// NewIPAM hands out addresses from first (127.0.1.1 when zero) onwards.
+func NewIPAM(first netip.Addr) *IPAM { return &IPAM{a: newIPAM(first)} }
+
+// Allocate returns the next address not held by a pod.
+func (p *IPAM) Allocate() (netip.Addr, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.a.allocate()
+}
+
+// Release frees ip once its pod is gone.
+func (p *IPAM) Release(ip netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.a.release(ip)
 }
