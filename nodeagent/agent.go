@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -50,8 +51,13 @@ type Options struct {
 	// PodOutput receives every pod's stdout and stderr (nil discards them);
 	// it must be safe for concurrent writes.
 	PodOutput io.Writer
-	// FirstIP is the first pod address handed out (default 127.0.1.1). Give
-	// an embedded lab and an agent in one process different ranges.
+	// FirstIP is the first pod address handed out (default 127.0.1.1); the
+	// allocator counts up the last two bytes. Give an embedded lab and an
+	// agent in one process different ranges. The API server stores loopback
+	// pod IPs but the EndpointSlice controller cannot publish them (their
+	// validation refuses 127.0.0.0/8): for EndpointSlices, use a range made
+	// local to this host, such as 198.18.0.0/16 (RFC 2544's benchmarking
+	// range) added to lo.
 	FirstIP netip.Addr
 }
 
@@ -144,10 +150,30 @@ func checkOptions(o *Options) error {
 	if o.Port <= 0 || o.Port > 65535 {
 		return fmt.Errorf("nodeagent: bad pod port %d (want 1-65535)", o.Port)
 	}
-	if o.FirstIP.IsValid() && !(o.FirstIP.Is4() && o.FirstIP.IsLoopback()) {
-		return fmt.Errorf("nodeagent: first pod IP %s is not in 127.0.0.0/8", o.FirstIP)
+	if o.FirstIP.IsValid() {
+		if !o.FirstIP.Is4() {
+			return fmt.Errorf("nodeagent: first pod IP %s is not IPv4", o.FirstIP)
+		}
+		if err := checkLocal(o.FirstIP); err != nil {
+			return fmt.Errorf("nodeagent: %w", err)
+		}
 	}
 	return nil
+}
+
+// checkLocal says whether pods can listen on ip. Every 127.0.0.0/8 address
+// is local; another range is only when made so (ip addr add
+// 198.18.0.1/16 dev lo), which is what EndpointSlices need: the API server
+// refuses loopback endpoint addresses.
+func checkLocal(ip netip.Addr) error {
+	if ip.IsLoopback() {
+		return nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		return fmt.Errorf("pod IP %s is not an address of this host (use 127.0.x.y, or make the range local: ip addr add %s/16 dev lo): %w", ip, ip, err)
+	}
+	return ln.Close()
 }
 
 // NodeName is the registered Node's name.

@@ -4,23 +4,19 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
 )
 
 // A Deployment goes through the real deployment, ReplicaSet and scheduler
 // controllers onto the agent's node; its pods are real processes answering
-// on their own loopback IPs, and the EndpointSlice controller lists them.
-// Deleting a pod ends its process; Stop ends every process and the Node.
+// on their own loopback IPs. Deleting a pod ends its process; Stop ends every process and the Node.
 func TestDeploymentRunsOnTheNode(t *testing.T) {
 	l := newLab(t, netip.MustParseAddr("127.0.11.1"))
 	ctx := context.Background()
@@ -43,13 +39,6 @@ func TestDeploymentRunsOnTheNode(t *testing.T) {
 		t.Fatalf("lease %+v", lease.Spec)
 	}
 
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
-		Selector: map[string]string{"app": "web"},
-		Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(int32(l.port))}},
-	}}
-	if _, err := l.cs.CoreV1().Services(l.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	l.deployment("web", 2)
 	l.waitRolledOut("web")
 
@@ -91,18 +80,6 @@ func TestDeploymentRunsOnTheNode(t *testing.T) {
 		t.Fatalf("both pods got %s", ips[0])
 	}
 
-	// The EndpointSlice controller lists both IPs as ready.
-	l.waitFor("EndpointSlices listing both pods as ready", func(ctx context.Context) (bool, error) {
-		ready, err := readyEndpoints(ctx, l, "web")
-		if err != nil {
-			return false, err
-		}
-		slices.Sort(ready)
-		want := slices.Clone(ips)
-		slices.Sort(want)
-		return slices.Equal(ready, want), nil
-	})
-
 	// Deleting a pod ends its process and its object; the ReplicaSet
 	// replaces it.
 	victim := pods[0]
@@ -142,22 +119,6 @@ func TestDeploymentRunsOnTheNode(t *testing.T) {
 	if _, err := l.cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, l.node, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after Stop, lease %s: err %v, want NotFound", l.node, err)
 	}
-}
-
-func readyEndpoints(ctx context.Context, l *lab, service string) ([]string, error) {
-	list, err := l.cs.DiscoveryV1().EndpointSlices(l.ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, s := range list.Items {
-		for _, e := range s.Endpoints {
-			if e.Conditions.Ready != nil && *e.Conditions.Ready {
-				out = append(out, e.Addresses...)
-			}
-		}
-	}
-	return out, nil
 }
 
 func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionStatus {

@@ -244,3 +244,5 @@ func (s *recSink) warnings() []string {
 	return out
 }
 
+
+func itoa(n int) string { return strconv.Itoa(n) }

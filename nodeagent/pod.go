@@ -48,6 +48,11 @@ func (a *Agent) run(pod *corev1.Pod) *podRun {
 	a.mu.Unlock()
 
 	ip, err := a.ipam.Allocate()
+	if err == nil {
+		if err = checkLocal(ip); err != nil {
+			a.ipam.Release(ip)
+		}
+	}
 	var kp *kubelet.Pod
 	if err == nil {
 		kp, err = kubelet.Start(a.podCtx, kubelet.Options{
