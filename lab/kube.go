@@ -2,17 +2,167 @@ package lab
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/rollsafe/rollsafe/albcontroller"
+	"github.com/rollsafe/rollsafe/nodeagent"
+	"github.com/rollsafe/rollsafe/observe/kube"
 )
 
-// KubeOptions put the lab on a real control plane.
+// KubeOptions put the lab on a real control plane: the Deployment's
+// rolling update, EndpointSlices and the API are Kubernetes itself; pods
+// run under the node agent with the same kubelet code as the embedded lab.
 type KubeOptions struct {
-	Config  *rest.Config
+	Config *rest.Config
+	// OnReady, if set, is called once the first revision serves, with the
+	// namespace and Deployment name (soak's tests drive rollouts from there).
 	OnReady func(namespace, deployment string)
 }
 
-func startKube(context.Context, *run) (platform, error) {
-	return nil, errors.New("lab on a control plane: not built yet")
+// gateInjectLabel is what makes the controller's webhook inject readiness gates.
+const gateInjectLabel = "elbv2.k8s.aws/pod-readiness-gate-inject"
+
+// onKube runs a scenario's pods on a real control plane.
+type onKube struct {
+	cs    kubernetes.Interface
+	ns    string
+	agent *nodeagent.Agent
+	ctrl  *albcontroller.Controller
 }
+
+func startKube(ctx context.Context, r *run) (platform, error) {
+	cs, err := kubernetes.NewForConfig(r.o.Kube.Config)
+	if err != nil {
+		return nil, err
+	}
+	k := &onKube{cs: cs}
+	if err := k.setUp(ctx, r); err != nil {
+		k.close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// setUp creates the namespace, Service and Deployment a user would apply,
+// and starts the node agent and the controller stand-in.
+func (k *onKube) setUp(ctx context.Context, r *run) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rollsafe-lab-" + r.s.Name + "-"}}
+	if r.s.ReadinessGate {
+		ns.Labels = map[string]string{gateInjectLabel: "enabled"}
+	}
+	got, err := k.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create namespace: %w", err)
+	}
+	k.ns = got.Name
+	k.agent, err = nodeagent.Start(ctx, nodeagent.Options{
+		Config: r.o.Kube.Config, NodeName: "rollsafe-lab-" + k.ns, Port: AppPort,
+		Command: r.o.App, Scale: r.scale, Sink: sinkFunc(r.onPodRecord), PodOutput: r.o.PodOutput,
+	})
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	sel := labels.SelectorFromSet(labels.Set{"app": deploymentName})
+	if k.ctrl, err = albcontroller.Watch(ctx, k.cs, k.ns, sel, r.controllerOptions()); err != nil {
+		return err
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Namespace: k.ns},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": deploymentName},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(AppPort)}},
+		},
+	}
+	if _, err := k.cs.CoreV1().Services(k.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create service: %w", err)
+	}
+	d := deployment(r.s, r.scale)
+	d.Namespace = k.ns
+	if _, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create deployment: %w", err)
+	}
+	if err := k.waitComplete(ctx); err != nil {
+		return fmt.Errorf("first revision never became available: %w", err)
+	}
+	if r.o.Kube.OnReady != nil {
+		r.o.Kube.OnReady(k.ns, deploymentName)
+	}
+	return nil
+}
+
+func (k *onKube) rollout(ctx context.Context, t corev1.PodTemplateSpec) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := k.cs.AppsV1().Deployments(k.ns).Get(ctx, deploymentName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Spec.Template = t
+		_, err = k.cs.AppsV1().Deployments(k.ns).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return k.waitComplete(ctx)
+}
+
+// waitComplete polls the Deployment until `kubectl rollout status` would
+// call it complete.
+func (k *onKube) waitComplete(ctx context.Context) error {
+	for {
+		d, err := k.cs.AppsV1().Deployments(k.ns).Get(ctx, deploymentName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		switch state, msg := kube.DeploymentState(d); state {
+		case kube.RolloutComplete:
+			return nil
+		case kube.RolloutFailed:
+			return fmt.Errorf("rollout failed: %s", msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (k *onKube) terminating() bool {
+	pods, err := k.cs.CoreV1().Pods(k.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *onKube) close() {
+	if k.agent != nil {
+		k.agent.Stop()
+	}
+	if k.ctrl != nil {
+		k.ctrl.Wait()
+	}
+	if k.ns != "" {
+		err := k.cs.CoreV1().Namespaces().Delete(context.Background(), k.ns, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			_ = err // the control plane may already be gone; nothing to clean then
+		}
+	}
+}
+

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -34,7 +35,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build demo-api: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// The control plane (for the kube tests) starts only if a test asks for it.
+	code := controlplane.RunTests(m, controlplane.TestOptions)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

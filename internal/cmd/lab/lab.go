@@ -4,6 +4,7 @@ package lab
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/shlex"
 	"github.com/spf13/cobra"
 
+	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/report"
@@ -34,6 +36,7 @@ type options struct {
 	accessLog string
 	list      bool
 	listen    string
+	kube      bool
 }
 
 // NewCmd builds `rollsafe lab`.
@@ -53,6 +56,7 @@ By default it plays naive, gate-only and recommended, 3 rollouts each.`,
 		Example: `  ` + f.Name + ` lab
   ` + f.Name + ` lab --scenario recommended --rollouts 5 --rate 300
   ` + f.Name + ` lab --manifests deploy/k8s/base --app './my-server --port $PORT'
+  ` + f.Name + ` lab --kube --scenario recommended   # on a real control plane
   ` + f.Name + ` lab --list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, f, o) },
@@ -70,6 +74,7 @@ By default it plays naive, gate-only and recommended, 3 rollouts each.`,
 	fl.StringVar(&o.accessLog, "access-log", "", "write the ALB stand-in's access log here")
 	fl.BoolVar(&o.list, "list", false, "list the built-in scenarios and exit")
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address of the ALB stand-in (to curl it while the lab runs)")
+	fl.BoolVar(&o.kube, "kube", false, "run on a real Kubernetes control plane on loopback (etcd, kube-apiserver, controller-manager, scheduler built by scripts/controlplane.sh) with the node agent running the pods")
 	return cmd
 }
 
@@ -105,6 +110,14 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if sinks.access != nil {
 		opts.AccessLog = sinks.access // not a nil *os.File inside a non-nil io.Writer
 	}
+	if o.kube {
+		cp, err := startControlPlane(cmd, f)
+		if err != nil {
+			return err
+		}
+		defer cp.Stop()
+		opts.Kube = &lab.KubeOptions{Config: cp.Config()}
+	}
 	if f.IO.ErrTTY {
 		opts.Progress = func(format string, a ...any) {
 			fmt.Fprintf(f.IO.ErrOut, "\r\033[K"+format, a...)
@@ -137,6 +150,27 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		fmt.Fprintf(f.IO.Out, "\nHTML timeline: %s\n", o.html)
 	}
 	return nil
+}
+
+// startControlPlane starts etcd, kube-apiserver, kube-controller-manager
+// and kube-scheduler on loopback from the binaries scripts/controlplane.sh
+// builds.
+func startControlPlane(cmd *cobra.Command, f *cmdutil.Factory) (*controlplane.ControlPlane, error) {
+	if f.IO.ErrTTY {
+		fmt.Fprint(f.IO.ErrOut, "starting a Kubernetes control plane on loopback…")
+	}
+	cp, err := controlplane.Start(cmd.Context(), controlplane.Options{ControllerManager: true, Scheduler: true})
+	if f.IO.ErrTTY {
+		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
+	}
+	var missing *controlplane.MissingBinaryError
+	if errors.As(err, &missing) {
+		return nil, cmdutil.UsageErrorf("--kube: %v", err)
+	}
+	if err != nil {
+		return nil, &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("--kube: %w", err)}
+	}
+	return cp, nil
 }
 
 func listScenarios(w io.Writer) error {
