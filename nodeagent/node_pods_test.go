@@ -93,11 +93,7 @@ func TestDeploymentRunsOnTheNode(t *testing.T) {
 	if !kubelettest.ProcessGone(pids[victim.Name]) {
 		t.Fatalf("pod %s deleted but process %d still runs", victim.Name, pids[victim.Name])
 	}
-	l.waitRolledOut("web")
-	pods, err = l.pods(ctx, "app=web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pods = l.waitReadyPods("app=web", 2)
 	for i := range pods {
 		pids[pods[i].Name] = pid(t, &pods[i])
 	}

@@ -176,6 +176,28 @@ func (l *lab) pods(ctx context.Context, selector string) ([]corev1.Pod, error) {
 	return out, nil
 }
 
+// waitReadyPods waits until exactly n pods match selector, none of them
+// terminating and each Running and Ready, and returns them.
+func (l *lab) waitReadyPods(selector string, n int) []corev1.Pod {
+	l.t.Helper()
+	var pods []corev1.Pod
+	l.waitFor(fmt.Sprintf("%d ready pods %s", n, selector), func(ctx context.Context) (bool, error) {
+		list, err := l.cs.CoreV1().Pods(l.ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		pods = list.Items
+		for i := range pods {
+			p := &pods[i]
+			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || condition(p, corev1.PodReady) != corev1.ConditionTrue {
+				return false, nil
+			}
+		}
+		return len(pods) == n, nil
+	})
+	return pods
+}
+
 func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
 	return conditionStatus(p, t)
 }
@@ -246,3 +268,18 @@ func (s *recSink) warnings() []string {
 
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// waitPod waits until pod name satisfies ok and returns it.
+func (l *lab) waitPod(name, what string, ok func(*corev1.Pod) bool) *corev1.Pod {
+	l.t.Helper()
+	var p *corev1.Pod
+	l.waitFor("pod "+name+" "+what, func(ctx context.Context) (bool, error) {
+		var err error
+		p, err = l.cs.CoreV1().Pods(l.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return ok(p), nil
+	})
+	return p
+}

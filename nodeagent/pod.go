@@ -29,8 +29,8 @@ type podRun struct {
 	kp        *kubelet.Pod // nil when the container could not be started
 
 	mu       sync.Mutex
-	pending  *corev1.Pod // newest snapshot not yet written
-	final    bool        // pending is the last one (the pod is gone)
+	dirty    bool // a change was reported and not yet written
+	final    bool // the last change (the pod is gone) was reported
 	deleting bool        // the API asked for the pod's deletion
 	cut      *time.Timer
 	wake     chan struct{}
@@ -74,11 +74,15 @@ func (a *Agent) run(pod *corev1.Pod) *podRun {
 	return r
 }
 
-// onStatus is the kubelet's report of a change: keep only the newest
-// snapshot (each one is the whole status) and wake the worker.
-func (r *podRun) onStatus(snap *corev1.Pod, change kubelet.State) {
+// onStatus is the kubelet's report of a change: mark the status dirty and
+// wake the worker, which writes the pod's current status. Writing the
+// current status rather than the change's snapshot coalesces bursts, and
+// carries what the kubelet updates without a change of its own (the Ready
+// condition's reason turning ReadinessGatesNotReady in the same step as
+// ContainersReady, after that change's snapshot was taken).
+func (r *podRun) onStatus(_ *corev1.Pod, change kubelet.State) {
 	r.mu.Lock()
-	r.pending = snap
+	r.dirty = true
 	if change == kubelet.StateDeleted {
 		r.final = true
 	}
@@ -96,11 +100,11 @@ func (r *podRun) work() {
 	for {
 		<-r.wake
 		r.mu.Lock()
-		snap, final := r.pending, r.final
-		r.pending = nil
+		dirty, final := r.dirty, r.final
+		r.dirty = false
 		r.mu.Unlock()
-		if snap != nil {
-			r.patch(snap)
+		if dirty {
+			r.patch(r.kp.Status())
 		}
 		if final {
 			break
@@ -119,7 +123,7 @@ func (r *podRun) work() {
 }
 
 // patch writes snap's status, retrying transient errors until it lands,
-// a newer snapshot supersedes it or the agent is done.
+// a newer change supersedes it or the agent is done.
 func (r *podRun) patch(snap *corev1.Pod) {
 	body, err := statusPatch(snap)
 	if err != nil {
@@ -129,7 +133,7 @@ func (r *podRun) patch(snap *corev1.Pod) {
 	r.a.patchPodStatus(r.ns, r.name, body, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.pending != nil
+		return r.dirty
 	})
 }
 
