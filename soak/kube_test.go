@@ -2,8 +2,6 @@ package soak_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"os"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -69,30 +66,16 @@ func newEnv(t *testing.T, replicas int32) *env {
 	cp := controlplane.ForTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	e := &env{cp: cp, ns: "soak-" + hex.EncodeToString(suffix)}
-	var err error
-	if e.admin, err = kubernetes.NewForConfig(cp.Config()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.admin.CoreV1().Namespaces().Delete(context.Background(), e.ns, metav1.DeleteOptions{}) })
-	if e.pods, err = soaktest.StartPods(ctx, e.admin, e.ns); err != nil {
-		t.Fatal(err)
-	}
-	b, err := soaktest.StartBackend(e.pods)
+	admin, err := kubernetes.NewForConfig(cp.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
-	e.url = b.URL
-	if _, err := e.admin.AppsV1().Deployments(e.ns).Create(ctx, soaktest.Deployment("web", replicas, "0"), metav1.CreateOptions{}); err != nil {
+	se, err := soaktest.Start(ctx, admin, "soak", replicas)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	t.Cleanup(se.Close)
+	return &env{cp: cp, ns: se.Namespace, admin: admin, pods: se.Pods, url: se.Backend.URL}
 }
 
 func (e *env) client(t *testing.T, rules []rbacv1.PolicyRule) kubernetes.Interface {
@@ -136,8 +119,8 @@ func (c *collect) config(cfg soak.Config) soak.Config {
 
 func baseConfig(e *env, client kubernetes.Interface) soak.Config {
 	return soak.Config{Client: client, Namespace: e.ns, Deployment: "web",
-		Trigger: soak.Trigger{Kind: soak.TriggerEnv, Env: "VERSION"},
-		Probe:   probe.Config{URL: e.url, Rate: 100, Timeout: 2 * time.Second, VersionHeader: "X-Version"},
+		Trigger:  soak.Trigger{Kind: soak.TriggerEnv, Env: "VERSION"},
+		Probe:    probe.Config{URL: e.url, Rate: 100, Timeout: 2 * time.Second, VersionHeader: "X-Version"},
 		Rollouts: 3, RolloutTimeout: time.Minute}
 }
 

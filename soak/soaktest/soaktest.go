@@ -14,6 +14,8 @@ package soaktest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -235,4 +237,46 @@ func Deployment(name string, replicas int32, version string) *appsv1.Deployment 
 			},
 		},
 	}
+}
+
+// Env is a namespace on a control plane with a Deployment "web" (VERSION=0),
+// Pods driving it and a Backend in front.
+type Env struct {
+	Namespace string
+	Admin     kubernetes.Interface
+	Pods      *Pods
+	Backend   *Backend
+}
+
+// Start makes a fresh namespace ns-<random> through admin and starts
+// everything; Close deletes the namespace.
+func Start(ctx context.Context, admin kubernetes.Interface, prefix string, replicas int32) (*Env, error) {
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	e := &Env{Namespace: prefix + "-" + hex.EncodeToString(suffix), Admin: admin}
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.Namespace}}, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	var err error
+	if e.Pods, err = StartPods(ctx, admin, e.Namespace); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if e.Backend, err = StartBackend(e.Pods); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if _, err := admin.AppsV1().Deployments(e.Namespace).Create(ctx, Deployment("web", replicas, "0"), metav1.CreateOptions{}); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops the backend and deletes the namespace.
+func (e *Env) Close() {
+	if e.Backend != nil {
+		e.Backend.Close()
+	}
+	e.Admin.CoreV1().Namespaces().Delete(context.Background(), e.Namespace, metav1.DeleteOptions{})
 }

@@ -14,6 +14,7 @@ import (
 	logscmd "github.com/rollsafe/rollsafe/internal/cmd/logs"
 	probecmd "github.com/rollsafe/rollsafe/internal/cmd/probe"
 	reportcmd "github.com/rollsafe/rollsafe/internal/cmd/report"
+	soakcmd "github.com/rollsafe/rollsafe/internal/cmd/soak"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/internal/demoapi"
 )
@@ -69,7 +70,7 @@ func commands(f *cmdutil.Factory) []*cobra.Command {
 		probecmd.NewCmd(f),
 		reportcmd.NewCmd(f),
 		checkcmd.NewCmd(f),
-		notBuilt("soak", "Roll a Deployment over and over and count lost requests"),
+		soakcmd.NewCmd(f),
 		logscmd.NewCmd(f),
 		newDemoAPICmd(f),
 	}
