@@ -125,4 +125,3 @@ func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionS
 	}
 	return ""
 }
-

@@ -266,7 +266,6 @@ func (s *recSink) warnings() []string {
 	return out
 }
 
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // waitPod waits until pod name satisfies ok and returns it.

@@ -31,7 +31,7 @@ type podRun struct {
 	mu       sync.Mutex
 	dirty    bool // a change was reported and not yet written
 	final    bool // the last change (the pod is gone) was reported
-	deleting bool        // the API asked for the pod's deletion
+	deleting bool // the API asked for the pod's deletion
 	cut      *time.Timer
 	wake     chan struct{}
 }
