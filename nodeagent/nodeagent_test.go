@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/kubelet"
@@ -281,4 +282,9 @@ func (l *lab) waitPod(name, what string, ok func(*corev1.Pod) bool) *corev1.Pod 
 		return ok(p), nil
 	})
 	return p
+}
+
+func controlplaneConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	return controlplane.ForTest(t).Config()
 }
