@@ -220,7 +220,7 @@ func TestSoakAnnotationTriggerConfirmsByNewReplica(t *testing.T) {
 
 func TestSoakCountsLostRequestsPerRollout(t *testing.T) {
 	e := newEnv(t, 1)
-	e.pods.LosePerRollout = 3
+	e.pods.LosePerRollout.Store(3)
 	cfg := baseConfig(e, e.client(t, nil))
 	cfg.Rollouts = 2
 	c := &collect{}

@@ -39,11 +39,15 @@ type Pods struct {
 	namespace string
 
 	// Hold stops marking new pods Ready: a rollout then never completes.
+	// Release ends it.
 	Hold atomic.Bool
 	// LosePerRollout makes Backend fail this many requests with 502 each
 	// time a pod of a new version turns Ready beside pods of another
 	// version: a rollout that drops requests, on demand.
-	LosePerRollout int64
+	LosePerRollout atomic.Int64
+
+	ctx   context.Context
+	store cache.Store
 
 	mu      sync.Mutex
 	ready   map[string]string // pod name → VERSION
@@ -55,7 +59,7 @@ type Pods struct {
 
 // StartPods watches namespace and drives its pods until ctx ends.
 func StartPods(ctx context.Context, client kubernetes.Interface, namespace string) (*Pods, error) {
-	p := &Pods{client: client, namespace: namespace, ready: map[string]string{}, patched: map[string]bool{}}
+	p := &Pods{client: client, namespace: namespace, ready: map[string]string{}, patched: map[string]bool{}, ctx: ctx}
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace))
 	inf := f.Core().V1().Pods().Informer()
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -73,11 +77,20 @@ func StartPods(ctx context.Context, client kubernetes.Interface, namespace strin
 	if err != nil {
 		return nil, err
 	}
+	p.store = inf.GetStore()
 	f.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return nil, fmt.Errorf("pods informer did not sync")
 	}
 	return p, nil
+}
+
+// Release ends Hold and marks the pods it held back Ready.
+func (p *Pods) Release() {
+	p.Hold.Store(false)
+	for _, o := range p.store.List() {
+		p.seen(p.ctx, o)
+	}
 }
 
 func version(pod *corev1.Pod) string {
@@ -153,10 +166,10 @@ func (p *Pods) set(name, ver string, ready bool) {
 	if !ready {
 		delete(p.ready, name)
 	} else {
-		if !had && p.LosePerRollout > 0 {
+		if lose := p.LosePerRollout.Load(); !had && lose > 0 {
 			for _, v := range p.ready {
 				if v != ver {
-					p.toLose.Add(p.LosePerRollout)
+					p.toLose.Add(lose)
 					break
 				}
 			}
