@@ -14,6 +14,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollsafe/rollsafe/controlplane"
@@ -252,5 +253,58 @@ func TestSoakURLNotAnsweringExit3(t *testing.T) {
 	code, out, errOut := run(context.Background(), a...)
 	if code != cmdutil.ExitRuntime || !strings.Contains(errOut, "URL does not answer") || !strings.Contains(errOut, "conn_refused") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// Ctrl-C (the command's context cancelled) mid-rollout: the rollout is
+// reported as interrupted, the record holds what was sent, exit 0 when
+// nothing was lost.
+func TestSoakInterruptFlushes(t *testing.T) {
+	e, kc := setup(t, soak.Rules)
+	for range 300 {
+		if resp, err := http.Get(e.Backend.URL); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.Pods.Hold.Store(true) // the rollout will hang until interrupted
+	rec := filepath.Join(t.TempDir(), "soak.ndjson")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan [3]string, 1)
+	go func() {
+		code, out, errOut := run(ctx, args(e, kc, "--rollouts", "5", "--record", rec)...)
+		done <- [3]string{string(rune('0' + code)), out, errOut}
+	}()
+	// Interrupt once the patch reached the apiserver.
+	for range 300 {
+		d, err := e.Admin.AppsV1().Deployments(e.Namespace).Get(ctx, "web", metav1.GetOptions{})
+		if err == nil && d.Generation > 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	res := <-done
+	if res[0] != "0" || !strings.Contains(res[1], "rollout 1 (version 1): not complete") || !strings.Contains(res[1], "(interrupted)") || !strings.Contains(res[1], "1 interrupted") {
+		t.Fatalf("exit %s\n%s\n%s", res[0], res[1], res[2])
+	}
+	states := map[string]int{}
+	reqs := 0
+	if err := timeline.ReadFile(rec, func(r *timeline.Record) error {
+		if r.Kind == timeline.KindRollout {
+			states[r.State]++
+		} else {
+			reqs++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if states["started"] != 1 || states["failed"] != 1 || reqs == 0 {
+		t.Fatalf("record after interrupt: marks %v, %d requests", states, reqs)
 	}
 }
