@@ -28,6 +28,14 @@
 //     deletes the object with grace period 0 — how a kubelet finishes a
 //     graceful deletion — and only then frees the address.
 //
+// Pod addresses and EndpointSlices: the API server stores loopback pod IPs,
+// but its EndpointSlice (and Endpoints) validation refuses 127.0.0.0/8
+// ("may not be in the loopback range"), so the EndpointSlice controller
+// publishes no slice for a Service with loopback pods. Pods that must appear
+// in EndpointSlices need a range that is local to this host without being
+// loopback: Options.FirstIP 198.18.x.y after `ip addr add 198.18.0.1/16 dev
+// lo` (RFC 2544's benchmarking range; the local route keeps packets on lo).
+//
 // Time: the node's own heartbeats run in real time (the controller-manager
 // watches them in real time); only pod durations are scaled (Options.Scale).
 package nodeagent
