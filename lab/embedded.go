@@ -71,3 +71,5 @@ func (e *embedded) close() {
 	}
 	e.ctrl.Wait()
 }
+
+func (e *embedded) namespace() string { return namespace }

@@ -3,9 +3,11 @@ package lab
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/rollsafe/rollsafe/albcontroller"
+	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/nodeagent"
 	"github.com/rollsafe/rollsafe/observe/kube"
 )
@@ -24,9 +27,6 @@ import (
 // run under the node agent with the same kubelet code as the embedded lab.
 type KubeOptions struct {
 	Config *rest.Config
-	// OnReady, if set, is called once the first revision serves, with the
-	// namespace and Deployment name (soak's tests drive rollouts from there).
-	OnReady func(namespace, deployment string)
 }
 
 // gateInjectLabel is what makes the controller's webhook inject readiness gates.
@@ -86,18 +86,50 @@ func (k *onKube) setUp(ctx context.Context, r *run) error {
 	if _, err := k.cs.CoreV1().Services(k.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create service: %w", err)
 	}
+	if _, err := k.cs.NetworkingV1().Ingresses(k.ns).Create(ctx, ingress(r.s), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create ingress: %w", err)
+	}
 	d := deployment(r.s, r.scale)
 	d.Namespace = k.ns
+	d.Annotations = map[string]string{check.AnnotationAppIdleTimeout: r.s.App.IdleTimeout.String()}
 	if _, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create deployment: %w", err)
 	}
 	if err := k.waitComplete(ctx); err != nil {
 		return fmt.Errorf("first revision never became available: %w", err)
 	}
-	if r.o.Kube.OnReady != nil {
-		r.o.Kube.OnReady(k.ns, deploymentName)
-	}
 	return nil
+}
+
+func (k *onKube) namespace() string { return k.ns }
+
+// ingress is the ALB Ingress the scenario's settings describe, as the AWS
+// Load Balancer Controller would read them, so `check --live` judges the
+// same numbers the ALB stand-in runs with.
+func ingress(s Scenario) *networkingv1.Ingress {
+	const p = "alb.ingress.kubernetes.io/"
+	hc := s.HealthCheck
+	secs := func(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
+	class := "alb"
+	return &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Annotations: map[string]string{
+			p + "target-type":                  "ip",
+			p + "target-group-attributes":      "deregistration_delay.timeout_seconds=" + secs(s.DeregistrationDelay),
+			p + "load-balancer-attributes":     "idle_timeout.timeout_seconds=" + secs(s.LBIdleTimeout),
+			p + "healthcheck-path":             hc.Path,
+			p + "healthcheck-interval-seconds": secs(hc.Interval),
+			p + "healthcheck-timeout-seconds":  secs(hc.Timeout),
+			p + "healthy-threshold-count":      strconv.Itoa(hc.HealthyThreshold),
+			p + "unhealthy-threshold-count":    strconv.Itoa(hc.UnhealthyThreshold),
+			p + "success-codes":                hc.Matcher,
+		}},
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class,
+			DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+				Name: deploymentName, Port: networkingv1.ServiceBackendPort{Number: 80},
+			}},
+		},
+	}
 }
 
 func (k *onKube) rollout(ctx context.Context, t corev1.PodTemplateSpec) error {
@@ -165,4 +197,3 @@ func (k *onKube) close() {
 		}
 	}
 }
-

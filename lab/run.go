@@ -103,6 +103,34 @@ func Run(ctx context.Context, s Scenario, o Options) (*Result, error) {
 	return r.play(ctx)
 }
 
+// Served says where a served scenario can be reached.
+type Served struct {
+	URL        string `json:"url"`        // the ALB stand-in
+	Namespace  string `json:"namespace"`  // of the Deployment
+	Deployment string `json:"deployment"` // its name
+}
+
+// Serve brings a scenario up — first revision available, targets healthy —
+// calls ready with where it is, and keeps it up, with no load and no
+// rollouts of its own, until ctx ends. On a control plane (o.Kube) this is
+// the stand-in for an EKS cluster behind an ALB that soak, probe and
+// check --live run against unchanged.
+func Serve(ctx context.Context, s Scenario, o Options, ready func(Served)) error {
+	o = o.withDefaults()
+	if len(o.App) == 0 {
+		return errors.New("lab: no app command")
+	}
+	r := &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(),
+		failInfo: map[string]alb.RequestInfo{}, procs: newProcesses()}
+	defer r.stop()
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName})
+	<-ctx.Done()
+	return nil
+}
+
 // run is the state of one scenario while it plays.
 type run struct {
 	s     Scenario
@@ -292,6 +320,8 @@ type platform interface {
 	terminating() bool
 	// close kills every pod and stops the controller stand-in.
 	close()
+	// namespace is where the Deployment lives.
+	namespace() string
 }
 
 // sinkFunc adapts a function to kubelet.Sink.

@@ -37,6 +37,7 @@ type options struct {
 	list      bool
 	listen    string
 	kube      bool
+	serve     bool
 }
 
 // NewCmd builds `rollsafe lab`.
@@ -74,6 +75,7 @@ By default it plays naive, gate-only and recommended, 3 rollouts each.`,
 	fl.StringVar(&o.accessLog, "access-log", "", "write the ALB stand-in's access log here")
 	fl.BoolVar(&o.list, "list", false, "list the built-in scenarios and exit")
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address of the ALB stand-in (to curl it while the lab runs)")
+	fl.BoolVar(&o.serve, "serve", false, "bring one scenario up and keep it serving (no load, no rollouts) until Ctrl-C, to point probe, soak or check --live at it")
 	fl.BoolVar(&o.kube, "kube", false, "run on a real Kubernetes control plane on loopback (etcd, kube-apiserver, controller-manager, scheduler built by scripts/controlplane.sh) with the node agent running the pods")
 	return cmd
 }
@@ -110,6 +112,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if sinks.access != nil {
 		opts.AccessLog = sinks.access // not a nil *os.File inside a non-nil io.Writer
 	}
+	kubeconfig := ""
 	if o.kube {
 		cp, err := startControlPlane(cmd, f)
 		if err != nil {
@@ -117,11 +120,15 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		}
 		defer cp.Stop()
 		opts.Kube = &lab.KubeOptions{Config: cp.Config()}
+		kubeconfig = cp.KubeconfigPath
 	}
 	if f.IO.ErrTTY {
 		opts.Progress = func(format string, a ...any) {
 			fmt.Fprintf(f.IO.ErrOut, "\r\033[K"+format, a...)
 		}
+	}
+	if o.serve {
+		return serve(cmd, f, scenarios, opts, kubeconfig)
 	}
 	var results []*lab.Result
 	for _, s := range scenarios {
@@ -148,6 +155,25 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	printTable(f.IO.Out, results)
 	if o.html != "" {
 		fmt.Fprintf(f.IO.Out, "\nHTML timeline: %s\n", o.html)
+	}
+	return nil
+}
+
+// serve keeps one scenario up until Ctrl-C and says where it is.
+func serve(cmd *cobra.Command, f *cmdutil.Factory, scenarios []lab.Scenario, opts lab.Options, kubeconfig string) error {
+	if len(scenarios) != 1 {
+		return cmdutil.UsageErrorf("--serve brings up one scenario: give --scenario NAME (or --manifests)")
+	}
+	err := lab.Serve(cmd.Context(), scenarios[0], opts, func(s lab.Served) {
+		fmt.Fprintf(f.IO.Out, "scenario %s is serving (Ctrl-C to stop)\n  url:        %s/\n  namespace:  %s\n  deployment: %s\n",
+			scenarios[0].Name, s.URL, s.Namespace, s.Deployment)
+		if kubeconfig != "" {
+			fmt.Fprintf(f.IO.Out, "  kubeconfig: %s\n\ntry:\n  %s soak --kubeconfig %s -n %s --deployment %s --url %s/ --trigger env:VERSION --version-header X-Version --rollouts 3\n",
+				kubeconfig, f.Name, kubeconfig, s.Namespace, s.Deployment, s.URL)
+		}
+	})
+	if err != nil {
+		return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", scenarios[0].Name, err)}
 	}
 	return nil
 }
