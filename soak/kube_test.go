@@ -75,6 +75,9 @@ func newEnv(t *testing.T, replicas int32) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(se.Close)
+	// As a user would: soak an app that already answers, so no failure
+	// falls before the first rollout.
+	waitAnswers(t, se.Backend.URL)
 	return &env{cp: cp, ns: se.Namespace, admin: admin, pods: se.Pods, url: se.Backend.URL}
 }
 
@@ -249,7 +252,6 @@ func TestSoakRolloutTimeoutStops(t *testing.T) {
 	cfg := baseConfig(e, e.client(t, nil))
 	cfg.RolloutTimeout = 3 * time.Second
 	// The first pod is Ready and answers; no pod after it will be.
-	waitAnswers(t, e.url)
 	e.pods.Hold.Store(true)
 	c := &collect{}
 	cfg = c.config(cfg)

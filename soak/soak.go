@@ -141,6 +141,9 @@ type Total struct {
 	// Unattributed are failures outside every rollout window: before the
 	// first patch, or completing after their window was reported.
 	Unattributed map[timeline.Class]uint64 `json:"unattributed"`
+	// BeforeReady counts failures before the URL first answered: the app
+	// was not up yet. They are in neither Requests nor Lost.
+	BeforeReady uint64 `json:"before_ready"`
 	MaxSeconds   float64                   `json:"max_rollout_seconds"`
 	MeanSeconds  float64                   `json:"mean_rollout_seconds"`
 	sumSeconds   float64

@@ -80,7 +80,9 @@ func TestTallyAttributesBySendTime(t *testing.T) {
 	var got []Result
 	tl := newTally(nil, time.Hour, func(r *Result) { got = append(got, *r) }, nil)
 	t0 := time.Unix(1000, 0)
-	tl.request(req(t0.Add(-time.Second), timeline.ClassHTTP503, "")) // before any rollout
+	tl.request(req(t0.Add(-2*time.Second), timeline.ClassHTTP503, "")) // before the URL ever answered
+	tl.request(req(t0.Add(-2*time.Second), timeline.ClassOK, ""))
+	tl.request(req(t0.Add(-time.Second), timeline.ClassHTTP503, "")) // answered once: a loss, before any rollout
 	w1 := tl.open(1, t0)
 	tl.expect(w1, map[string]bool{"1": true}, false)
 	tl.request(req(t0.Add(1*time.Second), timeline.ClassOK, "0"))
@@ -110,7 +112,7 @@ func TestTallyAttributesBySendTime(t *testing.T) {
 		t.Fatalf("rollout 2: %+v", got[1])
 	}
 	tot := tl.snapshot()
-	if tot.Requests != 6 || tot.Lost != 3 || tot.Unattributed[timeline.ClassHTTP503] != 1 || tot.LostRollout != 1 {
+	if tot.Requests != 7 || tot.Lost != 3 || tot.BeforeReady != 1 || tot.Unattributed[timeline.ClassHTTP503] != 1 || tot.LostRollout != 1 {
 		t.Fatalf("total: %+v", tot)
 	}
 	b, _ := json.Marshal(got[1])

@@ -69,6 +69,13 @@ func (t *tally) request(r *timeline.Record) error {
 		return nil
 	}
 	failed := r.Failed()
+	if failed && !t.okSeen {
+		// The URL has not answered yet (the app is starting, or the URL is
+		// wrong, which ready() reports): not a loss of any rollout.
+		t.total.BeforeReady++
+		t.lastErr = string(r.Class) + " " + r.Error
+		return nil
+	}
 	t.total.Requests++
 	if failed {
 		t.total.Failures[r.Class]++

@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -137,6 +138,24 @@ func (p *Pods) seen(ctx context.Context, o any) {
 		return
 	}
 	// What a kubelet reports once the containers run and pass readiness.
+	// Retried on conflict (the scheduler writes the pod too): a lost
+	// update would leave the pod pending with no further event to retry on.
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cur, err := p.client.CoreV1().Pods(p.namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = p.client.CoreV1().Pods(p.namespace).UpdateStatus(ctx, readyStatus(cur), metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		p.mu.Lock()
+		delete(p.patched, pod.Name) // try again on the next event
+		p.mu.Unlock()
+	}
+}
+
+func readyStatus(pod *corev1.Pod) *corev1.Pod {
 	now := metav1.Now()
 	st := pod.DeepCopy()
 	st.Status.Phase = corev1.PodRunning
@@ -152,11 +171,7 @@ func (p *Pods) seen(ctx context.Context, o any) {
 		st.Status.ContainerStatuses = append(st.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image,
 			Ready: true, Started: ptr.To(true), State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}})
 	}
-	if _, err := p.client.CoreV1().Pods(p.namespace).UpdateStatus(ctx, st, metav1.UpdateOptions{}); err != nil {
-		p.mu.Lock()
-		delete(p.patched, pod.Name) // try again on the next event
-		p.mu.Unlock()
-	}
+	return st
 }
 
 func (p *Pods) set(name, ver string, ready bool) {

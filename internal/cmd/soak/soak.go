@@ -334,6 +334,9 @@ func renderTotal(w io.Writer, out cmdutil.Output, t *soak.Total, gate string) er
 	if fl := failureList(t.Unattributed); fl != "" {
 		fmt.Fprintf(&b, "; outside any rollout: %s", fl)
 	}
+	if t.BeforeReady > 0 {
+		fmt.Fprintf(&b, "; %d failed before the URL first answered (not counted)", t.BeforeReady)
+	}
 	if t.MaxSeconds > 0 {
 		fmt.Fprintf(&b, "\nrollout time: mean %.1fs, max %.1fs", t.MeanSeconds, t.MaxSeconds)
 	}

@@ -50,6 +50,7 @@ func setup(t *testing.T, rules []rbacv1.PolicyRule) (*soaktest.Env, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
+	waitAnswers(t, e.Backend.URL) // no failure before the first rollout
 	cfg, err := cp.ServiceAccount(ctx, e.Namespace, "rollsafe-soak", rules)
 	if err != nil {
 		t.Fatal(err)
@@ -150,15 +151,6 @@ func TestSoakMetricsEndpointDuringRun(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	// The first rollout cannot complete until the test has scraped.
-	for range 300 {
-		if resp, err := http.Get(e.Backend.URL); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	e.Pods.Hold.Store(true)
 	done := make(chan int, 1)
 	var out, errOut string
@@ -261,15 +253,6 @@ func TestSoakURLNotAnsweringExit3(t *testing.T) {
 // nothing was lost.
 func TestSoakInterruptFlushes(t *testing.T) {
 	e, kc := setup(t, soak.Rules)
-	for range 300 {
-		if resp, err := http.Get(e.Backend.URL); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	e.Pods.Hold.Store(true) // the rollout will hang until interrupted
 	rec := filepath.Join(t.TempDir(), "soak.ndjson")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -307,4 +290,19 @@ func TestSoakInterruptFlushes(t *testing.T) {
 	if states["started"] != 1 || states["failed"] != 1 || reqs == 0 {
 		t.Fatalf("record after interrupt: marks %v, %d requests", states, reqs)
 	}
+}
+
+// waitAnswers waits (bounded) until url answers 200.
+func waitAnswers(t *testing.T, url string) {
+	t.Helper()
+	for range 300 {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200", url)
 }
