@@ -143,13 +143,13 @@ type Total struct {
 	Unattributed map[timeline.Class]uint64 `json:"unattributed"`
 	// BeforeReady counts failures before the URL first answered: the app
 	// was not up yet. They are in neither Requests nor Lost.
-	BeforeReady uint64 `json:"before_ready"`
-	MaxSeconds   float64                   `json:"max_rollout_seconds"`
-	MeanSeconds  float64                   `json:"mean_rollout_seconds"`
-	sumSeconds   float64
-	completed    int
-	Start        time.Time `json:"start"`
-	End          time.Time `json:"end"`
+	BeforeReady uint64  `json:"before_ready"`
+	MaxSeconds  float64 `json:"max_rollout_seconds"`
+	MeanSeconds float64 `json:"mean_rollout_seconds"`
+	sumSeconds  float64
+	completed   int
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
 }
 
 func (t *Total) add(r *Result) {
