@@ -1,0 +1,108 @@
+package soak_test
+
+// End to end, as a user runs it: the lab serves the demo API on a real
+// control plane (node agent running real processes, ALB stand-in, AWS
+// Load Balancer Controller stand-in), and soak rolls the Deployment through
+// the API while probing through the ALB stand-in.
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/probe"
+	"github.com/rollsafe/rollsafe/soak"
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+var demoOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func demoAPI(t *testing.T) string {
+	t.Helper()
+	demoOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "soak-e2e")
+		if err != nil {
+			demoOnce.err = err
+			return
+		}
+		demoOnce.path = filepath.Join(dir, "demo-api")
+		if out, err := exec.Command("go", "build", "-o", demoOnce.path, "github.com/rollsafe/rollsafe/cmd/demo-api").CombinedOutput(); err != nil {
+			demoOnce.err = err
+			t.Logf("%s", out)
+		}
+	})
+	if demoOnce.err != nil {
+		t.Fatal(demoOnce.err)
+	}
+	return demoOnce.path
+}
+
+// soakLab serves scenario on the control plane and soaks it for rollouts.
+func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
+	t.Helper()
+	cp := controlplane.ForTest(t)
+	ss, err := lab.Lookup(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan lab.Served, 1)
+	labDone := make(chan error, 1)
+	go func() {
+		labDone <- lab.Serve(ctx, ss[0], lab.Options{
+			TimeScale: 0.1, App: []string{demoAPI(t)}, Kube: &lab.KubeOptions{Config: cp.Config()},
+		}, func(s lab.Served) { served <- s })
+	}()
+	var where lab.Served
+	select {
+	case where = <-served:
+	case err := <-labDone:
+		t.Fatalf("lab: %v", err)
+	}
+	cs, err := kubernetes.NewForConfig(cp.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trig, err := soak.ParseTrigger("env:VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, err := soak.Run(ctx, soak.Config{
+		Client: cs, Namespace: where.Namespace, Deployment: where.Deployment, Trigger: trig,
+		Probe:    probe.Config{URL: where.URL + "/", Rate: 200, Connections: 16, Timeout: 10 * time.Second, VersionHeader: "X-Version"},
+		Rollouts: rollouts, RolloutTimeout: 2 * time.Minute, ReadyTimeout: time.Minute, Settle: time.Second,
+	})
+	if err != nil {
+		t.Fatalf("soak on %s: %v", scenario, err)
+	}
+	cancel()
+	if err := <-labDone; err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Logf("%s: %d rollouts, %d clean, %d requests, %d lost %v", scenario, total.Rollouts, total.Clean, total.Requests, total.Lost, total.Failures)
+	return total
+}
+
+func TestSoakOnTheLabControlPlane(t *testing.T) {
+	rec := soakLab(t, "recommended", 3)
+	if rec.Rollouts != 3 || rec.Clean != 3 || rec.Lost != 0 || rec.Requests < 1000 {
+		t.Fatalf("recommended: %d rollouts, %d clean, %d lost of %d; want 3 clean, 0 lost", rec.Rollouts, rec.Clean, rec.Lost, rec.Requests)
+	}
+	naive := soakLab(t, "naive", 3)
+	if naive.Lost == 0 || naive.Failures[timeline.ClassHTTP502] == 0 {
+		t.Fatalf("naive: soak counted no lost request over %d rollouts", naive.Rollouts)
+	}
+}
