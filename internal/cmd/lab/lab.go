@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/report"
+	"github.com/rollsafe/rollsafe/timeline"
 )
 
 type options struct {
@@ -270,32 +270,16 @@ func printTable(w io.Writer, results []*lab.Result) {
 	fmt.Fprintln(tw, "SCENARIO\tSETTINGS\tROLLOUTS\tREQUESTS\tFAILED\tBY CLASS\tCAUSES")
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Name, r.Settings, r.Rollouts, r.Requests, r.Failed(),
-			counts(r.Failures), counts(r.Causes))
+			orDash(cmdutil.Counts(r.Failures, timeline.FailureClasses)), orDash(cmdutil.Counts(r.Causes, nil)))
 	}
 	tw.Flush()
 }
 
-// counts renders the non-zero entries of a count map, largest first.
-func counts[K ~string](m map[K]uint64) string {
-	type kv struct {
-		k K
-		v uint64
-	}
-	var l []kv
-	for k, v := range m {
-		if v > 0 {
-			l = append(l, kv{k, v})
-		}
-	}
-	if len(l) == 0 {
+func orDash(s string) string {
+	if s == "" {
 		return "-"
 	}
-	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
-	parts := make([]string, len(l))
-	for i, e := range l {
-		parts[i] = fmt.Sprintf("%s=%d", e.k, e.v)
-	}
-	return strings.Join(parts, " ")
+	return s
 }
 
 func writeHTML(path, recordPath string) error {

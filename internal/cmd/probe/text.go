@@ -8,25 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
 )
-
-// failureList renders the non-zero failure classes in their report order.
-func failureList(failures map[timeline.Class]uint64) string {
-	var parts []string
-	for _, c := range timeline.FailureClasses {
-		if n := failures[c]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", c, n))
-		}
-	}
-	for c, n := range failures { // classes from newer writers, never dropped
-		if !slices.Contains(timeline.FailureClasses, c) && n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", c, n))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
 
 func progressLine(s *probe.Summary, elapsed time.Duration) string {
 	rate := 0.0
@@ -35,7 +20,7 @@ func progressLine(s *probe.Summary, elapsed time.Duration) string {
 	}
 	p := s.Percentiles()
 	line := fmt.Sprintf("%6.1fs  %7.1f req/s  ok %d", elapsed.Seconds(), rate, s.OK)
-	if fl := failureList(s.Failures); fl != "" {
+	if fl := cmdutil.Counts(s.Failures, timeline.FailureClasses); fl != "" {
 		line += "  " + fl
 	}
 	if s.Late > 0 {
@@ -68,7 +53,7 @@ func writeText(w io.Writer, s *probe.Summary) error {
 	}
 	fmt.Fprintf(&b, "requests %d  ok %d  failed %d (%.3g%%)  rate %.1f/s (%s)\n",
 		s.Requests, s.OK, s.Failed(), pct, s.Rate, target)
-	if fl := failureList(s.Failures); fl != "" {
+	if fl := cmdutil.Counts(s.Failures, timeline.FailureClasses); fl != "" {
 		fmt.Fprintf(&b, "failures  %s\n", fl)
 	}
 	l := s.LatencyMS

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -328,10 +327,10 @@ func renderTotal(w io.Writer, out cmdutil.Output, t *soak.Total, gate string) er
 		fmt.Fprintf(&b, ", %d interrupted", t.Interrupted)
 	}
 	fmt.Fprintf(&b, "\nrequests %d, lost %d", t.Requests, t.Lost)
-	if fl := failureList(t.Failures); fl != "" {
+	if fl := cmdutil.Counts(t.Failures, timeline.FailureClasses); fl != "" {
 		fmt.Fprintf(&b, " (%s)", fl)
 	}
-	if fl := failureList(t.Unattributed); fl != "" {
+	if fl := cmdutil.Counts(t.Unattributed, timeline.FailureClasses); fl != "" {
 		fmt.Fprintf(&b, "; outside any rollout: %s", fl)
 	}
 	if t.BeforeReady > 0 {
@@ -363,7 +362,7 @@ func resultLine(r *soak.Result) string {
 		line += fmt.Sprintf(", new version answered after %.1fs", *r.NewVersionSeenAfter)
 	}
 	line += fmt.Sprintf(", %d requests, %d lost", r.Requests, r.Lost)
-	if fl := failureList(r.Failures); fl != "" {
+	if fl := cmdutil.Counts(r.Failures, timeline.FailureClasses); fl != "" {
 		line += " (" + fl + ")"
 	}
 	switch r.Result {
@@ -387,17 +386,3 @@ func progressLine(p soak.Progress) string {
 }
 
 // failureList renders the non-zero classes in report order.
-func failureList(m map[timeline.Class]uint64) string {
-	var parts []string
-	for _, c := range timeline.FailureClasses {
-		if n := m[c]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", c, n))
-		}
-	}
-	for c, n := range m {
-		if !slices.Contains(timeline.FailureClasses, c) && n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", c, n))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
