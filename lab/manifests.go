@@ -3,6 +3,8 @@ package lab
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,7 +39,11 @@ func FromManifests(path string, stdin io.Reader) (Scenario, error) {
 	}
 	switch {
 	case len(served) == 0:
-		return Scenario{}, fmt.Errorf("%s: no Deployment behind a Service found", path)
+		hint := ""
+		if _, err := os.Stat(filepath.Join(path, "kustomization.yaml")); err == nil {
+			hint = " (a kustomization: render it first, `kubectl kustomize " + path + " | rollsafe lab --manifests -`)"
+		}
+		return Scenario{}, fmt.Errorf("%s: no Deployment behind a Service found%s", path, hint)
 	case len(served) > 1:
 		var refs []string
 		for _, w := range served {

@@ -1,0 +1,42 @@
+package lab_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rollsafe/rollsafe/lab"
+)
+
+func TestReplayUserManifests(t *testing.T) {
+	s, err := lab.FromManifests("testdata/shop.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "cart" || s.Replicas != 3 || !s.ReadinessGate || s.PreStop != 25*time.Second ||
+		s.Grace != 45*time.Second || s.DeregistrationDelay != 20*time.Second ||
+		s.HealthCheck.Path != "/readyz" || s.HealthCheck.Interval != 10*time.Second ||
+		s.App.ShutdownTimeout != 5*time.Second || s.MaxUnavailable.IntValue() != 0 || s.MaxSurge.IntValue() != 1 {
+		t.Fatalf("scenario from the manifests: %+v", s)
+	}
+	res, err := lab.Run(context.Background(), s, lab.Options{TimeScale: 0.1, Rollouts: 1, Rate: 200, App: []string{demoBin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replayed %s: %d requests, %d failed %v", s.Name, res.Requests, res.Failed(), res.Causes)
+	if res.Failed() != 0 || res.Requests < 500 {
+		t.Fatalf("the user's safe settings lost %d of %d requests: %v", res.Failed(), res.Requests, res.Causes)
+	}
+}
+
+func TestReplayBadManifests(t *testing.T) {
+	for _, c := range []struct{ path, want string }{
+		{"testdata/missing.yaml", "missing.yaml"},
+		{"../deploy/k8s/overlays/dev", "render it first"},
+	} {
+		if _, err := lab.FromManifests(c.path, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("FromManifests(%s) = %v, want an error containing %q", c.path, err, c.want)
+		}
+	}
+}
