@@ -1,0 +1,61 @@
+package root_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/cmd/root"
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
+)
+
+func TestExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"version"}, 0, ""},
+		{[]string{"--bogus"}, 2, "rollsafe: unknown flag: --bogus (see 'rollsafe --help')\n"},
+		{[]string{"nope"}, 2, `rollsafe: unknown command "nope" for "rollsafe"` + "\n"},
+		{[]string{"version", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe version"` + "\n"},
+	} {
+		var out, errOut bytes.Buffer
+		f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
+		if code := root.Run(context.Background(), f, c.args); code != c.code || errOut.String() != c.err {
+			t.Errorf("rollsafe %v: exit %d, stderr %q; want %d, %q", c.args, code, errOut.String(), c.code, c.err)
+		}
+	}
+}
+
+// Installed as kubectl-rollsafe, the binary is a kubectl plugin: the real
+// kubectl finds it on PATH and runs it, and help names it "kubectl rollsafe".
+func TestKubectlPlugin(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kubectl-rollsafe")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rollsafe/rollsafe/cmd/rollsafe").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	help, err := exec.Command(bin, "lab", "--help").Output()
+	if err != nil || !strings.Contains(string(help), "kubectl rollsafe lab") {
+		t.Fatalf("kubectl-rollsafe lab --help (%v):\n%s", err, help)
+	}
+	kubectl := filepath.Join(controlplane.BinDir(), "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kubectl not built (scripts/controlplane.sh): %v", err)
+		}
+		t.Skipf("kubectl not built (scripts/controlplane.sh): %v", err)
+	}
+	cmd := exec.Command(kubectl, "rollsafe", "version")
+	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "rollsafe ") {
+		t.Fatalf("kubectl rollsafe version: %v\n%s", err, out)
+	}
+}
