@@ -48,6 +48,7 @@ type Controller struct {
 
 	mu         sync.Mutex
 	registered map[string]string // pod name -> ip it was registered with
+	closed     bool              // Wait was called: schedule nothing more
 	pending    sync.WaitGroup
 }
 
@@ -96,11 +97,23 @@ func (c *Controller) Forget(name string) {
 	}
 }
 
-// Wait returns when every pending action has run or given up.
-func (c *Controller) Wait() { c.pending.Wait() }
+// Wait stops the controller from scheduling anything new (a watch may
+// still deliver events while the lab tears down) and returns when every
+// pending action has run or given up.
+func (c *Controller) Wait() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.pending.Wait()
+}
 
 // after runs fn once the reconcile lag has passed, unless ctx ends first.
 func (c *Controller) after(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	c.pending.Add(1)
 	go func() {
 		defer c.pending.Done()

@@ -33,7 +33,7 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// Scenario is copied into every record.
 	Scenario string
-	// FirstIP is the first pod address handed out (default 127.0.1.1).
+	// FirstIP is the first pod address handed out (default a random 127.b.1.1).
 	FirstIP netip.Addr
 }
 
@@ -68,7 +68,7 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: first pod IP %s is not in 127.0.0.0/8", opts.FirstIP)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cluster{opts: opts, ctx: ctx, cancel: cancel, ipam: newIPAM(opts.FirstIP),
+	c := &Cluster{opts: opts, ctx: ctx, cancel: cancel, ipam: newIPAM(opts.FirstIP, opts.Port),
 		pods: map[string]*kubelet.Pod{}, early: map[string]bool{}, deps: map[string]*Deployment{}}
 	return c, nil
 }

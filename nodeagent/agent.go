@@ -51,7 +51,7 @@ type Options struct {
 	// PodOutput receives every pod's stdout and stderr (nil discards them);
 	// it must be safe for concurrent writes.
 	PodOutput io.Writer
-	// FirstIP is the first pod address handed out (default 127.0.1.1); the
+	// FirstIP is the first pod address handed out (default a random 127.b.1.1); the
 	// allocator counts up the last two bytes. Give an embedded lab and an
 	// agent in one process different ranges. The API server stores loopback
 	// pod IPs but the EndpointSlice controller cannot publish them (their
@@ -102,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nodeagent: %w", err)
 	}
-	a := &Agent{opts: opts, cs: cs, node: n, ipam: cluster.NewIPAM(opts.FirstIP),
+	a := &Agent{opts: opts, cs: cs, node: n, ipam: cluster.NewIPAM(opts.FirstIP, opts.Port),
 		pods: map[types.UID]*podRun{}, informerStop: make(chan struct{}),
 		beatDone: make(chan struct{}), stopped: make(chan struct{})}
 	a.podCtx, a.killPods = context.WithCancel(context.Background())

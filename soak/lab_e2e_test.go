@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,11 +62,40 @@ func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
 	defer cancel()
 	served := make(chan lab.Served, 1)
 	labDone := make(chan error, 1)
+	var access syncBuffer
+	var podRecs []timeline.Record
+	var recMu sync.Mutex
 	go func() {
 		labDone <- lab.Serve(ctx, ss[0], lab.Options{
 			TimeScale: 0.1, App: []string{demoAPI(t)}, Kube: &lab.KubeOptions{Config: cp.Config()},
+			AccessLog: &access,
+			Sink: func(r *timeline.Record) {
+				recMu.Lock()
+				podRecs = append(podRecs, *r)
+				recMu.Unlock()
+			},
 		}, func(s lab.Served) { served <- s })
 	}()
+	// When a test fails, show the ALB's view of the failed requests and
+	// the pod and target timeline: the evidence needed to tell why.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		n := 0
+		for _, line := range strings.Split(access.String(), "\n") {
+			if strings.Contains(line, " 502 ") || strings.Contains(line, " 504 ") {
+				if n++; n <= 10 {
+					t.Logf("access: %s", line)
+				}
+			}
+		}
+		recMu.Lock()
+		defer recMu.Unlock()
+		for _, r := range podRecs {
+			t.Logf("%s %s %s %s %s", r.Time.Format("15:04:05.000"), r.Kind, r.Object, r.State, r.Reason)
+		}
+	})
 	var where lab.Served
 	select {
 	case where = <-served:
@@ -94,6 +124,23 @@ func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
 	}
 	t.Logf("%s: %d rollouts, %d clean, %d requests, %d lost %v", scenario, total.Rollouts, total.Clean, total.Requests, total.Lost, total.Failures)
 	return total
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestSoakOnTheLabControlPlane(t *testing.T) {
