@@ -121,12 +121,12 @@ func (r *run) onRequest(ri *alb.RequestInfo) {
 
 // attributeFailures joins each failed request with the ALB's view and the
 // pod's process history, sets its Cause and emits it.
+//
+// It runs once the ALB is closed, so every RequestInfo is in.
 func (r *run) attributeFailures() {
 	r.mu.Lock()
-	failed := r.failed
-	r.failed = nil
-	r.mu.Unlock()
-	for _, rec := range failed {
+	defer r.mu.Unlock()
+	for _, rec := range r.failed {
 		ri, ok := r.failInfo[rec.TraceID]
 		if !ok {
 			rec.Cause = timeline.CauseUnknown
@@ -136,7 +136,6 @@ func (r *run) attributeFailures() {
 		}
 		r.emit(rec)
 	}
-	r.failed = failed
 }
 
 const reapSlack = 100 * time.Millisecond
