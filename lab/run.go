@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -138,9 +139,10 @@ type run struct {
 	scale kubelet.TimeScale
 	began time.Time
 
-	lb    *alb.LB
-	plat  platform
-	procs *processes
+	lb          *alb.LB
+	plat        platform
+	procs       *processes
+	tearingDown atomic.Bool
 
 	mu       sync.Mutex
 	summary  *probe.Summary
@@ -280,6 +282,7 @@ func (r *run) settle(ctx context.Context, d time.Duration) {
 
 // stop tears everything down; pods are killed, nothing outlives the lab.
 func (r *run) stop() {
+	r.tearingDown.Store(true) // the kills below are the lab's, not the grace period's
 	if r.plat != nil {
 		r.plat.close()
 	}
@@ -301,7 +304,7 @@ func (r *run) emit(rec *timeline.Record) {
 
 func (r *run) onPodRecord(rec *timeline.Record) error {
 	r.procs.observe(rec)
-	if rec.Kind == timeline.KindPod && rec.State == string(kubelet.StateKilled) {
+	if rec.Kind == timeline.KindPod && rec.State == string(kubelet.StateKilled) && !r.tearingDown.Load() {
 		r.mu.Lock()
 		r.killed++
 		r.mu.Unlock()
