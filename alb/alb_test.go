@@ -3,6 +3,7 @@ package alb
 import (
 	"bufio"
 	"fmt"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -105,7 +106,7 @@ func TestHealthCheckTimeoutAndMatcherRange(t *testing.T) {
 
 func TestNoRegisteredTarget503(t *testing.T) {
 	rec := &recorder{}
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	lb := newLB(t, testConfig(rec, log))
 	code, body, hdr := get(t, lb.URL()+"/x?y=1")
 	if code != 503 || !strings.Contains(body, "503 Service Temporarily Unavailable") && !strings.Contains(body, "503 Service Unavailable") || hdr.Get("Server") != "awselb/2.0" {
@@ -130,7 +131,7 @@ func TestNoRegisteredTarget503(t *testing.T) {
 func TestFailOpenRoutesToUnhealthyTargets(t *testing.T) {
 	bs := startBackends(t, "127.0.0.6", "127.0.0.7")
 	rec := &recorder{}
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	lb := newLB(t, testConfig(rec, log))
 	for _, b := range bs {
 		b.health.Store(503) // health checks fail, traffic would be served
@@ -399,7 +400,7 @@ func TestLBClosesIdleBackendConnsFirst(t *testing.T) {
 func TestTargetTimeoutIs504(t *testing.T) {
 	bs := startBackends(t, "127.0.0.16")
 	rec := &recorder{}
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	cfg := testConfig(rec, log)
 	cfg.TargetTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
@@ -443,7 +444,7 @@ func TestClientIdleTimeoutClosesConnection(t *testing.T) {
 
 func TestTraceIDAndForwardedHeaders(t *testing.T) {
 	bs := startBackends(t, "127.0.0.17")
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	lb := newLB(t, testConfig(nil, log))
 	lb.Register(bs[0].target)
 	waitState(t, lb, bs[0].target, StateHealthy)

@@ -1,7 +1,7 @@
 package alb
 
 import (
-	"bytes"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 
 	"io"
 	"net"
@@ -121,24 +121,6 @@ func (r *recorder) records() []*timeline.Record {
 	return append([]*timeline.Record(nil), r.recs...)
 }
 
-// syncBuffer is an access log the test can read while the LB writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testConfig is a fast LB: short health checks, one node, no propagation.
 func testConfig(rec *recorder, log io.Writer) Config {
 	cfg := DefaultConfig()
@@ -196,7 +178,7 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 }
 
 // logEntries parses every access-log line, failing on any malformed one.
-func logEntries(t *testing.T, lb *LB, log *syncBuffer) []accesslog.Entry {
+func logEntries(t *testing.T, lb *LB, log *testutil.SyncBuffer) []accesslog.Entry {
 	t.Helper()
 	if err := lb.FlushAccessLog(); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"net"
 	"net/http"
 	"os"
@@ -587,28 +588,11 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
 	return nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Output to a non-file writer goes through our own pipe; a grandchild that
 // keeps the pipe open must not delay the Exited report (it dies with the group).
 func TestOutputToWriter(t *testing.T) {
 	e := newEnv(t)
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	pod := testPod("talky", kubelettest.Server{})
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from $POD_NAME; sleep 600 & exit 0"}
 	pod.Spec.RestartPolicy = corev1.RestartPolicyNever

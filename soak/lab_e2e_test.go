@@ -7,6 +7,7 @@ package soak_test
 
 import (
 	"context"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,7 @@ func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
 	defer cancel()
 	served := make(chan lab.Served, 1)
 	labDone := make(chan error, 1)
-	var access syncBuffer
+	var access testutil.SyncBuffer
 	var podRecs []timeline.Record
 	var recMu sync.Mutex
 	go func() {
@@ -124,23 +125,6 @@ func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
 	}
 	t.Logf("%s: %d rollouts, %d clean, %d requests, %d lost %v", scenario, total.Rollouts, total.Clean, total.Requests, total.Lost, total.Failures)
 	return total
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSoakOnTheLabControlPlane(t *testing.T) {
