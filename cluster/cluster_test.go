@@ -2,10 +2,10 @@ package cluster_test
 
 import (
 	"context"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"net/netip"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -33,25 +33,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type recorder struct {
-	mu   sync.Mutex
-	recs []timeline.Record
-}
-
-func (r *recorder) Write(rec *timeline.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, *rec)
-	return nil
-}
-
-func (r *recorder) all() []timeline.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := append([]timeline.Record(nil), r.recs...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out
-}
+// recorder keeps every record the cluster writes.
+type recorder = testutil.Records
 
 var ipBlock struct {
 	sync.Mutex
@@ -216,7 +199,7 @@ func TestRollingUpdateRespectsSurgeAndUnavailable(t *testing.T) {
 				}
 			}
 
-			recs := rec.all()
+			recs := rec.All()
 			pods := timesOf(recs)
 			minReady := scale.Seconds(2)
 			maxPods, minAvail := 0, int(tc.replicas)
@@ -311,7 +294,7 @@ func TestRolloutWaitsForGateAndDeletesThroughKubelet(t *testing.T) {
 	if n := len(c.Pods()); n != 2 {
 		t.Errorf("%d pods left after the old ones terminated, want 2", n)
 	}
-	recs := rec.all()
+	recs := rec.All()
 	// Every old pod went through preStop before SIGTERM, and no pod was
 	// Ready before its gate was set.
 	for name, p := range timesOf(recs) {
@@ -477,7 +460,7 @@ func TestRecreateDeletesBeforeCreating(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lastGone, firstNew time.Time
-	for name, p := range timesOf(rec.all()) {
+	for name, p := range timesOf(rec.All()) {
 		if p.created.Before(start) {
 			if p.gone.After(lastGone) {
 				lastGone = p.gone

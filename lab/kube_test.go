@@ -7,6 +7,7 @@ package lab_test
 
 import (
 	"context"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"testing"
 
 	"github.com/rollsafe/rollsafe/controlplane"
@@ -14,16 +15,16 @@ import (
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
-func playKube(t *testing.T, name string, rollouts int) (*lab.Result, *recorded) {
+func playKube(t *testing.T, name string, rollouts int) (*lab.Result, *testutil.Records) {
 	t.Helper()
 	cp := controlplane.ForTest(t)
 	ss, err := lab.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorded{}
+	rec := &testutil.Records{}
 	res, err := lab.Run(context.Background(), ss[0], lab.Options{
-		TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.sink,
+		TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.Add,
 		Kube: &lab.KubeOptions{Config: cp.Config()},
 	})
 	if err != nil {
@@ -40,7 +41,7 @@ func TestKubeRecommendedLosesNothingNaiveLoses(t *testing.T) {
 	}
 	kinds := map[timeline.Kind]int{}
 	complete := 0
-	for _, r := range rec.recs {
+	for _, r := range rec.All() {
 		kinds[r.Kind]++
 		if r.Kind == timeline.KindRollout && r.State == "complete" {
 			complete++

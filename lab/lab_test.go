@@ -10,10 +10,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/rollsafe/rollsafe/accesslog"
@@ -41,25 +41,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type recorded struct {
-	mu   sync.Mutex
-	recs []timeline.Record
-}
-
-func (r *recorded) sink(rec *timeline.Record) {
-	r.mu.Lock()
-	r.recs = append(r.recs, *rec)
-	r.mu.Unlock()
-}
-
-func play(t *testing.T, name string, rollouts int, access *bytes.Buffer) (*lab.Result, *recorded) {
+func play(t *testing.T, name string, rollouts int, access *bytes.Buffer) (*lab.Result, *testutil.Records) {
 	t.Helper()
 	ss, err := lab.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorded{}
-	o := lab.Options{TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.sink}
+	rec := &testutil.Records{}
+	o := lab.Options{TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.Add}
 	if access != nil {
 		o.AccessLog = access
 	}
@@ -116,7 +105,7 @@ func TestRecommendedLosesNothing(t *testing.T) {
 	}
 	// The rollouts really happened: 5 completions and new versions answering.
 	complete, versions := 0, map[string]bool{}
-	for _, r := range rec.recs {
+	for _, r := range rec.All() {
 		if r.Kind == timeline.KindRollout && r.State == "complete" {
 			complete++
 		}
@@ -154,7 +143,7 @@ func TestPreStopLongerThanGraceIsKilled(t *testing.T) {
 		t.Fatal("preStop 61s > grace 30s: no pod got SIGKILL")
 	}
 	killed := 0
-	for _, r := range rec.recs {
+	for _, r := range rec.All() {
 		if r.Kind == timeline.KindPod && r.State == "Killed" {
 			killed++
 		}
@@ -177,7 +166,7 @@ func TestNoHealthyTargetFailsOpenInAccessLog(t *testing.T) {
 	// The access log alone, joined with the target timeline, shows requests
 	// answered by targets that were not healthy: fail-open.
 	var targets []timeline.Record
-	for _, r := range rec.recs {
+	for _, r := range rec.All() {
 		if r.Kind == timeline.KindTarget {
 			targets = append(targets, r)
 		}

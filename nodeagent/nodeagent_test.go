@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"context"
 	"fmt"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"io"
 	"net/http"
 	"net/netip"
@@ -10,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +25,6 @@ import (
 	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
-	"github.com/rollsafe/rollsafe/timeline"
 )
 
 func TestMain(m *testing.M) {
@@ -233,33 +232,19 @@ func get(t *testing.T, url string) string {
 }
 
 // recSink keeps the records the agent and its pods wrote.
-type recSink struct {
-	mu   sync.Mutex
-	recs []timeline.Record
-}
-
-func (s *recSink) Write(r *timeline.Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs = append(s.recs, *r)
-	return nil
-}
+type recSink struct{ testutil.Records }
 
 func (s *recSink) dump() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var b strings.Builder
-	for _, r := range s.recs {
+	for _, r := range s.All() {
 		fmt.Fprintf(&b, "%s %s %s %s %s %v\n", r.Time.Format("15:04:05.000"), r.Kind, r.Object, r.State, r.Reason, r.Attrs)
 	}
 	return b.String()
 }
 
 func (s *recSink) warnings() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []string
-	for _, r := range s.recs {
+	for _, r := range s.All() {
 		if r.State == string(kubelet.StateWarning) {
 			out = append(out, r.Object+": "+r.Reason)
 		}

@@ -3,7 +3,7 @@ package soak_test
 import (
 	"context"
 	"errors"
-	"net/http"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -77,7 +77,7 @@ func newEnv(t *testing.T, replicas int32) *env {
 	t.Cleanup(se.Close)
 	// As a user would: soak an app that already answers, so no failure
 	// falls before the first rollout.
-	waitAnswers(t, se.Backend.URL)
+	testutil.WaitOK(t, se.Backend.URL)
 	return &env{cp: cp, ns: se.Namespace, admin: admin, pods: se.Pods, url: se.Backend.URL}
 }
 
@@ -268,21 +268,6 @@ func TestSoakRolloutTimeoutStops(t *testing.T) {
 	if g := total.Gate(1); !strings.Contains(g, "1 of 1 rollouts failed") {
 		t.Fatalf("gate: %q", g)
 	}
-}
-
-// waitAnswers waits (bounded) until url answers 200.
-func waitAnswers(t *testing.T, url string) {
-	t.Helper()
-	for range 300 {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered 200", url)
 }
 
 func TestSoakNotFoundAndBadTrigger(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -50,7 +51,7 @@ func setup(t *testing.T, rules []rbacv1.PolicyRule) (*soaktest.Env, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	waitAnswers(t, e.Backend.URL) // no failure before the first rollout
+	testutil.WaitOK(t, e.Backend.URL) // no failure before the first rollout
 	cfg, err := cp.ServiceAccount(ctx, e.Namespace, "rollsafe-soak", rules)
 	if err != nil {
 		t.Fatal(err)
@@ -290,19 +291,4 @@ func TestSoakInterruptFlushes(t *testing.T) {
 	if states["started"] != 1 || states["failed"] != 1 || reqs == 0 {
 		t.Fatalf("record after interrupt: marks %v, %d requests", states, reqs)
 	}
-}
-
-// waitAnswers waits (bounded) until url answers 200.
-func waitAnswers(t *testing.T, url string) {
-	t.Helper()
-	for range 300 {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s never answered 200", url)
 }

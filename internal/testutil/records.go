@@ -1,0 +1,60 @@
+package testutil
+
+import (
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+// Records collects timeline records from concurrent writers; it is a
+// kubelet.Sink and, through Add, a func(*timeline.Record) sink.
+type Records struct {
+	mu   sync.Mutex
+	recs []timeline.Record
+}
+
+// Write keeps a copy of r.
+func (s *Records) Write(r *timeline.Record) error {
+	s.Add(r)
+	return nil
+}
+
+// Add keeps a copy of r.
+func (s *Records) Add(r *timeline.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, *r)
+}
+
+// All returns a copy of the records, in time order.
+func (s *Records) All() []timeline.Record {
+	s.mu.Lock()
+	out := append([]timeline.Record(nil), s.recs...)
+	s.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out
+}
+
+// TB is the part of testing.TB WaitOK needs.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// WaitOK waits, bounded at 30 s, until url answers 200.
+func WaitOK(t TB, url string) {
+	t.Helper()
+	for range 300 {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200", url)
+}
