@@ -1,8 +1,9 @@
 package timeline
 
-// Cause is the stable name of why a failed request failed, as attributed by
-// the lab (which knows the ground truth) or by report (which joins request
-// records with pod and target timelines). Never rename one.
+// Cause is the stable name of why a failed request failed, as the lab knows
+// it (its ground truth, KindTruth records) or as package attribution infers
+// it from evidence alone (probe records, pod states from the Kubernetes API,
+// polled target health, access logs). Never rename one.
 type Cause string
 
 const (
@@ -14,6 +15,11 @@ const (
 	// CauseDrainingTargetExited: routed to a draining target (deregistration not
 	// yet propagated to that LB node) whose process had already exited.
 	CauseDrainingTargetExited Cause = "draining_target_exited"
+	// CauseDrainingTargetGone: routed to a draining target whose pod had
+	// already been deleted: its IP had left the network, the connect went
+	// unanswered and the LB gave up after its connect timeout (504; seed
+	// 000's `-1 -1 -1 504 -` after 10.2 s).
+	CauseDrainingTargetGone Cause = "draining_target_gone"
 	// CauseExitedBeforeDeregistration: the pod was terminating and its process
 	// already gone while its target was still registered and in service (the
 	// controller had not deregistered it yet): the app exited on SIGTERM

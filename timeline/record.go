@@ -18,6 +18,11 @@ const (
 	KindTarget  Kind = "target"  // a load-balancer target state change
 	KindRollout Kind = "rollout" // a rollout started, progressed or finished
 	KindEvent   Kind = "event"   // anything else worth a mark: a signal, a kill, a scenario boundary
+	// KindTruth is the lab's ground truth for one failed request (Source
+	// "lab"): its Cause, joined to the request by TraceID. Only the lab can
+	// write one; attribution never reads it as evidence, report uses it to
+	// say how often the evidence-only attribution agrees.
+	KindTruth Kind = "truth"
 )
 
 // Record is one thing that happened at one time. Fields that do not apply
@@ -49,7 +54,8 @@ type Record struct {
 	State  string `json:"state,omitempty"`  // pod: Pending/Running/Ready/Terminating/Exited; target: initial/healthy/unhealthy/draining/unused
 	Reason string `json:"reason,omitempty"`
 
-	// Cause is the attributed reason a failed request failed (set by report or lab).
+	// Cause is why a failed request failed: on a KindTruth record the lab's
+	// ground truth; on a request record, what an attribution concluded.
 	Cause Cause `json:"cause,omitempty"`
 	// Attrs holds further facts (pod IP, exit code, target group) as strings.
 	Attrs map[string]string `json:"attrs,omitempty"`
