@@ -34,7 +34,9 @@ type Config struct {
 	// BackendIdleTimeout is how long an idle keep-alive connection to a
 	// target is kept for reuse. The real ALB uses its idle timeout here too.
 	BackendIdleTimeout time.Duration
-	// ConnectTimeout bounds the TCP connect to a target (ALB: 10 s, then 504).
+	// ConnectTimeout bounds the TCP connect to a target (ALB: 10 s, then
+	// 504). A connect to an IP made unreachable (LB.SetReachable) waits all
+	// of it, as an unanswered SYN does.
 	ConnectTimeout time.Duration
 
 	// TargetPort is the target group's port, used when a target is

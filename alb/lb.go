@@ -2,8 +2,11 @@
 // HTTP listener forwarding to one IP target group: a real reverse proxy on
 // loopback with the target states, health checks, fail-open, per-node
 // deregistration propagation, deregistration delay, keep-alive reuse without
-// transparent retries, timeouts and access log of the real thing. The lab
-// drives it; its ELBv2 API lives in alb/elbv2api.
+// transparent retries, timeouts and access log of the real thing. Loopback
+// normally answers a connect at once, so the lab says when a pod's IP has
+// left the network (SetReachable): connects to it then go unanswered until
+// the connect timeout, and the client gets the 504 a deleted pod's IP gets
+// on AWS. The lab drives it; its ELBv2 API lives in alb/elbv2api.
 package alb
 
 import (
@@ -20,6 +23,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -48,6 +52,10 @@ type LB struct {
 	closed  bool
 	wg      sync.WaitGroup // health checkers and timers' work
 	done    chan struct{}
+
+	// unreachable holds the IPs that have left the network (SetReachable):
+	// an immutable set replaced under mu, read without a lock.
+	unreachable atomic.Pointer[map[string]struct{}]
 
 	logMu sync.Mutex
 	logW  *bufio.Writer
@@ -80,13 +88,16 @@ func New(cfg Config) (*LB, error) {
 		delay:   cfg.DeregistrationDelay,
 		prop:    cfg.Propagation,
 		done:    make(chan struct{}),
-		// Health checks open a new connection each time, like the ALB's.
-		hc: &http.Client{
-			Timeout:   cfg.HealthCheck.Timeout,
-			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse // a 3xx is judged by the matcher, not followed
-			},
+	}
+	// Health checks open a new connection each time, like the ALB's; one to
+	// an unreachable IP goes unanswered and times out.
+	hcDialer := &net.Dialer{}
+	lb.hc = &http.Client{
+		Timeout: cfg.HealthCheck.Timeout,
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return lb.dial(ctx, hcDialer, addr) }},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a 3xx is judged by the matcher, not followed
 		},
 	}
 	lb.lbIDBytes, lb.tgARNBytes = []byte(lb.lbID), []byte(lb.tgARN)

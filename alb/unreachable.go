@@ -1,0 +1,98 @@
+package alb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// SetReachable says whether ip is on the network. On AWS a deleted pod's IP
+// leaves the VPC: a TCP connect to it is not refused (no RST), it gets no
+// answer at all, and the ALB gives up after its connect timeout (504). On
+// loopback a connect is normally answered at once (accepted, or refused with
+// an RST), so the lab tells the LB when an IP is gone (reachable false) and
+// when a new pod holds it again (true).
+//
+// While ip is unreachable, a new connection from the proxy to any target on
+// it waits Config.ConnectTimeout (or until the client goes away) and fails
+// with ErrConnectTimeout; a health check of it fails as a timeout
+// (Target.Timeout). Connections opened before stay as they are. ip need not
+// be registered; only loopback IPs are accepted, as by Register.
+func (lb *LB) SetReachable(ip string, reachable bool) error {
+	parsed := net.ParseIP(ip)
+	if parsed == nil {
+		return fmt.Errorf("alb: %q: not an IP address", ip)
+	}
+	if !parsed.IsLoopback() {
+		return fmt.Errorf("alb: %s: not a loopback address (the lab only sends traffic to 127.0.0.0/8 and ::1)", ip)
+	}
+	key := parsed.String() // the form normalize gives targets
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	var old map[string]struct{}
+	if m := lb.unreachable.Load(); m != nil {
+		old = *m
+	}
+	_, gone := old[key]
+	if gone == !reachable {
+		return nil
+	}
+	// Copy on write: the proxy and the health checkers read the map
+	// without a lock.
+	next := make(map[string]struct{}, len(old)+1)
+	for k := range old {
+		next[k] = struct{}{}
+	}
+	if reachable {
+		delete(next, key)
+	} else {
+		next[key] = struct{}{}
+	}
+	lb.unreachable.Store(&next)
+	return nil
+}
+
+// isUnreachable reports whether ip (in normalized form) was made unreachable.
+// It takes no lock: it runs on every new backend connection.
+func (lb *LB) isUnreachable(ip string) bool {
+	m := lb.unreachable.Load()
+	if m == nil || len(*m) == 0 {
+		return false
+	}
+	_, gone := (*m)[ip]
+	return gone
+}
+
+// dial opens a connection to addr ("ip:port") for the proxy or the health
+// checker. To an unreachable IP it behaves as a connect whose SYNs go
+// unanswered: it waits out ConnectTimeout and fails with a timeout, unless
+// ctx ends (ctx's error) or the LB closes (net.ErrClosed) first.
+func (lb *LB) dial(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !lb.isUnreachable(host) {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	p, _ := strconv.Atoi(port)
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.ParseIP(host), Port: p}}
+	tm := time.NewTimer(lb.cfg.ConnectTimeout)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		opErr.Err = os.ErrDeadlineExceeded // "i/o timeout", Timeout() true: what a real unanswered dial returns
+	case <-ctx.Done():
+		opErr.Err = ctx.Err()
+	case <-lb.done:
+		opErr.Err = net.ErrClosed
+	}
+	return nil, opErr
+}
+
+// isConnectTimeout reports whether a dial error is a connect timeout.
+func isConnectTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
