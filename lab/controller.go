@@ -17,6 +17,9 @@ type podFacts struct {
 	sigterm     time.Time
 	exited      time.Time
 	killed      time.Time // SIGKILL sent at the grace deadline
+	// deleted: termination finished, the pod object is gone; its IP leaves
+	// the network IPReleaseDelay later.
+	deleted time.Time
 }
 
 // processes keeps each pod's process history by IP, from the kubelet's own
@@ -51,6 +54,19 @@ func (ps *processes) observe(rec *timeline.Record) {
 		f.exited = rec.Time
 	case kubelet.StateKilled:
 		f.killed = rec.Time
+	case kubelet.StateDeleted:
+		f.deleted = rec.Time
+	}
+}
+
+// whileCurrent runs f, under the lock that observe takes, if the pod named
+// name is still the last one seen at ip: a pod that got the IP since then
+// makes it stale. The lock orders f against a new pod's records.
+func (ps *processes) whileCurrent(ip, name string, f func()) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if cur := ps.byIP[ip]; cur != nil && cur.name == name {
+		f()
 	}
 }
 

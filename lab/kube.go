@@ -64,6 +64,19 @@ func (k *onKube) setUp(ctx context.Context, r *run) error {
 		return fmt.Errorf("create namespace: %w", err)
 	}
 	k.ns = got.Name
+	if r.evidenceOn {
+		// What `rollsafe probe --kube` records: the real watcher on the
+		// scenario's namespace, from before the first pod exists.
+		recs, err := kube.Start(r.observeCtx, k.cs, kube.Options{Namespace: k.ns, Selector: "app=" + deploymentName})
+		if err != nil {
+			return fmt.Errorf("kube watch: %w", err)
+		}
+		r.observing.Go(func() {
+			for rec := range recs {
+				r.emit(&rec)
+			}
+		})
+	}
 	k.agent, err = nodeagent.Start(ctx, nodeagent.Options{
 		Config: r.o.Kube.Config, NodeName: "rollsafe-lab-" + k.ns, Port: AppPort,
 		Command: r.o.App, Scale: r.scale, Sink: sinkFunc(r.onPodRecord), PodOutput: r.o.PodOutput,

@@ -90,8 +90,11 @@ func TestGateOnlyFailsOnDrainingTargets(t *testing.T) {
 	if fivexx == 0 {
 		t.Fatal("gate-only: no 5xx, though the app exits while ALB nodes still route to it")
 	}
-	if res.Causes[timeline.CauseDrainingTargetExited] == 0 {
-		t.Fatalf("gate-only: no failure attributed to %s (causes %v)", timeline.CauseDrainingTargetExited, res.Causes)
+	// A node still routing to a draining target finds its process exited
+	// (502) or, once the pod is deleted, its IP gone (504).
+	if res.Causes[timeline.CauseDrainingTargetExited]+res.Causes[timeline.CauseDrainingTargetGone] == 0 {
+		t.Fatalf("gate-only: no failure attributed to %s or %s (causes %v)",
+			timeline.CauseDrainingTargetExited, timeline.CauseDrainingTargetGone, res.Causes)
 	}
 }
 
@@ -187,5 +190,35 @@ func TestNoHealthyTargetFailsOpenInAccessLog(t *testing.T) {
 	}
 	if lines == 0 || unhealthyServed == 0 {
 		t.Fatalf("%d access log lines, %d served by a target that was not healthy; want fail-open evidence", lines, unhealthyServed)
+	}
+}
+
+// TestGateOnlyDeletedPodsAre504 is seed 000's 504: once an old pod is
+// deleted its IP leaves the network, and the ALB nodes that still route to
+// its draining target get no answer to their connects; they answer 504
+// after the connect timeout, logged `-1 -1 -1 504 -` with the target.
+func TestGateOnlyDeletedPodsAre504(t *testing.T) {
+	var access bytes.Buffer
+	res, _ := play(t, "gate-only", 2, &access)
+	if res.Failures[timeline.ClassHTTP504] == 0 {
+		t.Fatalf("gate-only: no 504 from draining targets whose pods were deleted (classes %v)", nonZero(res.Failures))
+	}
+	if res.Causes[timeline.CauseDrainingTargetGone] == 0 {
+		t.Fatalf("gate-only: no failure attributed to %s (causes %v)", timeline.CauseDrainingTargetGone, res.Causes)
+	}
+	sc := bufio.NewScanner(&access)
+	gone := 0
+	for n := 1; sc.Scan(); n++ {
+		e, err := accesslog.Parse(sc.Bytes())
+		if err != nil {
+			t.Fatalf("access log line %d: %v", n, err)
+		}
+		if e.ELBStatusCode == 504 && e.TargetStatusCode == 0 && len(e.Target) > 0 &&
+			e.RequestProcessingTime < 0 && e.TargetProcessingTime < 0 && e.ResponseProcessingTime < 0 {
+			gone++
+		}
+	}
+	if gone == 0 {
+		t.Fatal("no access log line `target -1 -1 -1 504 -`")
 	}
 }

@@ -1,19 +1,27 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/albcontroller"
 	"github.com/rollsafe/rollsafe/kubelet"
+	"github.com/rollsafe/rollsafe/observe/elbv2"
+	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -48,6 +56,10 @@ type Options struct {
 	// Kube, when set, runs the pods on a real Kubernetes control plane
 	// through the node agent instead of the embedded cluster stand-in.
 	Kube *KubeOptions
+	// TargetHealthPoll is how often Run polls DescribeTargetHealth through
+	// the lab's ELBv2 API for the evidence, in spec time (scaled by
+	// TimeScale like every duration); 0 means DefaultTargetHealthPoll.
+	TargetHealthPoll time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -65,6 +77,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = func(string, ...any) {}
+	}
+	if o.TargetHealthPoll <= 0 {
+		o.TargetHealthPoll = DefaultTargetHealthPoll
 	}
 	return o
 }
@@ -85,6 +100,9 @@ type Result struct {
 	// Killed counts pods that got SIGKILL at the end of their grace period.
 	Killed  int     `json:"killed"`
 	Seconds float64 `json:"seconds"`
+	// Evidence is the attribution from what a user on AWS could see, and
+	// how often it agrees with Causes (the ground truth).
+	Evidence *Evidence `json:"evidence"`
 }
 
 // Failed is the number of failed requests.
@@ -99,9 +117,14 @@ func Run(ctx context.Context, s Scenario, o Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(),
-		failInfo: map[string]alb.RequestInfo{}, procs: newProcesses()}
+	r := newRun(s, o)
+	r.evidenceOn = true
 	return r.play(ctx)
+}
+
+func newRun(s Scenario, o Options) *run {
+	return &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(),
+		failInfo: map[string]alb.RequestInfo{}, procs: newProcesses()}
 }
 
 // Served says where a served scenario can be reached.
@@ -109,6 +132,16 @@ type Served struct {
 	URL        string `json:"url"`        // the ALB stand-in
 	Namespace  string `json:"namespace"`  // of the Deployment
 	Deployment string `json:"deployment"` // its name
+	// Selector selects the Deployment's pods ("app=NAME").
+	Selector string `json:"selector"`
+	// ELBv2Endpoint is the lab's ELBv2 API (loopback) over the ALB stand-in:
+	// the SDK's BaseEndpoint, probe's --aws-endpoint. It checks no
+	// credentials, but the SDK signs requests and needs some.
+	ELBv2Endpoint string `json:"elbv2_endpoint"`
+	// TargetGroupARN is the stand-in's target group, as the API names it.
+	TargetGroupARN string `json:"target_group_arn"`
+	// Region is the one in the ARN (the SDK needs a region to sign).
+	Region string `json:"region"`
 }
 
 // Serve brings a scenario up — first revision available, targets healthy —
@@ -121,13 +154,16 @@ func Serve(ctx context.Context, s Scenario, o Options, ready func(Served)) error
 	if len(o.App) == 0 {
 		return errors.New("lab: no app command")
 	}
-	r := &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(),
-		failInfo: map[string]alb.RequestInfo{}, procs: newProcesses()}
+	// No evidence is kept here: a served lab runs for as long as the user
+	// likes, and whoever probes it records their own.
+	r := newRun(s, o)
 	defer r.stop()
 	if err := r.start(ctx); err != nil {
 		return err
 	}
-	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName})
+	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName,
+		Selector: "app=" + deploymentName, ELBv2Endpoint: r.api.URL(),
+		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lb.Config().Region})
 	<-ctx.Done()
 	return nil
 }
@@ -140,9 +176,22 @@ type run struct {
 	began time.Time
 
 	lb          *alb.LB
+	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
 	plat        platform
 	procs       *processes
 	tearingDown atomic.Bool
+
+	// Evidence (Run only, not Serve): what a user on AWS could see, kept
+	// apart from the ground truth for the attribution (see evidenceSet).
+	evidenceOn bool
+	// observeCtx ends the evidence observers (target health poller, kube
+	// watch or the embedded pod view); observing waits for them.
+	observeCtx  context.Context
+	stopObserve context.CancelFunc
+	observing   sync.WaitGroup
+	evMu        sync.Mutex
+	evidence    []*timeline.Record // copies of every probe, kube and elbv2 record, in emission order
+	accessLog   *bytes.Buffer      // the ALB stand-in's access log (complete once lb is closed)
 
 	mu       sync.Mutex
 	summary  *probe.Summary
@@ -153,6 +202,7 @@ type run struct {
 }
 
 func (r *run) play(ctx context.Context) (*Result, error) {
+	r.emit(r.scenarioMark())
 	if err := r.start(ctx); err != nil {
 		r.stop()
 		return nil, err
@@ -162,17 +212,32 @@ func (r *run) play(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.result(), nil
+	res := r.result()
+	if res.Evidence, err = r.attributeEvidence(); err != nil {
+		return nil, fmt.Errorf("attribution from evidence: %w", err)
+	}
+	return res, nil
 }
 
 // start brings up the ALB, the controller and the cluster, and waits for
 // the first revision to be ready and its targets healthy.
 func (r *run) start(ctx context.Context) error {
+	r.observeCtx, r.stopObserve = context.WithCancel(ctx)
 	lb, err := alb.New(r.lbConfig())
 	if err != nil {
 		return fmt.Errorf("ALB stand-in: %w", err)
 	}
 	r.lb = lb
+	r.api = elbv2api.New(lb, elbv2api.Options{TimeScale: r.o.TimeScale})
+	if err := r.api.Listen("127.0.0.1:0"); err != nil {
+		r.api = nil
+		return fmt.Errorf("ELBv2 API: %w", err)
+	}
+	if r.evidenceOn {
+		if err := r.pollTargetHealth(r.observeCtx); err != nil {
+			return err
+		}
+	}
 	r.o.Progress("%s: starting %d replicas behind the ALB stand-in at %s", r.s.Name, r.s.Replicas, lb.URL())
 	if r.o.Kube != nil {
 		r.plat, err = startKube(ctx, r)
@@ -211,6 +276,15 @@ func (r *run) lbConfig() alb.Config {
 	cfg.DeregistrationDelay = sc(r.s.DeregistrationDelay)
 	cfg.Propagation = sc(r.s.Propagation)
 	cfg.AccessLog = r.o.AccessLog
+	if r.evidenceOn {
+		// The attribution always gets the access log, --access-log or not.
+		// The buffer goes first: a failing user writer stops MultiWriter.
+		r.accessLog = &bytes.Buffer{}
+		cfg.AccessLog = r.accessLog
+		if r.o.AccessLog != nil {
+			cfg.AccessLog = io.MultiWriter(r.accessLog, r.o.AccessLog)
+		}
+	}
 	cfg.Sink = r.emit
 	cfg.OnRequest = r.onRequest
 	return cfg
@@ -281,10 +355,18 @@ func (r *run) settle(ctx context.Context, d time.Duration) {
 }
 
 // stop tears everything down; pods are killed, nothing outlives the lab.
+// The evidence observers stop first: the teardown is not the scenario's.
 func (r *run) stop() {
+	if r.stopObserve != nil {
+		r.stopObserve()
+		r.observing.Wait()
+	}
 	r.tearingDown.Store(true) // the kills below are the lab's, not the grace period's
 	if r.plat != nil {
 		r.plat.close()
+	}
+	if r.api != nil {
+		r.api.Close()
 	}
 	if r.lb != nil {
 		r.lb.Close()
@@ -292,18 +374,117 @@ func (r *run) stop() {
 	r.attributeFailures()
 }
 
+// pollTargetHealth polls the target group's health through the lab's ELBv2
+// API with the real aws-sdk-go-v2 client and observe/elbv2, as a user on AWS
+// would (Source elbv2), every Options.TargetHealthPoll of spec time. The
+// first poll happens here, so an API that does not answer fails the start.
+func (r *run) pollTargetHealth(ctx context.Context) error {
+	region := r.lb.Config().Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	// Static dummy credentials and the loopback endpoint: never the default
+	// chain, never IMDS. The lab's API checks no signature.
+	client := awselbv2.New(awselbv2.Options{
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDROLLSAFELAB", "lab-secret", ""),
+		BaseEndpoint: aws.String(r.api.URL()),
+	})
+	p, err := elbv2.New(ctx, elbv2.Config{
+		TargetGroupARN: r.lb.TargetGroupARN(), Client: client,
+		Interval: max(r.scale.Of(r.o.TargetHealthPoll), time.Millisecond),
+		OnError: func(err error) {
+			r.o.Progress("%s: warning: target health poll: %v", r.s.Name, err)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	first, err := p.Poll(ctx)
+	if err != nil {
+		return fmt.Errorf("polling the lab's ELBv2 API: %w", err)
+	}
+	for i := range first {
+		r.emit(&first[i])
+	}
+	r.observing.Go(func() {
+		p.Run(ctx, func(rec *timeline.Record) error { r.emit(rec); return nil })
+	})
+	return nil
+}
+
 func (r *run) mark(kind timeline.Kind, object, state string) {
 	r.emit(&timeline.Record{Kind: kind, Time: time.Now(), Source: "lab", Object: object, State: state})
 }
 
-// emit sends a record to the caller's sink, labelled with the scenario.
+// emit sends a record to the caller's sink, labelled with the scenario, and
+// keeps a copy of evidence for the attribution.
 func (r *run) emit(rec *timeline.Record) {
 	rec.Scenario = r.s.Name
+	if r.evidenceOn && isEvidence(rec) {
+		c := *rec
+		c.Attrs = maps.Clone(rec.Attrs)
+		r.evMu.Lock()
+		r.evidence = append(r.evidence, &c)
+		r.evMu.Unlock()
+	}
 	r.o.Sink(rec)
+}
+
+// isEvidence: what a user on AWS could record — requests as the prober saw
+// them, the Kubernetes API's view, DescribeTargetHealth. Never the lab's
+// ground truth (Source lab, KindTruth).
+func isEvidence(rec *timeline.Record) bool {
+	if rec.Kind == timeline.KindTruth {
+		return false
+	}
+	switch rec.Source {
+	case "probe", kube.Source, elbv2.Source:
+		return true
+	}
+	return false
+}
+
+// evidenceSet is everything the attribution may use once the scenario has
+// ended: copies of every probe, kube and elbv2 record, in emission order
+// (not time order: failed requests are emitted last, by
+// attributeFailures), and the ALB stand-in's access log, one ALB-format
+// line per request. Call it after stop: the observers have stopped, the
+// failed requests are emitted and lb.Close has flushed the log. A served
+// lab (Serve) keeps no evidence: nil, nil.
+func (r *run) evidenceSet() ([]*timeline.Record, []byte) {
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	var log []byte
+	if r.accessLog != nil {
+		log = r.accessLog.Bytes()
+	}
+	return r.evidence, log
 }
 
 func (r *run) onPodRecord(rec *timeline.Record) error {
 	r.procs.observe(rec)
+	if ip := rec.Attrs["ip"]; rec.Kind == timeline.KindPod && rec.Source == kubelet.Source && ip != "" && r.lb != nil {
+		switch kubelet.State(rec.State) {
+		case kubelet.StatePending, kubelet.StateRunning:
+			// A pod holds the IP: it is on the network (again, if an
+			// earlier pod had it).
+			_ = r.lb.SetReachable(ip, true)
+		case kubelet.StateDeleted:
+			// The pod is gone: IPReleaseDelay later its IP leaves the
+			// network and connects to it go unanswered (504 after the
+			// ALB's connect timeout), unless a new pod holds it by then.
+			name := rec.Object
+			release := func() {
+				r.procs.whileCurrent(ip, name, func() { _ = r.lb.SetReachable(ip, false) })
+			}
+			if d := r.scale.Of(IPReleaseDelay); d > 0 {
+				time.AfterFunc(d, release)
+			} else {
+				release()
+			}
+		}
+	}
 	if rec.Kind == timeline.KindPod && rec.State == string(kubelet.StateKilled) && !r.tearingDown.Load() {
 		r.mu.Lock()
 		r.killed++

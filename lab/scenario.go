@@ -40,6 +40,24 @@ const (
 	// DefaultGateRequeue: the controller re-checks target health for a pod
 	// readiness gate every 15 s (aws-load-balancer-controller, targetHealthRequeueDuration).
 	DefaultGateRequeue = 15 * time.Second
+	// IPReleaseDelay: how long after a pod is deleted (the kubelet's Deleted
+	// record) its IP leaves the network, so that connects to it go
+	// unanswered and the ALB answers 504 after its connect timeout. No AWS
+	// or Kubernetes document gives a figure for the delay between a pod's
+	// deletion and the VPC dropping its IP; 0, the IP leaving at the pod's
+	// deletion, is the simplest model, not a measurement. The same for
+	// every scenario.
+	IPReleaseDelay = 0 * time.Second
+	// DefaultTargetHealthPoll: how often the lab polls DescribeTargetHealth
+	// (and DescribeTargetGroupAttributes) through its ELBv2 API for the
+	// evidence, as a user watching a rollout on AWS would. rollsafe probe's
+	// --poll-interval help says to keep it ≥ 1 s on AWS because
+	// DescribeTargetHealth is rate limited; AWS documents that ELB API calls
+	// are throttled per account (and Region) but publishes no per-call rate
+	// to size it by, so 2 s is a choice that stays above that floor with two
+	// calls per poll, not a sourced AWS figure. Each target change is then
+	// known to a 2 s window (Attrs prev_poll).
+	DefaultTargetHealthPoll = 2 * time.Second
 	// GateConditionType is the readiness gate the controller's webhook
 	// injects: target-health.elbv2.k8s.aws/<TargetGroupBinding name>.
 	GateConditionType = "target-health.elbv2.k8s.aws/k8s-lab-jiameng-tgb"

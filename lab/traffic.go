@@ -120,28 +120,36 @@ func (r *run) onRequest(ri *alb.RequestInfo) {
 }
 
 // attributeFailures joins each failed request with the ALB's view and the
-// pod's process history, sets its Cause and emits it.
+// pod's process history into its ground-truth cause, and emits the request
+// record as the prober saw it (evidence: no Cause) followed by a KindTruth
+// record (Source lab) carrying the cause, joined to it by TraceID.
 //
 // It runs once the ALB is closed, so every RequestInfo is in.
 func (r *run) attributeFailures() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rec := range r.failed {
-		ri, ok := r.failInfo[rec.TraceID]
-		if !ok {
-			rec.Cause = timeline.CauseUnknown
-		} else {
-			rec.Cause = r.causeOf(&ri)
-			rec.Attrs = map[string]string{"target": ri.Target, "target_state": string(ri.TargetState), "lb_error": string(ri.Err)}
+		truth := &timeline.Record{Kind: timeline.KindTruth, Source: "lab", Time: rec.Time,
+			TraceID: rec.TraceID, Seq: rec.Seq, Cause: timeline.CauseUnknown}
+		if ri, ok := r.failInfo[rec.TraceID]; ok {
+			truth.Cause = r.causeOf(&ri)
+			truth.Attrs = map[string]string{"target": ri.Target, "target_state": string(ri.TargetState), "lb_error": string(ri.Err)}
 		}
-		r.emit(rec)
+		// r.failed is the run's own copy: it keeps the truth for
+		// Result.Causes; the record that leaves carries none.
+		rec.Cause = truth.Cause
+		ev := *rec
+		ev.Cause = ""
+		r.emit(&ev)
+		r.emit(truth)
 	}
 }
 
 const reapSlack = 100 * time.Millisecond
 
 // causeOf refines the ALB's preliminary cause with what only the cluster
-// knows: whether the target's process had exited, or was killed mid-request.
+// knows: whether the target's process had exited, was killed mid-request,
+// or its pod had been deleted (a connect timeout: its IP had left the network).
 func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 	ip, _, _ := splitTarget(ri.Target)
 	f, known := r.procs.facts(ip)
@@ -156,9 +164,19 @@ func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 	// The kubelet sees an exit when it reaps the process, a moment after the
 	// process stopped answering: allow for that.
 	gone := !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
+	// The pod was deleted before the request ended: its IP had left the
+	// network (IPReleaseDelay after the deletion) when the connect went
+	// unanswered.
+	deleted := !f.deleted.IsZero() && !f.deleted.After(end)
 	switch {
 	case killedDuring:
 		return timeline.CauseKilledByGrace
+	case ri.Err == alb.ErrConnectTimeout && deleted && ri.TargetState == alb.StateDraining:
+		return timeline.CauseDrainingTargetGone
+	case ri.Err == alb.ErrConnectTimeout && deleted && !f.terminating.IsZero():
+		// Still in service: the pod was deleted (and its IP gone) before
+		// the controller deregistered its target.
+		return timeline.CauseExitedBeforeDeregistration
 	case ri.Cause == timeline.CauseDeregistrationCut || ri.Cause == timeline.CauseTargetTimeout:
 		return ri.Cause
 	case gone && ri.TargetState == alb.StateDraining:

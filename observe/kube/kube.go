@@ -279,7 +279,7 @@ func (w *watcher) record(o observation, initial bool) {
 	case seen:
 		reason = diff(prev, o.state, o.attrs)
 	}
-	if o.state == stateDeleted || o.state == stateRemoved {
+	if o.state == StateDeleted || o.state == stateRemoved {
 		delete(w.last, o.key) // keeps memory flat over endless rollouts
 	} else {
 		w.last[o.key] = snapshot{state: o.state, attrs: o.attrs}
@@ -292,6 +292,16 @@ func (w *watcher) record(o observation, initial bool) {
 	case w.out <- rec:
 	case <-w.ctx.Done():
 	}
+}
+
+// Diff is the Reason the watcher gives a record of an object it has seen
+// before: what changed from the state and attributes it last recorded
+// (prevState, prevAttrs) to the new ones, as in "state Running→Ready;
+// cond/Ready False→True". Callers that get object snapshots from elsewhere
+// than an informer (the lab's cluster stand-in) use it to word their records
+// as this package would.
+func Diff(prevState string, prevAttrs map[string]string, state string, attrs map[string]string) string {
+	return diff(snapshot{state: prevState, attrs: prevAttrs}, state, attrs)
 }
 
 // diff says what changed since prev: "state Running→Ready; cond/Ready False→True".

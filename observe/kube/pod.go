@@ -19,7 +19,7 @@ const (
 	StateReady       = "Ready"       // condition Ready=True: the pod receives traffic
 	StateTerminating = "Terminating" // deletionTimestamp set: preStop, SIGTERM, grace period
 	StateExited      = "Exited"      // phase Succeeded or Failed
-	stateDeleted     = "Deleted"     // gone from the API
+	StateDeleted     = "Deleted"     // gone from the API (a watch's delete event)
 )
 
 // PodState maps a pod to its timeline state. Deletion wins over readiness:
@@ -126,7 +126,7 @@ func (w *watcher) pod(obj any, deleted bool) (observation, bool) {
 		state: PodState(p), attrs: PodAttrs(p),
 	}
 	if deleted {
-		o.state = stateDeleted
+		o.state = StateDeleted
 	}
 	return o, true
 }

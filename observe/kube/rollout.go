@@ -81,7 +81,7 @@ func (w *watcher) deployment(obj any, deleted bool) (observation, bool) {
 		a["revision"] = rev
 	}
 	if deleted {
-		state = stateDeleted
+		state = StateDeleted
 	}
 	return observation{kind: timeline.KindRollout, key: "deployment/" + d.Namespace + "/" + d.Name, object: d.Name, state: state, attrs: a}, true
 }
@@ -104,7 +104,7 @@ func (w *watcher) replicaSet(obj any, deleted bool) (observation, bool) {
 		state = ReplicaSetAvailable
 	}
 	if deleted {
-		state = stateDeleted
+		state = StateDeleted
 	}
 	a := map[string]string{
 		"resource": "replicaset", "namespace": rs.Namespace,

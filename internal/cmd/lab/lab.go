@@ -3,6 +3,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,9 +110,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		TimeScale: o.timeScale, Rollouts: o.rollouts, Rate: o.rate, App: app,
 		Sink: sinks.write, Listen: o.listen,
 	}
-	if sinks.access != nil {
-		opts.AccessLog = sinks.access // not a nil *os.File inside a non-nil io.Writer
-	}
+	opts.AccessLog = sinks.access
 	kubeconfig := ""
 	if o.kube {
 		cp, err := startControlPlane(cmd, f)
@@ -144,7 +143,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if err := sinks.close(); err != nil {
 		return err
 	}
-	if err := writeHTML(o.html, sinks.recordPath); err != nil {
+	if err := writeHTML(cmd.Context(), o.html, sinks.recordPath, sinks.accessPath); err != nil {
 		return err
 	}
 	if out == cmdutil.OutputJSON {
@@ -164,18 +163,38 @@ func serve(cmd *cobra.Command, f *cmdutil.Factory, scenarios []lab.Scenario, opt
 	if len(scenarios) != 1 {
 		return cmdutil.UsageErrorf("--serve brings up one scenario: give --scenario NAME (or --manifests)")
 	}
-	err := lab.Serve(cmd.Context(), scenarios[0], opts, func(s lab.Served) {
-		fmt.Fprintf(f.IO.Out, "scenario %s is serving (Ctrl-C to stop)\n  url:        %s/\n  namespace:  %s\n  deployment: %s\n",
-			scenarios[0].Name, s.URL, s.Namespace, s.Deployment)
-		if kubeconfig != "" {
-			fmt.Fprintf(f.IO.Out, "  kubeconfig: %s\n\ntry:\n  %s soak --kubeconfig %s -n %s --deployment %s --url %s/ --trigger env:VERSION --version-header X-Version --rollouts 3\n",
-				kubeconfig, f.Name, kubeconfig, s.Namespace, s.Deployment, s.URL)
-		}
-	})
+	err := lab.Serve(cmd.Context(), scenarios[0], opts, func(s lab.Served) { printServed(f, scenarios[0].Name, s, kubeconfig) })
 	if err != nil {
 		return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", scenarios[0].Name, err)}
 	}
 	return nil
+}
+
+// printServed says where a served scenario is and the commands that watch
+// it as they would watch EKS and an ALB. probe builds its ELBv2 client from
+// the default AWS chain: against the lab any credentials do (the lab's API
+// checks none), but without some the chain would go on to IMDS, so the
+// export line gives dummy ones and the ARN's region.
+func printServed(f *cmdutil.Factory, name string, s lab.Served, kubeconfig string) {
+	w := f.IO.Out
+	fmt.Fprintf(w, "scenario %s is serving (Ctrl-C to stop)\n", name)
+	fmt.Fprintf(w, "  url:              %s/\n", s.URL)
+	fmt.Fprintf(w, "  namespace:        %s\n", s.Namespace)
+	fmt.Fprintf(w, "  deployment:       %s\n", s.Deployment)
+	fmt.Fprintf(w, "  elbv2 endpoint:   %s\n", s.ELBv2Endpoint)
+	fmt.Fprintf(w, "  target group arn: %s\n", s.TargetGroupARN)
+	kube := ""
+	if kubeconfig != "" {
+		fmt.Fprintf(w, "  kubeconfig:       %s\n", kubeconfig)
+		kube = fmt.Sprintf(" --kube --kubeconfig %s --namespace %s -l %s", kubeconfig, s.Namespace, s.Selector)
+	}
+	fmt.Fprintf(w, "\ntry:\n  export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_REGION=%s   # any values: the lab checks none\n", s.Region)
+	fmt.Fprintf(w, "  %s probe %s/ --version-header X-Version%s --target-group-arn %s --aws-endpoint %s --record run.ndjson\n",
+		f.Name, s.URL, kube, s.TargetGroupARN, s.ELBv2Endpoint)
+	if kubeconfig != "" {
+		fmt.Fprintf(w, "  %s soak --kubeconfig %s -n %s --deployment %s --url %s/ --trigger env:VERSION --version-header X-Version --rollouts 3\n",
+			f.Name, kubeconfig, s.Namespace, s.Deployment, s.URL)
+	}
 }
 
 // startControlPlane starts etcd, kube-apiserver, kube-controller-manager
@@ -267,12 +286,31 @@ func appCommand(app string) ([]string, error) {
 
 func printTable(w io.Writer, results []*lab.Result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tSETTINGS\tROLLOUTS\tREQUESTS\tFAILED\tBY CLASS\tCAUSES")
+	fmt.Fprintln(tw, "SCENARIO\tSETTINGS\tROLLOUTS\tREQUESTS\tFAILED\tBY CLASS\tCAUSES\tEVIDENCE AGREES\tP MEASURED")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Name, r.Settings, r.Rollouts, r.Requests, r.Failed(),
-			orDash(cmdutil.Counts(r.Failures, timeline.FailureClasses)), orDash(cmdutil.Counts(r.Causes, nil)))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Settings, r.Rollouts, r.Requests, r.Failed(),
+			orDash(cmdutil.Counts(r.Failures, timeline.FailureClasses)), orDash(cmdutil.Counts(r.Causes, nil)),
+			agrees(r.Evidence), measuredP(r.Evidence))
 	}
 	tw.Flush()
+}
+
+// agrees is how often the attribution from evidence alone matched the
+// ground truth, and how many it wrongly called certain.
+func agrees(e *lab.Evidence) string {
+	if e == nil || e.Agreement.Compared == 0 {
+		return "-"
+	}
+	a := e.Agreement
+	return fmt.Sprintf("%.1f%% of %d (%d wrongly certain)", 100*a.Ratio, a.Compared, a.WronglyCertain)
+}
+
+// measuredP is P from the evidence beside the configured one (real seconds).
+func measuredP(e *lab.Evidence) string {
+	if e == nil || e.Propagation == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fs (set %.2fs)", e.PropagationSeconds, e.ConfiguredSeconds)
 }
 
 func orDash(s string) string {
@@ -282,21 +320,15 @@ func orDash(s string) string {
 	return s
 }
 
-func writeHTML(path, recordPath string) error {
+// writeHTML builds the report from the run's own files — the timeline and
+// the ALB stand-in's access log — as `rollsafe report` would.
+func writeHTML(ctx context.Context, path string, inputs ...string) error {
 	if path == "" {
 		return nil
 	}
-	rep, err := report.Build([]string{recordPath}, report.Options{Bin: 100 * time.Millisecond})
+	rep, err := report.Build(ctx, inputs, report.Options{Bin: 100 * time.Millisecond, Title: "rollsafe lab"})
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := report.HTML(f, rep); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return cmdutil.WriteFileAtomic(path, func(w io.Writer) error { return report.HTML(w, rep) })
 }

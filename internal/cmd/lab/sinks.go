@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -10,42 +11,50 @@ import (
 
 var lookPath = exec.LookPath
 
-// sinks are the files one lab run writes: the NDJSON timeline (always, to a
-// temporary file when --record is not given, since the HTML report is
-// built from it) and the access log.
+// sinks are the files one lab run writes: the NDJSON timeline and the
+// access log — always, to temporary files when --record or --access-log is
+// not given, since the HTML report is built from both.
 type sinks struct {
-	recordPath string
-	temp       bool
-	w          *timeline.Writer
-	access     *os.File // the ALB stand-in buffers its own lines
-	once       sync.Once
-	err        error
+	recordPath, accessPath string
+	tempRecord, tempAccess bool
+	w                      *timeline.Writer
+	access                 *os.File // the ALB stand-in buffers its own lines
+	once                   sync.Once
+	err                    error
 }
 
 func openSinks(o *options) (*sinks, error) {
-	s := &sinks{recordPath: o.record}
+	s := &sinks{recordPath: o.record, accessPath: o.accessLog}
+	var err error
 	if s.recordPath == "" {
-		f, err := os.CreateTemp("", "rollsafe-lab-*.ndjson")
-		if err != nil {
+		if s.recordPath, err = tempFile("rollsafe-lab-*.ndjson"); err != nil {
 			return nil, err
 		}
-		f.Close()
-		s.recordPath, s.temp = f.Name(), true
+		s.tempRecord = true
 	}
-	w, err := timeline.Create(s.recordPath)
-	if err != nil {
-		return nil, err
-	}
-	s.w = w
-	if o.accessLog != "" {
-		f, err := os.Create(o.accessLog)
-		if err != nil {
-			w.Close()
+	if s.accessPath == "" {
+		if s.accessPath, err = tempFile("rollsafe-lab-*.log"); err != nil {
 			return nil, err
 		}
-		s.access = f
+		s.tempAccess = true
+	}
+	if s.w, err = timeline.Create(s.recordPath); err != nil {
+		return nil, fmt.Errorf("--record: %w", err)
+	}
+	if s.access, err = os.Create(s.accessPath); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("--access-log: %w", err)
 	}
 	return s, nil
+}
+
+func tempFile(pattern string) (string, error) {
+	f, err := os.CreateTemp("", pattern)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	return f.Name(), nil
 }
 
 func (s *sinks) write(r *timeline.Record) { s.w.Write(r) }
@@ -63,10 +72,13 @@ func (s *sinks) close() error {
 	return s.err
 }
 
-// cleanup removes the timeline when it was only a temporary file.
+// cleanup removes the files that were only temporary.
 func (s *sinks) cleanup() {
 	s.close()
-	if s.temp {
+	if s.tempRecord {
 		os.Remove(s.recordPath)
+	}
+	if s.tempAccess {
+		os.Remove(s.accessPath)
 	}
 }
