@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -47,23 +48,27 @@ func TestFailureStatesAtThatInstant(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Build([]string{path}, Options{})
+	rep, err := Build(context.Background(), []string{path}, Options{})
+	if err == nil && len(rep.Runs) != 1 {
+		t.Fatalf("%d runs", len(rep.Runs))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	type row struct{ pods, targets []StateAt }
 	want := []row{
-		{pods: []StateAt{{Object: "web-a", State: "Running", SinceMS: 0}},
-			targets: []StateAt{{Object: "10.0.0.1:80", State: "healthy", SinceMS: 0}}},
-		{pods: []StateAt{{Object: "web-a", State: "Terminating", SinceMS: 100}},
-			targets: []StateAt{{Object: "10.0.0.1:80", State: "draining", Reason: "Target.DeregistrationInProgress", SinceMS: 100}}},
-		{pods: []StateAt{{Object: "web-a", State: "Terminating", SinceMS: 100}, {Object: "web-b", State: "Pending", SinceMS: 150}},
-			targets: []StateAt{{Object: "10.0.0.1:80", State: "draining", Reason: "Target.DeregistrationInProgress", SinceMS: 100}}},
+		{pods: []StateAt{{Object: "web-a", Source: "kube", State: "Running", SinceMS: 0}},
+			targets: []StateAt{{Object: "10.0.0.1:80", Source: "elbv2", State: "healthy", SinceMS: 0}}},
+		{pods: []StateAt{{Object: "web-a", Source: "kube", State: "Terminating", SinceMS: 100}},
+			targets: []StateAt{{Object: "10.0.0.1:80", Source: "elbv2", State: "draining", Reason: "Target.DeregistrationInProgress", SinceMS: 100}}},
+		{pods: []StateAt{{Object: "web-a", Source: "kube", State: "Terminating", SinceMS: 100}, {Object: "web-b", Source: "kube", State: "Pending", SinceMS: 150}},
+			targets: []StateAt{{Object: "10.0.0.1:80", Source: "elbv2", State: "draining", Reason: "Target.DeregistrationInProgress", SinceMS: 100}}},
 	}
-	if len(rep.Failures) != len(want) {
-		t.Fatalf("%d failures, want %d: %+v", len(rep.Failures), len(want), rep.Failures)
+	run := rep.Runs[0]
+	if len(run.Failures) != len(want) {
+		t.Fatalf("%d failures, want %d: %+v", len(run.Failures), len(want), run.Failures)
 	}
-	for i, f := range rep.Failures {
+	for i, f := range run.Failures {
 		if !reflect.DeepEqual(f.Pods, want[i].pods) || !reflect.DeepEqual(f.Targets, want[i].targets) {
 			t.Errorf("failure %d at %v ms (%s):\n pods    %+v\n want    %+v\n targets %+v\n want    %+v",
 				i, f.AtMS, f.Class, f.Pods, want[i].pods, f.Targets, want[i].targets)
@@ -75,12 +80,12 @@ func TestFailureStatesAtThatInstant(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := html.String()
-	table := s[strings.Index(s, `<table id="failures">`):]
+	table := s[strings.Index(s, `<table class="failures"`):]
 	table = table[:strings.Index(table, "</table>")]
 	for _, cell := range []string{
-		"<div>web-a: Running</div>",
-		"<div>10.0.0.1:80: draining (Target.DeregistrationInProgress)</div>",
-		"<div>web-a: Terminating</div><div>web-b: Pending</div>",
+		"<div>web-a (kube): Running</div>",
+		"<div>10.0.0.1:80 (elbv2): draining (Target.DeregistrationInProgress)</div>",
+		"<div>web-a (kube): Terminating</div><div>web-b (kube): Pending</div>",
 	} {
 		if !strings.Contains(table, cell) {
 			t.Errorf("failure table lacks %q:\n%s", cell, table)

@@ -1,42 +1,70 @@
 // Package report joins recorded timelines (request records from probe or
-// the lab, pod and target records from observe or the lab) into one
-// picture: outcomes, failures and latency over time, which replicas
-// answered, and the pod and target state lanes under them. Build gives the
-// numbers (its JSON is `report --output json`); HTML draws the same numbers.
+// the lab, pod and target records from observe or the lab) and ALB access
+// logs into one picture per run (the records' scenario): the attribution of
+// every failed request from evidence alone (package attribution: cause,
+// confidence, the chain of evidence, measured propagation P), outcomes,
+// failures and latency over time, which replicas answered, and the pod and
+// target state lanes. Build gives the numbers (its JSON is `report --output
+// json`); HTML draws the same numbers.
 package report
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/attribution"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
 // Options shape a report. Zero values take the defaults.
 type Options struct {
-	Bin         time.Duration // width of one time bin (default 100 ms)
-	MaxBins     int           // the bin widens so a long run fits (default 2000)
-	MaxFailures int           // failing requests listed one by one (default 200)
+	Bin     time.Duration // width of one time bin (default 100 ms)
+	MaxBins int           // the bin widens so a long run fits (default 2000)
+	// Title heads the page (default: the scenarios, else the files' names).
+	Title string
+	// Attribution tunes the attribution.
+	Attribution attribution.Options
+	// AccessLog tunes the reading of access logs (S3 client, workers).
+	AccessLog accesslog.Options
 }
 
-// Report is everything the HTML shows. Times are offsets in ms from Start.
+// Report is everything the HTML shows: one Run per scenario or run.
 type Report struct {
-	Files   []string       `json:"files"`
-	Start   time.Time      `json:"start"`
-	End     time.Time      `json:"end"`
-	BinMS   float64        `json:"bin_ms"`
-	Summary *probe.Summary `json:"summary"` // the same numbers `probe --output json` prints
-	Bins    []Bin          `json:"bins"`
+	Title string    `json:"title"`
+	Files []string  `json:"files"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Runs  []*Run    `json:"runs"`
+	// AccessLog says what was read from access logs, when any were given.
+	AccessLog *accesslog.Stats `json:"access_log,omitempty"`
+}
+
+// Run is one scenario's (or one unlabelled run's) picture. Times are
+// offsets in ms from Start.
+type Run struct {
+	Scenario string         `json:"scenario"`
+	Start    time.Time      `json:"start"`
+	End      time.Time      `json:"end"`
+	BinMS    float64        `json:"bin_ms"`
+	Summary  *probe.Summary `json:"summary"` // the same numbers `probe --output json` prints
+	// Attribution is the run's causes, headline, propagation, join and
+	// agreement; its failures are in Failures below, with their states.
+	Attribution *attribution.Run `json:"attribution"`
+	// Failures lists every failed request, by time, with its cause.
+	Failures []Failure `json:"failures"`
+	Bins     []Bin     `json:"bins"`
 	// Replicas lists every replica that answered, in order of first answer.
-	Replicas []string     `json:"replicas"`
-	Causes   []CauseCount `json:"causes,omitempty"`
-	Failures []Failure    `json:"failures,omitempty"` // the first MaxFailures, by time
-	Lanes    []Lane       `json:"lanes,omitempty"`
-	Marks    []Mark       `json:"marks,omitempty"`
+	Replicas []string `json:"replicas"`
+	Lanes    []Lane   `json:"lanes,omitempty"`
+	Marks    []Mark   `json:"marks,omitempty"`
 }
 
 // Bin is one slice of time, by the time requests were due (or sent).
@@ -52,28 +80,13 @@ type Bin struct {
 	Replicas map[string]uint64         `json:"replicas,omitempty"`
 }
 
-// CauseCount is how many failures of a class were attributed to a cause.
-type CauseCount struct {
-	Class timeline.Class `json:"class"`
-	Cause timeline.Cause `json:"cause"`
-	Count uint64         `json:"count"`
-}
-
-// Failure is one failed request.
+// Failure is one failed request: its attribution, and each pod's and
+// target's latest recorded state at or before the instant it was sent —
+// what the seeds' aws_alb_test.sh printed by hand before every curl.
+// Objects first seen later are left out. Sorted by object name.
 type Failure struct {
-	AtMS    float64        `json:"t_ms"`
-	Source  string         `json:"source,omitempty"`
-	Seq     uint64         `json:"seq,omitempty"`
-	Class   timeline.Class `json:"class"`
-	Status  int            `json:"status,omitempty"`
-	Cause   timeline.Cause `json:"cause,omitempty"`
-	Replica string         `json:"replica,omitempty"`
-	Error   string         `json:"error,omitempty"`
-	TraceID string         `json:"trace_id,omitempty"`
-	// Pods and Targets are each pod's and each target's latest recorded
-	// state at or before the instant the request was sent: what the seeds'
-	// aws_alb_test.sh printed by hand before every curl. Objects first seen
-	// later are left out. Sorted by object name.
+	AtMS float64 `json:"t_ms"`
+	attribution.Failure
 	Pods    []StateAt `json:"pods,omitempty"`
 	Targets []StateAt `json:"targets,omitempty"`
 }
@@ -81,16 +94,20 @@ type Failure struct {
 // StateAt is one object's state as last recorded before a failure.
 type StateAt struct {
 	Object string `json:"object"`
+	Source string `json:"source,omitempty"`
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
-	// SinceMS is when that record was made (offset from Report.Start), so a
+	// SinceMS is when that record was made (offset from Run.Start), so a
 	// reader sees how fresh the evidence is (a poller sees changes late).
 	SinceMS float64 `json:"since_ms"`
 }
 
-// Lane is the state history of one pod or target.
+// Lane is the state history of one pod or target as one source recorded
+// it: the lab's ground truth (Source lab) and what the Kubernetes API or the
+// ELBv2 API showed (kube, elbv2) are separate lanes.
 type Lane struct {
 	Kind     timeline.Kind `json:"kind"`
+	Source   string        `json:"source,omitempty"`
 	Object   string        `json:"object"`
 	Segments []Segment     `json:"segments"`
 }
@@ -120,17 +137,15 @@ type request struct {
 	class           timeline.Class
 	replica         int32 // index into strs, -1 for none
 	version         int32
-	fail            int32 // index into fails, -1 for ok
 }
 
 type builder struct {
 	opts   Options
+	name   string
 	reqs   []request
 	strs   []string
 	strIdx map[string]int32
-	fails  []Failure
 	states []*timeline.Record // pod, target, rollout, event records
-	causes map[CauseCount]uint64
 }
 
 func (b *builder) intern(s string) int32 {
@@ -145,49 +160,135 @@ func (b *builder) intern(s string) int32 {
 	return int32(len(b.strs) - 1)
 }
 
-func (b *builder) add(r *timeline.Record) error {
-	if r.Time.IsZero() {
-		return fmt.Errorf("record has no \"time\"")
-	}
-	if r.Kind != timeline.KindRequest {
+func (b *builder) add(r *timeline.Record) {
+	switch {
+	case r.Kind == timeline.KindTruth:
+		return // the lab's ground truth: attribution compares with it
+	case r.Kind != timeline.KindRequest:
 		b.states = append(b.states, r)
-		return nil
-	}
-	if r.Class == "" {
-		return fmt.Errorf("request record has no \"class\"")
+		return
+	case r.Source == "accesslog":
+		return // an access-log entry as a record: evidence, not a probe request
 	}
 	q := request{sent: r.Time.UnixNano(), lat: int64(r.Latency), bytes: r.Bytes, status: int32(r.Status),
-		class: r.Class, replica: b.intern(r.Replica), version: b.intern(r.Version), fail: -1}
+		class: r.Class, replica: b.intern(r.Replica), version: b.intern(r.Version)}
 	q.at = q.sent
 	if !r.Scheduled.IsZero() {
 		q.sched = r.Scheduled.UnixNano()
 		q.at = q.sched
 	}
-	if r.Failed() {
-		q.fail = int32(len(b.fails))
-		b.fails = append(b.fails, Failure{Source: r.Source, Seq: r.Seq, Class: r.Class, Status: r.Status,
-			Cause: r.Cause, Replica: r.Replica, Error: r.Error, TraceID: r.TraceID})
-		if r.Cause != "" {
-			b.causes[CauseCount{Class: r.Class, Cause: r.Cause}]++
-		}
-	}
 	b.reqs = append(b.reqs, q)
-	return nil
 }
 
-// Build reads the NDJSON timelines at paths and computes the report. A
-// file that cannot be read fails the build with file:line.
-func Build(paths []string, opts Options) (*Report, error) {
-	b := &builder{opts: opts, strIdx: map[string]int32{}, causes: map[CauseCount]uint64{}}
-	for _, p := range paths {
-		if err := timeline.ReadFile(p, b.add); err != nil {
+// Build reads the inputs — NDJSON timelines and ALB access logs, told apart
+// by content (ClassifyInputs) — attributes every failure and computes the
+// report, one Run per scenario. A line that cannot be read fails the build
+// with file:line.
+func Build(ctx context.Context, paths []string, opts Options) (*Report, error) {
+	in, err := ClassifyInputs(paths)
+	if err != nil {
+		return nil, err
+	}
+	an := attribution.New(opts.Attribution)
+	runs := map[string]*builder{}
+	var order []string
+	add := func(r *timeline.Record) error {
+		if r.Time.IsZero() {
+			return fmt.Errorf("record has no \"time\"")
+		}
+		if r.Kind == timeline.KindRequest && r.Class == "" {
+			return fmt.Errorf("request record has no \"class\"")
+		}
+		if err := an.Add(r); err != nil {
+			return err
+		}
+		b, ok := runs[r.Scenario]
+		if !ok {
+			b = &builder{opts: opts, name: r.Scenario, strIdx: map[string]int32{}}
+			runs[r.Scenario] = b
+			order = append(order, r.Scenario)
+		}
+		b.add(r)
+		return nil
+	}
+	for _, p := range in.Timelines {
+		if err := readTimeline(p, add); err != nil {
 			return nil, err
 		}
 	}
-	return b.build(paths), nil
+	rep := &Report{Files: paths}
+	if len(in.AccessLogs) > 0 {
+		stats, err := an.ScanAccessLogs(ctx, in.AccessLogs, opts.AccessLog)
+		if err != nil {
+			return nil, err
+		}
+		if len(stats.Problems) > 0 {
+			return nil, stats.Problems[0]
+		}
+		rep.AccessLog = &stats
+	}
+	res := an.Result()
+	byName := map[string]*attribution.Run{}
+	for _, r := range res.Runs {
+		byName[r.Scenario] = r
+	}
+	if len(order) == 0 && len(res.Runs) > 0 {
+		order = append(order, res.Runs[0].Scenario) // access logs alone
+		runs[order[0]] = &builder{opts: opts, strIdx: map[string]int32{}}
+	}
+	for _, name := range order {
+		ar := byName[name]
+		if ar == nil {
+			continue // marks only (a lab's scenario boundary)
+		}
+		run := runs[name].build(ar)
+		rep.Runs = append(rep.Runs, run)
+		if rep.Start.IsZero() || run.Start.Before(rep.Start) {
+			rep.Start = run.Start
+		}
+		rep.End = maxTime(rep.End, run.End)
+	}
+	rep.Title = title(opts.Title, rep, paths)
+	return rep, nil
 }
 
-func (b *builder) build(paths []string) *Report {
+func readTimeline(path string, fn func(*timeline.Record) error) error {
+	f, err := openInput(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return timeline.Read(f, path, fn)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// title is the page's heading: the caller's, else the scenarios, else the
+// files' base names.
+func title(t string, rep *Report, paths []string) string {
+	if t != "" {
+		return t
+	}
+	var names []string
+	for _, r := range rep.Runs {
+		if r.Scenario != "" {
+			names = append(names, r.Scenario)
+		}
+	}
+	if len(names) == 0 {
+		for _, p := range paths {
+			names = append(names, filepath.Base(p))
+		}
+	}
+	return "rollsafe report: " + strings.Join(names, ", ")
+}
+
+func (b *builder) build(ar *attribution.Run) *Run {
 	o := b.opts
 	if o.Bin <= 0 {
 		o.Bin = 100 * time.Millisecond
@@ -195,26 +296,22 @@ func (b *builder) build(paths []string) *Report {
 	if o.MaxBins <= 0 {
 		o.MaxBins = 2000
 	}
-	if o.MaxFailures <= 0 {
-		o.MaxFailures = 200
-	}
 	slices.SortStableFunc(b.reqs, func(x, y request) int { return cmp.Compare(x.at, y.at) })
 	slices.SortStableFunc(b.states, func(x, y *timeline.Record) int { return x.Time.Compare(y.Time) })
 
-	rep := &Report{Files: paths, Replicas: []string{}}
+	run := &Run{Scenario: b.name, Replicas: []string{}, Attribution: ar}
 	start, end := b.span()
-	rep.Start, rep.End = time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
+	run.Start, run.End = time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
 	bin := int64(o.Bin)
 	if n := (end - start) / bin; n >= int64(o.MaxBins) {
 		bin = ((end-start)/int64(o.MaxBins)/int64(o.Bin) + 1) * int64(o.Bin) // a whole multiple of the asked bin
 	}
-	rep.BinMS = nsToMS(bin)
-	rep.Summary = b.summary()
-	rep.Bins = b.bins(start, end, bin, rep)
-	rep.Failures = b.failures(start, o.MaxFailures)
-	rep.Causes = b.causeList()
-	rep.Lanes, rep.Marks = b.lanes(start, end)
-	return rep
+	run.BinMS = nsToMS(bin)
+	run.Summary = b.summary()
+	run.Bins = b.bins(start, end, bin, run)
+	run.Failures = b.failures(start, ar)
+	run.Lanes, run.Marks = b.lanes(start, end)
+	return run
 }
 
 func nsToMS(ns int64) float64 { return float64(ns) / 1e6 }
@@ -261,8 +358,9 @@ func (b *builder) str(i int32) string {
 	return b.strs[i]
 }
 
-// bins counts requests per bin; latency percentiles are exact (nearest rank).
-func (b *builder) bins(start, end, bin int64, rep *Report) []Bin {
+// bins counts requests per bin; latency percentiles, of the requests that
+// succeeded, are exact (nearest rank).
+func (b *builder) bins(start, end, bin int64, rep *Run) []Bin {
 	if len(b.reqs) == 0 && len(b.states) == 0 {
 		return nil
 	}
@@ -311,7 +409,12 @@ func (b *builder) bins(start, end, bin int64, rep *Report) []Bin {
 			}
 			bn.Replicas[b.strs[q.replica]]++
 		}
-		lats = append(lats, q.lat)
+		if q.class == timeline.ClassOK {
+			// Failed requests are drawn by class; their latency (an instant
+			// refusal, or a timeout) would drag the percentiles of the
+			// answered requests to 0 or to the timeout.
+			lats = append(lats, q.lat)
+		}
 	}
 	if cur >= 0 {
 		flush(cur)
@@ -324,34 +427,17 @@ func rank(sorted []int64, p float64) float64 {
 	return nsToMS(sorted[max(i, 0)])
 }
 
-func (b *builder) failures(start int64, limit int) []Failure {
-	var out []Failure
+// failures pairs every attributed failure with the states at its instant.
+func (b *builder) failures(start int64, ar *attribution.Run) []Failure {
 	hist := newHistories(b.states)
-	for _, q := range b.reqs {
-		if q.fail < 0 {
-			continue
-		}
-		if len(out) == limit {
-			break
-		}
-		f := b.fails[q.fail]
-		f.AtMS = nsToMS(q.at - start)
-		f.Pods = hist.at(timeline.KindPod, q.sent, start)
-		f.Targets = hist.at(timeline.KindTarget, q.sent, start)
-		out = append(out, f)
+	out := make([]Failure, 0, len(ar.Failures))
+	for _, af := range ar.Failures {
+		sent := af.Time.UnixNano()
+		out = append(out, Failure{AtMS: nsToMS(sent - start), Failure: af,
+			Pods: hist.at(timeline.KindPod, sent, start), Targets: hist.at(timeline.KindTarget, sent, start)})
 	}
-	return out
-}
-
-func (b *builder) causeList() []CauseCount {
-	var out []CauseCount
-	for k, n := range b.causes {
-		k.Count = n
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(x, y CauseCount) int {
-		return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Class, y.Class), cmp.Compare(x.Cause, y.Cause))
-	})
+	slices.SortStableFunc(out, func(x, y Failure) int { return cmp.Compare(x.AtMS, y.AtMS) })
+	ar.Failures = nil // listed once, in Run.Failures
 	return out
 }
 
@@ -359,7 +445,7 @@ func (b *builder) causeList() []CauseCount {
 // object; rollout and event records become marks.
 func (b *builder) lanes(start, end int64) ([]Lane, []Mark) {
 	var lanes []Lane
-	idx := map[[2]string]int{}
+	idx := map[[3]string]int{}
 	var marks []Mark
 	for _, r := range b.states {
 		at := nsToMS(r.Time.UnixNano() - start)
@@ -372,12 +458,12 @@ func (b *builder) lanes(start, end int64) ([]Lane, []Mark) {
 			marks = append(marks, Mark{AtMS: at, Kind: r.Kind, Object: r.Object, Text: text})
 			continue
 		}
-		key := [2]string{string(r.Kind), r.Object}
+		key := [3]string{string(r.Kind), r.Source, r.Object}
 		i, ok := idx[key]
 		if !ok {
 			i = len(lanes)
 			idx[key] = i
-			lanes = append(lanes, Lane{Kind: r.Kind, Object: r.Object})
+			lanes = append(lanes, Lane{Kind: r.Kind, Source: r.Source, Object: r.Object})
 		}
 		segs := lanes[i].Segments
 		if n := len(segs); n > 0 {
@@ -392,7 +478,7 @@ func (b *builder) lanes(start, end int64) ([]Lane, []Mark) {
 		s := lanes[i].Segments
 		s[len(s)-1].ToMS = nsToMS(end - start)
 	}
-	slices.SortStableFunc(lanes, func(x, y Lane) int { return cmp.Compare(x.Kind, y.Kind) })
+	slices.SortStableFunc(lanes, func(x, y Lane) int { return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Source, y.Source)) })
 	return lanes, marks
 }
 
@@ -402,27 +488,30 @@ type histories map[timeline.Kind][]history
 
 type history struct {
 	object string
+	source string
 	recs   []*timeline.Record // by time; states are sorted before this is built
 }
 
 func newHistories(states []*timeline.Record) histories {
 	h := histories{}
-	idx := map[[2]string]int{}
+	idx := map[[3]string]int{}
 	for _, r := range states {
 		if r.Kind != timeline.KindPod && r.Kind != timeline.KindTarget {
 			continue
 		}
-		key := [2]string{string(r.Kind), r.Object}
+		key := [3]string{string(r.Kind), r.Source, r.Object}
 		i, ok := idx[key]
 		if !ok {
 			i = len(h[r.Kind])
 			idx[key] = i
-			h[r.Kind] = append(h[r.Kind], history{object: r.Object})
+			h[r.Kind] = append(h[r.Kind], history{object: r.Object, source: r.Source})
 		}
 		h[r.Kind][i].recs = append(h[r.Kind][i].recs, r)
 	}
 	for _, l := range h {
-		slices.SortFunc(l, func(x, y history) int { return cmp.Compare(x.object, y.object) })
+		slices.SortFunc(l, func(x, y history) int {
+			return cmp.Or(cmp.Compare(x.object, y.object), cmp.Compare(x.source, y.source))
+		})
 	}
 	return h
 }
@@ -443,7 +532,7 @@ func (h histories) at(kind timeline.Kind, t, start int64) []StateAt {
 			continue // not yet seen at t
 		}
 		r := o.recs[i-1]
-		out = append(out, StateAt{Object: o.object, State: r.State, Reason: r.Reason, SinceMS: nsToMS(r.Time.UnixNano() - start)})
+		out = append(out, StateAt{Object: o.object, Source: o.source, State: r.State, Reason: r.Reason, SinceMS: nsToMS(r.Time.UnixNano() - start)})
 	}
 	return out
 }

@@ -2,6 +2,10 @@ package report
 
 import (
 	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -27,25 +31,37 @@ type label struct {
 	X, Y   float64
 	Text   string
 	Anchor string
+	Fill   string // default: the stylesheet's
+	Size   float64
 }
 
 type chart struct {
-	ID, Title string
-	W, H      float64
-	Rects     []rect
-	Lines     []polyline
-	Labels    []label
-	Legend    []legendItem
-	Empty     string // shown instead when there is nothing to draw
+	ID, Class, Title string
+	W, H             float64
+	Rects            []rect
+	Lines            []polyline
+	Labels           []label
+	Legends          []legend
+	Empty            string // shown instead when there is nothing to draw
+}
+
+// legend is one row of swatches under a chart ("pod states: …").
+type legend struct {
+	Name  string
+	Items []legendItem
 }
 
 type legendItem struct{ Name, Color string }
 
 const (
-	plotLeft  = 150.0
-	plotWidth = 1000.0
+	plotLeft  = 250.0
+	plotWidth = 900.0
 	chartW    = plotLeft + plotWidth + 20
-	rowH      = 18.0
+	rowH      = 20.0
+	labelMax  = 40 // runes of a row label before it is shortened
+	// seam widens the bars of adjacent bins a little, so anti-aliasing
+	// leaves no light line between them.
+	seam = 0.4
 )
 
 var classColor = map[timeline.Class]string{
@@ -63,21 +79,118 @@ func colorOf(c timeline.Class) string {
 	return classColor[timeline.ClassOther]
 }
 
-// stateColor colours pod and target states by what they mean for traffic.
-func stateColor(state string) string {
-	switch strings.ToLower(state) {
-	case "ready", "healthy", "running":
-		return "#66bb6a"
-	case "initial", "pending", "starting":
-		return "#ffee58"
-	case "draining", "terminating":
-		return "#ffa726"
-	case "unhealthy", "failed":
-		return "#ef5350"
-	case "unused", "exited", "deleted", "gone":
-		return "#bdbdbd"
+// podStates and targetStates give every state a pod or a target can be in
+// its own colour, at least ΔE 20 (CIE76) from every other state's, mostly
+// Kelly's colours of maximum contrast: greens while a pod starts and
+// serves, oranges and pinks on the way out, reds when it is signalled or
+// killed, purples once it has exited, grey once deleted; targets in blues
+// and teal, so a target lane does not look like a pod lane. The order is the
+// legend's. Pod states are observe/kube's (Pending … Deleted) and the
+// kubelet stand-in's ground truth (kubelet/state.go); target states are the
+// ELBv2 TargetHealth states.
+var podStates = []legendItem{
+	{"Pending", "#f3c300"},
+	{"Running", "#b5d99c"},
+	{"ContainersReady", "#8db600"},
+	{"Ready", "#008856"},
+	{"Condition", "#c2b280"},
+	{"NotReady", "#ffb0c8"},
+	{"ContainersNotReady", "#f99379"},
+	{"BackOff", "#654522"},
+	{"Terminating", "#f38400"},
+	{"PreStop", "#d678c8"},
+	{"PreStopDone", "#b3446c"},
+	{"SIGTERM", "#e25822"},
+	{"Killed", "#be0032"},
+	{"Exited", "#875692"},
+	{"Succeeded", "#2b2b7a"},
+	{"Failed", "#882d17"},
+	{"Warning", "#6b8e23"},
+	{"Deleted", "#848482"},
+}
+
+var targetStates = []legendItem{
+	{"initial", "#a1caf1"},
+	{"healthy", "#0067a5"},
+	{"unhealthy", "#222222"},
+	{"draining", "#00a5a5"},
+	{"unused", "#dadada"},
+}
+
+var stateColors = func() map[[2]string]string {
+	m := map[[2]string]string{}
+	for _, s := range podStates {
+		m[[2]string{string(timeline.KindPod), s.Name}] = s.Color
 	}
-	return "#90caf9"
+	for _, s := range targetStates {
+		m[[2]string{string(timeline.KindTarget), s.Name}] = s.Color
+	}
+	return m
+}()
+
+// stateColor is the colour of a pod's or a target's state. A state outside
+// the lists above (a newer source's) still gets a colour of its own, from
+// its name, in a muted range the lists do not use.
+func stateColor(kind timeline.Kind, state string) string {
+	if c, ok := stateColors[[2]string{string(kind), state}]; ok {
+		return c
+	}
+	h := fnv.New32a()
+	h.Write([]byte(state))
+	v := h.Sum32()
+	return hsl(float64(v%360), 0.25+float64(v>>9%20)/100, 0.55+float64(v>>17%15)/100)
+}
+
+func hsl(h, s, l float64) string {
+	c := (1 - math.Abs(2*l-1)) * s
+	x := c * (1 - math.Abs(math.Mod(h/60, 2)-1))
+	var r, g, b float64
+	switch {
+	case h < 60:
+		r, g = c, x
+	case h < 120:
+		r, g = x, c
+	case h < 180:
+		g, b = c, x
+	case h < 240:
+		g, b = x, c
+	case h < 300:
+		r, b = x, c
+	default:
+		r, b = c, x
+	}
+	m := l - c/2
+	return fmt.Sprintf("#%02x%02x%02x", int((r+m)*255+0.5), int((g+m)*255+0.5), int((b+m)*255+0.5))
+}
+
+// inkOn is black or white, whichever reads better on the colour.
+func inkOn(color string) string {
+	r, g, b, ok := parseHex(color)
+	if !ok {
+		return "#000"
+	}
+	lin := func(v float64) float64 {
+		if v <= 0.03928 {
+			return v / 12.92
+		}
+		return math.Pow((v+0.055)/1.055, 2.4)
+	}
+	lum := 0.2126*lin(r) + 0.7152*lin(g) + 0.0722*lin(b)
+	if lum > 0.3 {
+		return "#000"
+	}
+	return "#fff"
+}
+
+func parseHex(c string) (r, g, b float64, ok bool) {
+	if len(c) != 7 || c[0] != '#' {
+		return 0, 0, 0, false
+	}
+	v, err := strconv.ParseUint(c[1:], 16, 32)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return float64(v>>16&0xff) / 255, float64(v>>8&0xff) / 255, float64(v&0xff) / 255, true
 }
 
 type scale struct{ totalMS float64 }
@@ -93,17 +206,50 @@ func (s scale) w(ms float64) float64 { return max(s.x(ms)-plotLeft, 0.5) }
 
 func secLabel(ms float64) string { return fmt.Sprintf("%.1fs", ms/1000) }
 
-// axis adds time ticks under a plot of height h.
+// axis adds time ticks under a plot of height h, at round seconds (a step
+// of 1, 2 or 5 times a power of ten, at most 12 ticks).
 func axis(c *chart, s scale, h float64) {
-	for i := 0; i <= 10; i++ {
-		ms := s.totalMS * float64(i) / 10
-		c.Labels = append(c.Labels, label{X: s.x(ms), Y: h + 14, Text: secLabel(ms), Anchor: "middle"})
+	step := tickStep(s.totalMS)
+	for ms := 0.0; ms <= s.totalMS+step/1000; ms += step {
+		c.Labels = append(c.Labels, label{X: s.x(ms), Y: h + 14, Text: tickLabel(ms, step), Anchor: "middle"})
+		c.Rects = append(c.Rects, rect{X: s.x(ms), Y: h, W: 1, H: 3, Fill: "#888", Opacity: 1})
 	}
 }
 
-func outcomesChart(r *Report, s scale) chart {
+func tickStep(totalMS float64) float64 {
+	if totalMS <= 0 {
+		return 1000
+	}
+	for p := 1.0; ; p *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if totalMS/(m*p) <= 11 {
+				return m * p
+			}
+		}
+	}
+}
+
+func tickLabel(ms, step float64) string {
+	switch {
+	case step >= 1000:
+		return fmt.Sprintf("%gs", math.Round(ms/1000))
+	case step >= 100:
+		return fmt.Sprintf("%.1fs", ms/1000)
+	case step >= 10:
+		return fmt.Sprintf("%.2fs", ms/1000)
+	}
+	return fmt.Sprintf("%.3fs", ms/1000)
+}
+
+// runCharts are a run's charts, their ids prefixed with the run's.
+func runCharts(r *Run, id string) []chart {
+	s := scale{totalMS: float64(r.End.Sub(r.Start)) / 1e6}
+	return []chart{outcomesChart(r, s, id), latencyChart(r, s, id), replicasChart(r, s, id), lanesChart(r, s, id)}
+}
+
+func outcomesChart(r *Run, s scale, id string) chart {
 	const h = 160.0
-	c := chart{ID: "outcomes", Title: fmt.Sprintf("Requests per %gms by outcome", r.BinMS), W: chartW, H: h + 40}
+	c := chart{ID: id + "-outcomes", Class: "outcomes", Title: fmt.Sprintf("Requests per %g ms by outcome", r.BinMS), W: chartW, H: h + 40}
 	var top uint64
 	for _, b := range r.Bins {
 		top = max(top, b.Requests)
@@ -125,7 +271,7 @@ func outcomesChart(r *Report, s scale) chart {
 			used[cl] = true
 			ht := float64(n) / float64(top) * (h - 12)
 			y -= ht
-			c.Rects = append(c.Rects, rect{X: s.x(b.AtMS), Y: y, W: s.w(r.BinMS), H: ht, Fill: colorOf(cl), Opacity: 1,
+			c.Rects = append(c.Rects, rect{X: s.x(b.AtMS), Y: y, W: s.w(r.BinMS) + seam, H: ht, Fill: colorOf(cl), Opacity: 1,
 				Title: fmt.Sprintf("%s–%s: %d %s", secLabel(b.AtMS), secLabel(b.AtMS+r.BinMS), n, cl)})
 		}
 		stack(timeline.ClassOK, b.OK)
@@ -136,11 +282,13 @@ func outcomesChart(r *Report, s scale) chart {
 				Title: fmt.Sprintf("%s: %d %s", secLabel(b.AtMS), b.Failures[cl], cl)})
 		}
 	}
+	lg := legend{Name: "outcome"}
 	for _, cl := range append([]timeline.Class{timeline.ClassOK}, timeline.FailureClasses...) {
 		if used[cl] {
-			c.Legend = append(c.Legend, legendItem{Name: string(cl), Color: colorOf(cl)})
+			lg.Items = append(lg.Items, legendItem{Name: string(cl), Color: colorOf(cl)})
 		}
 	}
+	c.Legends = []legend{lg}
 	c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: 14, Text: fmt.Sprintf("%d", top), Anchor: "end"},
 		label{X: plotLeft - 6, Y: h, Text: "0", Anchor: "end"})
 	marks(&c, r, s, h)
@@ -164,23 +312,33 @@ func classesIn(m map[timeline.Class]uint64) []timeline.Class {
 	return out
 }
 
-func marks(c *chart, r *Report, s scale, h float64) {
+func marks(c *chart, r *Run, s scale, h float64) {
 	for _, m := range r.Marks {
 		c.Rects = append(c.Rects, rect{X: s.x(m.AtMS), Y: 0, W: 1, H: h, Fill: "#555", Opacity: 0.6,
 			Title: fmt.Sprintf("%s %s %s %s", secLabel(m.AtMS), m.Kind, m.Object, m.Text)})
 	}
 }
 
-func latencyChart(r *Report, s scale) chart {
+// latencyChart draws the successful requests' percentiles per bin. A bin
+// with no successful request has no point: its line breaks there rather
+// than dropping to 0.
+func latencyChart(r *Run, s scale, id string) chart {
 	const h = 140.0
-	c := chart{ID: "latency", Title: "Latency percentiles (ms) per bin", W: chartW, H: h + 40}
+	c := chart{ID: id + "-latency", Class: "latency", Title: "Latency of successful requests (ms) per bin", W: chartW, H: h + 40}
 	top := 0.0
+	answered := 0
 	for _, b := range r.Bins {
-		top = max(top, b.P99)
+		if b.OK > 0 {
+			answered++
+			top = max(top, b.P99)
+		}
 	}
-	if top == 0 {
-		c.Empty = "no request records"
+	if answered == 0 {
+		c.Empty = "no successful request"
 		return c
+	}
+	if top <= 0 {
+		top = 1
 	}
 	series := []struct {
 		name  string
@@ -191,33 +349,52 @@ func latencyChart(r *Report, s scale) chart {
 		{"p90", "#fb8c00", func(b Bin) float64 { return b.P90 }},
 		{"p99", "#e53935", func(b Bin) float64 { return b.P99 }},
 	}
+	lg := legend{Name: "percentile"}
 	for _, se := range series {
 		var pts strings.Builder
+		n := 0
+		flush := func() {
+			if n == 1 { // a lone point: a short dash so it shows
+				p := strings.TrimSpace(pts.String())
+				x, y, _ := strings.Cut(p, ",")
+				xv, _ := strconv.ParseFloat(x, 64)
+				pts.Reset()
+				fmt.Fprintf(&pts, "%.1f,%s %.1f,%s", xv-1.5, y, xv+1.5, y)
+			}
+			if n > 0 {
+				c.Lines = append(c.Lines, polyline{Points: strings.TrimSpace(pts.String()), Stroke: se.color, Title: se.name})
+			}
+			pts.Reset()
+			n = 0
+		}
 		for _, b := range r.Bins {
-			if b.Requests == 0 {
+			if b.OK == 0 {
+				flush()
 				continue
 			}
 			fmt.Fprintf(&pts, "%.1f,%.1f ", s.x(b.AtMS+r.BinMS/2), h-se.get(b)/top*(h-10))
+			n++
 		}
-		c.Lines = append(c.Lines, polyline{Points: pts.String(), Stroke: se.color, Title: se.name})
-		c.Legend = append(c.Legend, legendItem{Name: se.name, Color: se.color})
+		flush()
+		lg.Items = append(lg.Items, legendItem{Name: se.name, Color: se.color})
 	}
+	c.Legends = []legend{lg}
 	c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: 14, Text: fmt.Sprintf("%.1f ms", top), Anchor: "end"},
 		label{X: plotLeft - 6, Y: h, Text: "0", Anchor: "end"})
 	axis(&c, s, h)
 	return c
 }
 
-func replicasChart(r *Report, s scale) chart {
+func replicasChart(r *Run, s scale, id string) chart {
 	h := rowH * float64(len(r.Replicas))
-	c := chart{ID: "replicas", Title: "Replicas that answered (share of each bin)", W: chartW, H: h + 40}
+	c := chart{ID: id + "-replicas", Class: "replicas", Title: "Replicas that answered (share of each bin)", W: chartW, H: h + 40}
 	if len(r.Replicas) == 0 {
 		c.Empty = "no replica header in the records"
 		return c
 	}
 	for i, name := range r.Replicas {
 		y := float64(i) * rowH
-		c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: y + 13, Text: clip(name), Anchor: "end"})
+		c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: y + 14, Text: clip(name, labelMax), Anchor: "end"})
 		for _, b := range r.Bins {
 			n := b.Replicas[name]
 			if n == 0 {
@@ -231,39 +408,92 @@ func replicasChart(r *Report, s scale) chart {
 	return c
 }
 
-func lanesChart(r *Report, s scale) chart {
+// lanesChart draws one lane per pod or target and source, every state in
+// its own colour, with its name inside the segment where it fits.
+func lanesChart(r *Run, s scale, id string) chart {
 	h := rowH * float64(len(r.Lanes))
-	c := chart{ID: "lanes", Title: "Pod and target states", W: chartW, H: h + 40}
+	c := chart{ID: id + "-lanes", Class: "lanes", Title: "Pod and target states", W: chartW, H: h + 40}
 	if len(r.Lanes) == 0 {
 		c.Empty = "no pod or target records in the input"
 		return c
 	}
-	states := map[string]bool{}
+	used := map[[2]string]bool{}
 	for i, l := range r.Lanes {
 		y := float64(i) * rowH
-		c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: y + 13, Text: clip(string(l.Kind) + " " + l.Object), Anchor: "end"})
+		name := string(l.Kind) + " " + l.Object
+		if l.Source != "" {
+			name = clip(name, labelMax-len(l.Source)-3) + " (" + l.Source + ")"
+		} else {
+			name = clip(name, labelMax)
+		}
+		c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: y + 14, Text: name, Anchor: "end"})
 		for _, sg := range l.Segments {
-			title := fmt.Sprintf("%s %s: %s from %s to %s", l.Kind, l.Object, sg.State, secLabel(sg.FromMS), secLabel(sg.ToMS))
+			title := fmt.Sprintf("%s %s (%s): %s from %s to %s", l.Kind, l.Object, orNone(l.Source), sg.State, secLabel(sg.FromMS), secLabel(sg.ToMS))
 			if sg.Reason != "" {
 				title += " (" + sg.Reason + ")"
 			}
-			c.Rects = append(c.Rects, rect{X: s.x(sg.FromMS), Y: y + 2, W: s.w(sg.ToMS - sg.FromMS), H: rowH - 4,
-				Fill: stateColor(sg.State), Opacity: 1, Title: title})
-			if !states[sg.State] {
-				states[sg.State] = true
-				c.Legend = append(c.Legend, legendItem{Name: sg.State, Color: stateColor(sg.State)})
+			col := stateColor(l.Kind, sg.State)
+			x, w := s.x(sg.FromMS), s.w(sg.ToMS-sg.FromMS)
+			c.Rects = append(c.Rects, rect{X: x, Y: y + 2, W: w, H: rowH - 4, Fill: col, Opacity: 1, Title: title})
+			if fits := float64(len(sg.State))*6 + 6; w >= fits {
+				c.Labels = append(c.Labels, label{X: x + 3, Y: y + 14, Text: sg.State, Anchor: "start", Fill: inkOn(col), Size: 10})
 			}
+			used[[2]string{string(l.Kind), sg.State}] = true
 		}
 	}
+	c.Legends = stateLegends(used)
 	marks(&c, r, s, h)
 	axis(&c, s, h)
 	return c
 }
 
-// clip shortens a label that would run off the left margin.
-func clip(s string) string {
-	if r := []rune(s); len(r) > 22 {
-		return string(r[:10]) + "…" + string(r[len(r)-10:])
+// stateLegends lists the states drawn, pods' then targets', in the lists'
+// order, unknown states last.
+func stateLegends(used map[[2]string]bool) []legend {
+	var out []legend
+	for _, k := range []struct {
+		kind   timeline.Kind
+		name   string
+		states []legendItem
+	}{{timeline.KindPod, "pod states", podStates}, {timeline.KindTarget, "target states", targetStates}} {
+		lg := legend{Name: k.name}
+		known := map[string]bool{}
+		for _, st := range k.states {
+			known[st.Name] = true
+			if used[[2]string{string(k.kind), st.Name}] {
+				lg.Items = append(lg.Items, st)
+			}
+		}
+		var other []string
+		for u := range used {
+			if u[0] == string(k.kind) && !known[u[1]] {
+				other = append(other, u[1])
+			}
+		}
+		slices.Sort(other)
+		for _, st := range other {
+			lg.Items = append(lg.Items, legendItem{Name: st, Color: stateColor(k.kind, st)})
+		}
+		if len(lg.Items) > 0 {
+			out = append(out, lg)
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no source"
+	}
+	return s
+}
+
+// clip shortens a label longer than n runes, keeping both ends.
+func clip(s string, n int) string {
+	n = max(n, 8)
+	if r := []rune(s); len(r) > n {
+		head := (n - 1) / 2
+		return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
 	}
 	return s
 }

@@ -3,8 +3,11 @@ package report
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io"
+	"io/fs"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,14 +24,27 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "report FILE...",
-		Short: "Turn recorded timelines into an HTML timeline and numbers",
-		Long: `Read NDJSON timelines (from probe --record, the lab, observe) and write one
-self-contained HTML page: requests per bin by outcome with failures marked
-by class, latency percentiles over time, which replicas answered, pod and
-target state lanes, attributed causes and the failed requests. The page
-loads nothing from the network. --output json prints the same numbers.`,
-		Example: `  rollsafe report run.ndjson cluster.ndjson --html rollout.html
-  rollsafe report run.ndjson --output json --html ""`,
+		Short: "Explain every failed request from recorded evidence, and measure propagation P",
+		Long: `Read NDJSON timelines (probe --record with --kube and --target-group-arn, the
+lab's --record) and ALB access logs (files, dirs, .gz, s3://bucket/prefix/ —
+told apart by content, so they can be fetched later, when S3 has them) and
+attribute every failed request from evidence alone: the target the ALB chose
+(access log, joined by trace id), whether it was draining (polled target
+health, a window per poll), whether its pod had exited or been deleted (pod
+states from the Kubernetes API). Each failure gets a cause, its chain of
+evidence and a confidence (certain, likely, unknown). For every target that
+went draining it measures how long the load balancer kept routing to it (P),
+and prints the preStop that figure calls for and the rollsafe check command
+to run with it.
+
+Writes one self-contained HTML page (a section per scenario or run: the
+headline, the causes with the setting that prevents each, measured P, then
+charts and lanes; it loads nothing from the network). --output json prints
+every failed request with trace_id, cause, confidence and evidence, the
+causes table and the propagation section.`,
+		Example: `  rollsafe report run.ndjson --html rollout.html
+  rollsafe report run.ndjson s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/ -o json --html ""
+  rollsafe report lab.ndjson alb-access.log`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			out, err := cmdutil.ParseOutput(output, cmdutil.OutputText, cmdutil.OutputJSON)
@@ -38,7 +54,7 @@ loads nothing from the network. --output json prints the same numbers.`,
 			if opts.Bin <= 0 {
 				return cmdutil.UsageErrorf("--bin %v: must be positive", opts.Bin)
 			}
-			rep, err := report.Build(files, opts)
+			rep, err := report.Build(cmd.Context(), files, opts)
 			if err != nil {
 				return cmdutil.UsageErrorf("%v", err)
 			}
@@ -52,9 +68,7 @@ loads nothing from the network. --output json prints the same numbers.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(rep)
 			}
-			s := rep.Summary
-			fmt.Fprintf(f.IO.Out, "%d requests, %d ok, %d failed; p50 %.3fms p99 %.3fms max %.3fms; %d lanes\n",
-				s.Requests, s.OK, s.Failed(), s.LatencyMS.P50, s.LatencyMS.P99, s.LatencyMS.Max, len(rep.Lanes))
+			printText(f.IO.Out, rep)
 			if html != "" {
 				fmt.Fprintf(f.IO.Out, "wrote %s\n", html)
 			}
@@ -68,22 +82,48 @@ loads nothing from the network. --output json prints the same numbers.`,
 	return cmd
 }
 
-// writeHTML writes to a temporary file first so a failed run never leaves
-// half a page where a good one was.
 func writeHTML(path string, rep *report.Report) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	err := cmdutil.WriteFileAtomic(path, func(w io.Writer) error { return report.HTML(w, rep) })
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return cmdutil.UsageErrorf("--html: %v", err)
 	}
-	if err := report.HTML(f, rep); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	return err
+}
+
+// printText is the story per run: the headline, the causes with their
+// confidence, measured P and the check command it implies.
+func printText(w io.Writer, rep *report.Report) {
+	for i, run := range rep.Runs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		a := run.Attribution
+		name := run.Scenario
+		if name == "" {
+			name = "run"
+		}
+		fmt.Fprintf(w, "%s: %s\n", name, a.Headline)
+		if len(a.Causes) > 0 {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  CAUSE\tFAILED\tCERTAIN\tLIKELY\tWHAT")
+			for _, c := range a.Causes {
+				fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\n", c.Cause, c.Count, c.Certain, c.Likely, c.What)
+			}
+			tw.Flush()
+		}
+		if g := a.Agreement; g != nil {
+			fmt.Fprintf(w, "  agrees with the lab's ground truth on %d of %d (%.1f%%), %d wrongly certain\n", g.Agree, g.Compared, 100*g.Ratio, g.WronglyCertain)
+		}
+		if p := a.Propagation; p != nil {
+			fmt.Fprintf(w, "  propagation P: max %.2f s, p95 %.2f s over %d targets (upper bound %.2f s); controller lag ≤ %.2f s\n",
+				p.MaxSeconds, p.P95Seconds, len(p.Targets), p.MaxUpperSeconds, p.ControllerLagSeconds)
+			fmt.Fprintf(w, "  implies preStop ≥ %gs: %s\n", p.Implied.MinPreStopSeconds, p.Implied.Command)
+		}
+		if a.Join.Note != "" {
+			fmt.Fprintf(w, "  note: %s\n", a.Join.Note)
+		}
+		for _, m := range a.Missing {
+			fmt.Fprintf(w, "  missing: %s\n", m)
+		}
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }

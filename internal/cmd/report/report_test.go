@@ -52,16 +52,19 @@ func TestReportMatchesProbe(t *testing.T) {
 		t.Fatalf("report exit %d: %s", code, errOut)
 	}
 	var p numbers
-	var r struct {
-		Summary numbers `json:"summary"`
-		Bins    []any   `json:"bins"`
+	var rep struct {
+		Runs []struct {
+			Summary numbers `json:"summary"`
+			Bins    []any   `json:"bins"`
+		} `json:"runs"`
 	}
 	if err := json.Unmarshal([]byte(probeOut), &p); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(repOut), &r); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(repOut), &rep); err != nil || len(rep.Runs) != 1 {
+		t.Fatalf("%v: %d runs", err, len(rep.Runs))
 	}
+	r := rep.Runs[0]
 	if p.Requests != 200 || p.Failures["http_503"] != 40 {
 		t.Errorf("probe numbers %+v", p)
 	}
