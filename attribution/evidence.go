@@ -207,7 +207,11 @@ func fmtTime(ns int64) string {
 	return time.Unix(0, ns).UTC().Format("15:04:05.000")
 }
 
+// secs prints a duration the way a reader wants it: ms below a second.
 func secs(ns int64) string {
+	if ns < int64(time.Second) {
+		return strconv.FormatFloat(float64(ns)/1e6, 'f', 1, 64) + " ms"
+	}
 	return strconv.FormatFloat(float64(ns)/1e9, 'f', 2, 64) + " s"
 }
 

@@ -72,7 +72,15 @@ func (an *analysis) measure(key string, d *drainInfo) (TargetPropagation, bool) 
 	tp.MinSeconds = math.Max(0, float64(last-d.polls.hi)/1e9)
 	tp.MaxSeconds = float64(last-d.polls.lo) / 1e9
 	tp.Seconds = math.Max(0, float64(last-d.est)/1e9)
-	tp.LowerBound = via == "replica" && d.pod.exited != 0 && d.pod.exited-last < int64(answersStopWithApp)
+	switch {
+	case via == "replica" && d.pod.exited != 0 && d.pod.exited-last < int64(answersStopWithApp):
+		tp.LowerBound = true // the answers stopped with the app
+	case via == "accesslog" && d.pod != nil && d.pod.deleted != 0 && d.pod.deleted < last:
+		// Requests to the gone IP hung until the connect timeout, holding
+		// their client connections: later requests may never have
+		// reached the load balancer nodes that still routed to it.
+		tp.LowerBound = true
+	}
 	return tp, true
 }
 

@@ -17,13 +17,29 @@ import (
 func (a *Analyzer) Result() *Result {
 	skew := median(a.pending.skew)
 	a.assignLogs()
-	res := &Result{}
+	var ans []*analysis
 	for _, name := range a.order {
 		r := a.runs[name]
 		if r.requests == 0 && len(r.pods) == 0 && len(r.targets) == 0 {
 			continue // marks only
 		}
-		res.Runs = append(res.Runs, a.attribute(r, skew))
+		r.sortEvidence()
+		an := &analysis{a: a, r: r, skew: skew, drains: map[string]*drainInfo{}}
+		an.bracketDrains()
+		ans = append(ans, an)
+	}
+	// One controller drives every run of one input (the lab's scenarios, a
+	// cluster's rollouts): its lag is bounded by all their deregistrations
+	// together. Runs that disagree with the pool fall back to their own.
+	pool, ok := lagBounds(ans...)
+	res := &Result{}
+	for _, an := range ans {
+		lag, lagOK := pool, ok
+		if !ok {
+			lag, lagOK = lagBounds(an)
+		}
+		an.narrowDrains(lag, lagOK)
+		res.Runs = append(res.Runs, an.attribute())
 	}
 	return res
 }
@@ -96,13 +112,11 @@ type analysis struct {
 	hasLog bool
 }
 
-func (a *Analyzer) attribute(r *runData, skew int64) *Run {
-	r.sortEvidence()
-	an := &analysis{a: a, r: r, skew: skew, drains: map[string]*drainInfo{}}
+func (an *analysis) attribute() *Run {
+	r := an.r
 	an.hasLog = r.log != nil && r.log.entries > 0
 	out := &Run{Scenario: r.name, Rollouts: r.rollouts, Requests: r.requests, Failed: uint64(len(r.fails))}
 	out.Join = an.join()
-	an.estimateDrains()
 	out.Propagation = an.propagation()
 	if out.Propagation != nil {
 		an.pmax = int64(out.Propagation.MaxUpperSeconds * 1e9)
@@ -140,14 +154,8 @@ func (an *analysis) join() Join {
 	return j
 }
 
-// estimateDrains bounds every target's deregistration from the polls, then
-// narrows the windows with the controller lag that all of them allow: the
-// controller deregisters a fixed-ish time after the pod turns Terminating,
-// so intersecting [lo-Tt, hi-Tt] over targets bounds that lag better than
-// any one poll window does.
-func (an *analysis) estimateDrains() {
-	lag := window{lo: math.MinInt64, hi: math.MaxInt64}
-	n := 0
+// bracketDrains bounds every target's deregistration from the polls alone.
+func (an *analysis) bracketDrains() {
 	for key, th := range an.r.targets {
 		lo, hi, until, before, ok := th.drain()
 		if !ok {
@@ -156,16 +164,38 @@ func (an *analysis) estimateDrains() {
 		d := &drainInfo{polls: window{lo, hi}, narrow: window{lo, hi}, est: lo + (hi-lo)/2, before: before, until: until}
 		d.pod = an.r.podAt(ipOf(key), lo)
 		an.drains[key] = d
-		if d.pod != nil && d.pod.terminating != 0 && d.pod.terminating <= hi {
-			lag.lo = max(lag.lo, lo-d.pod.terminating, 0)
-			lag.hi = min(lag.hi, hi-d.pod.terminating)
+	}
+}
+
+// lagBounds intersects, over every drained target whose pod was seen
+// Terminating, the controller lags its poll window allows ([lo-Tt, hi-Tt]):
+// the controller deregisters a fairly constant time after the pod turns
+// Terminating, so many windows bound that lag far better than any one poll
+// interval does. ok is false with fewer than two windows or when they do
+// not overlap (the lag varies).
+func lagBounds(ans ...*analysis) (window, bool) {
+	lag := window{lo: math.MinInt64, hi: math.MaxInt64}
+	n := 0
+	for _, an := range ans {
+		for _, d := range an.drains {
+			if d.pod == nil || d.pod.terminating == 0 || d.pod.terminating > d.polls.hi {
+				continue
+			}
+			lag.lo = max(lag.lo, d.polls.lo-d.pod.terminating, 0)
+			lag.hi = min(lag.hi, d.polls.hi-d.pod.terminating)
 			n++
 		}
 	}
-	if n < 2 || lag.lo > lag.hi {
+	return lag, n >= 2 && lag.lo <= lag.hi
+}
+
+// narrowDrains narrows each deregistration window with the lag bounds and
+// takes the middle as the estimate.
+func (an *analysis) narrowDrains(lag window, ok bool) {
+	an.lag, an.lagOK = lag, ok
+	if !ok {
 		return
 	}
-	an.lag, an.lagOK = lag, true
 	for _, d := range an.drains {
 		if d.pod == nil || d.pod.terminating == 0 {
 			continue
@@ -320,7 +350,9 @@ func (an *analysis) implied(p, lag float64) Implied {
 	if scale <= 0 || scale > 1 {
 		scale = 1
 	}
-	spec := func(s float64) time.Duration { return time.Duration(math.Ceil(s/scale)) * time.Second }
+	// Whole seconds, as manifests write them; the epsilon keeps 0.1/0.1
+	// from rounding up to 2.
+	spec := func(s float64) time.Duration { return time.Duration(math.Ceil(s/scale-1e-9)) * time.Second }
 	o := check.Options{Propagation: spec(p), ControllerLag: spec(lag)}
 	pre := check.StopWindow(o) + an.a.opts.Margin
 	im := Implied{PropagationSeconds: o.Propagation.Seconds(), ControllerLagSeconds: o.ControllerLag.Seconds(),

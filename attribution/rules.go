@@ -61,7 +61,11 @@ func (an *analysis) explain(i int32, f *failReq) {
 	t := an.lbTime(f, e)
 	target := ""
 	if e != nil {
-		v.ev = append(v.ev, Evidence{Time: unixUTC(e.created), Source: "accesslog", At: e.at, What: logText(e)})
+		what := logText(e)
+		if an.skew != 0 {
+			what += fmt.Sprintf(" (request_creation_time %s on the ALB's clock, %+.0f ms from the prober's)", fmtTime(e.created), float64(an.skew)/1e6)
+		}
+		v.ev = append(v.ev, Evidence{Time: unixUTC(e.created - an.skew), Source: "accesslog", At: e.at, What: what})
 		switch {
 		case e.target == "" && e.elb == 503:
 			v.done(timeline.CauseNoRegisteredTarget)

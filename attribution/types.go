@@ -21,6 +21,8 @@ const (
 
 // Evidence is one fact of a chain: a record, where it came from, and what it says.
 type Evidence struct {
+	// Time is on the prober's clock: an access-log time has the estimated
+	// skew taken out (What gives the logged time).
 	Time   time.Time `json:"time"`
 	Source string    `json:"source"` // probe, kube, elbv2, accesslog
 	What   string    `json:"what"`
@@ -83,9 +85,11 @@ type TargetPropagation struct {
 	Seconds    float64 `json:"seconds"`
 	MinSeconds float64 `json:"min_seconds"`
 	MaxSeconds float64 `json:"max_seconds"`
-	// LowerBound is set when the app stopped answering before the load
-	// balancer stopped routing, and only answers were seen (no access log):
-	// the true delay may be longer.
+	// LowerBound is set when the true delay may be longer: only answers
+	// were seen (no access log) and the app stopped answering when it
+	// exited, or the pod was deleted while the load balancer still routed
+	// to it, so requests hung on the connect timeout and held the client
+	// connections that would have carried later ones.
 	LowerBound bool `json:"lower_bound,omitempty"`
 }
 
