@@ -2,8 +2,6 @@ package timeline
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -93,36 +91,6 @@ type ReadError struct {
 
 func (e *ReadError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
 func (e *ReadError) Unwrap() error { return e.Err }
-
-// Read calls fn for every record in r, in order. name is used in errors.
-// A line that is not a valid record stops the read with a *ReadError naming
-// file and line: a timeline with a hole in it would give wrong numbers.
-func Read(r io.Reader, name string, fn func(*Record) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		var rec Record
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return &ReadError{File: name, Line: line, Err: err}
-		}
-		if rec.Kind == "" {
-			return &ReadError{File: name, Line: line, Err: fmt.Errorf("record has no \"kind\"")}
-		}
-		if err := fn(&rec); err != nil {
-			return &ReadError{File: name, Line: line, Err: err}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return &ReadError{File: name, Line: line + 1, Err: err}
-	}
-	return nil
-}
 
 // ReadFile reads every record of the NDJSON file at path.
 func ReadFile(path string, fn func(*Record) error) error {
