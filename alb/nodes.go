@@ -44,11 +44,12 @@ func (c *atomicCounter) next() uint64 { return c.n.Add(1) - 1 }
 // registered (add) or deregistered (!add). Nodes with a zero delay learn
 // at once; their marks are returned. Call with lb.mu held.
 func (lb *LB) propagate(t *target, add bool) (recs []*timeline.Record) {
-	for _, n := range lb.nodes {
-		d := time.Duration(0)
-		if lb.prop > 0 {
-			d = time.Duration(lb.rng.Int63n(int64(lb.prop) + 1))
-		}
+	// The nodes learn in a random order, evenly spread, the last one after
+	// exactly P: P is what users measure by hand, the time until the last
+	// node stops routing (aws-load-balancer-controller#2366).
+	order := lb.rng.Perm(len(lb.nodes))
+	for i, n := range lb.nodes {
+		d := lb.prop * time.Duration(order[i]+1) / time.Duration(len(lb.nodes))
 		ev := t.gen
 		if d == 0 {
 			if rec := lb.learn(n, t, ev, add); rec != nil {

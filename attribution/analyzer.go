@@ -109,8 +109,11 @@ func (a *Analyzer) Add(rec *timeline.Record) error {
 			r.target(rec)
 		}
 	case timeline.KindRollout:
-		if rec.State == "started" {
+		switch {
+		case rec.Source == "lab" && rec.State == "started":
 			r.rollouts++
+		case rec.Source == "kube" && rec.Attrs["resource"] == "deployment" && rec.Attrs["revision"] != "":
+			r.revisions[rec.Object+"/"+rec.Attrs["revision"]] = true
 		}
 	case timeline.KindEvent:
 		if rec.Source == "lab" && rec.Reason == "scenario" {
@@ -139,14 +142,41 @@ func (a *Analyzer) addRequest(r *runData, idx int32, rec *timeline.Record) error
 	} else if rec.Replica != "" {
 		r.answers[rec.Replica] = append(r.answers[rec.Replica], ref.sent)
 	}
+	r.span(ref.sent)
 	if rec.TraceID != "" {
 		if k, ok := parseTrace(rec.TraceID); ok {
-			a.byTrace[k] = ref
+			// Every failure is indexed, and of the successes the first
+			// joinAll and then one in joinSample (by the trace id's
+			// random bits): enough to estimate the clock skew and tell
+			// logs that join from logs that do not, without a
+			// million-entry map that costs more than the rest of the
+			// report.
+			if ref.fail >= 0 || r.sampled < joinAll || k.sampled() {
+				a.byTrace[k] = ref
+				r.sampled += b2u(ref.fail < 0)
+			}
 		} else {
 			a.byTraceStr[rec.TraceID] = ref
+			r.sampled += b2u(ref.fail < 0)
 		}
 	}
 	return nil
+}
+
+// Successful requests joined to their access-log line: the first joinAll
+// of a run, then one in joinSample.
+const (
+	joinAll    = 4096
+	joinSample = 32
+)
+
+func (k traceKey) sampled() bool { return k[4]%joinSample == 0 }
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // addLogRecord takes an access-log entry that `rollsafe logs --record`
@@ -240,7 +270,7 @@ type logPart struct {
 	entries   uint64
 	skew      []int64               // created - sent of joined requests
 	byRun     map[int32]*runLog     // joined entries, by run
-	unjoined  map[string][]int64    // created times of entries that joined no request, by target
+	unjoined  map[string][]int64    // created times (ALB clock) of entries that joined no request, by target
 	unjFailed map[string][]logEntry // failed unjoined entries, by target
 	failed    []logEntry            // failed unjoined entries with no target
 }

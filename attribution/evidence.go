@@ -13,12 +13,16 @@ import (
 
 // runData is the evidence of one run.
 type runData struct {
-	name     string
-	idx      int32
-	sources  map[string]bool
-	rollouts int
-	requests uint64
-	fails    []failReq
+	name      string
+	idx       int32
+	sources   map[string]bool
+	rollouts  int             // the lab's rollout marks
+	revisions map[string]bool // deployment/revision pairs the API showed
+	requests  uint64
+	sampled   uint64 // successful requests indexed for the join (1 in joinSample)
+	first     int64  // the first and the last request's send time (unix ns)
+	last      int64
+	fails     []failReq
 	// answers are the send times of successful requests, by replica.
 	answers map[string][]int64
 	pods    map[string]*podHist // by name
@@ -33,7 +37,7 @@ type failReq struct {
 }
 
 func newRunData(name string, idx int32) *runData {
-	return &runData{name: name, idx: idx, sources: map[string]bool{}, answers: map[string][]int64{},
+	return &runData{name: name, idx: idx, sources: map[string]bool{}, answers: map[string][]int64{}, revisions: map[string]bool{},
 		pods: map[string]*podHist{}, targets: map[string]*targetHist{}, truth: map[string]timeline.Cause{}}
 }
 
@@ -43,7 +47,8 @@ type podHist struct {
 	name        string
 	ip          string
 	first       int64
-	ready       int64
+	ready       int64 // the pod's Ready condition (with gates, after the target is healthy)
+	serving     int64 // a container ready: its readiness probe passed, so the app listens
 	terminating int64
 	exited      int64  // a container terminated, or the pod ended
 	exitedHow   string // "terminated:Error:137" as observe/kube writes it
@@ -78,8 +83,14 @@ func (r *runData) pod(rec *timeline.Record) {
 		first(&p.exited)
 	}
 	for k, v := range rec.Attrs {
-		if strings.HasPrefix(k, "container/") && strings.HasPrefix(v, "terminated:") && p.exited == 0 {
+		if !strings.HasPrefix(k, "container/") {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(v, "terminated:") && p.exited == 0:
 			p.exited, p.exitedHow = t, v
+		case strings.HasPrefix(v, "running+ready"):
+			first(&p.serving)
 		}
 	}
 	if rec.Attrs["deletion_timestamp"] != "" {
@@ -216,3 +227,38 @@ func secs(ns int64) string {
 }
 
 func unixUTC(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// rolloutCount is the lab's rollout marks, else the Deployment revisions
+// the API showed beyond the first of each Deployment.
+func (r *runData) rolloutCount() int {
+	if r.rollouts > 0 {
+		return r.rollouts
+	}
+	deployments := map[string]bool{}
+	for k := range r.revisions {
+		deployments[k[:strings.LastIndexByte(k, '/')]] = true
+	}
+	return len(r.revisions) - len(deployments)
+}
+
+func (r *runData) span(t int64) {
+	if r.first == 0 || t < r.first {
+		r.first = t
+	}
+	r.last = max(r.last, t)
+}
+
+// knows reports whether the run's evidence mentions target (a polled
+// target, or a pod that held its IP).
+func (r *runData) knows(target string) bool {
+	if _, ok := r.targets[target]; ok {
+		return true
+	}
+	ip := ipOf(target)
+	for _, p := range r.pods {
+		if p.ip == ip {
+			return true
+		}
+	}
+	return false
+}

@@ -74,7 +74,8 @@ func (an *analysis) measure(key string, d *drainInfo) (TargetPropagation, bool) 
 	tp.Seconds = math.Max(0, float64(last-d.est)/1e9)
 	switch {
 	case via == "replica" && d.pod.exited != 0 && d.pod.exited-last < int64(answersStopWithApp):
-		tp.LowerBound = true // the answers stopped with the app
+		tp.LowerBound = true
+		tp.Note = "its app stopped answering when it exited, and only its answers were seen (no access log)"
 	case via == "accesslog" && d.pod != nil && d.pod.deleted != 0 && d.pod.deleted < last:
 		// Requests to the gone IP hung until the connect timeout, holding
 		// their client connections: later requests may never have

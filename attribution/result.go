@@ -16,7 +16,7 @@ import (
 // input is in.
 func (a *Analyzer) Result() *Result {
 	skew := median(a.pending.skew)
-	a.assignLogs()
+	a.assignLogs(skew)
 	var ans []*analysis
 	for _, name := range a.order {
 		r := a.runs[name]
@@ -44,10 +44,10 @@ func (a *Analyzer) Result() *Result {
 	return res
 }
 
-// assignLogs gives each run its joined access-log entries, and entries that
-// joined no request to the run whose evidence knows their target (or to
-// the only run).
-func (a *Analyzer) assignLogs() {
+// assignLogs gives each run its joined access-log entries, and each entry
+// that joined no request to the run that knows its target and whose
+// requests span its time (or to the only run).
+func (a *Analyzer) assignLogs(skew int64) {
 	p := a.pending
 	for _, name := range a.order {
 		r := a.runs[name]
@@ -55,33 +55,31 @@ func (a *Analyzer) assignLogs() {
 			r.log = rl
 		}
 	}
-	owner := func(target string) *runData {
-		if len(a.order) == 1 {
-			return a.runs[a.order[0]]
-		}
+	const slack = int64(time.Second)
+	for target, ts := range p.unjoined {
+		var cands []*runData
 		for _, name := range a.order {
-			r := a.runs[name]
-			if _, ok := r.targets[target]; ok {
-				return r
+			if r := a.runs[name]; len(a.order) == 1 || r.knows(target) {
+				cands = append(cands, r)
 			}
-			for _, pd := range r.pods {
-				if pd.ip == ipOf(target) {
-					return r
+		}
+		for _, t := range ts {
+			var r *runData
+			for _, c := range cands {
+				if len(cands) == 1 || (t-skew >= c.first-slack && t-skew <= c.last+slack) {
+					r = c
+					break
 				}
 			}
+			if r == nil {
+				continue
+			}
+			if r.log == nil {
+				r.log = &runLog{byTarget: map[string][]int64{}, fails: map[int32]logEntry{}}
+			}
+			r.log.entries++
+			r.log.byTarget[target] = append(r.log.byTarget[target], t)
 		}
-		return nil
-	}
-	for target, ts := range p.unjoined {
-		r := owner(target)
-		if r == nil {
-			continue
-		}
-		if r.log == nil {
-			r.log = &runLog{byTarget: map[string][]int64{}, fails: map[int32]logEntry{}}
-		}
-		r.log.entries += uint64(len(ts))
-		r.log.byTarget[target] = append(r.log.byTarget[target], ts...)
 	}
 }
 
@@ -115,7 +113,7 @@ type analysis struct {
 func (an *analysis) attribute() *Run {
 	r := an.r
 	an.hasLog = r.log != nil && r.log.entries > 0
-	out := &Run{Scenario: r.name, Rollouts: r.rollouts, Requests: r.requests, Failed: uint64(len(r.fails))}
+	out := &Run{Scenario: r.name, Rollouts: r.rolloutCount(), Requests: r.requests, Failed: uint64(len(r.fails))}
 	out.Join = an.join()
 	out.Propagation = an.propagation()
 	if out.Propagation != nil {
@@ -142,9 +140,10 @@ func (an *analysis) join() Join {
 		}
 		return j
 	}
-	j.AccessLogEntries, j.Joined, j.FailedJoined = rl.entries, rl.joined, uint64(len(rl.fails))
+	j.AccessLogEntries, j.FailedJoined = rl.entries, uint64(len(rl.fails))
+	j.Sampled, j.SampledJoined = an.r.sampled, rl.joined-j.FailedJoined
 	switch {
-	case rl.joined == 0 && an.r.requests > 0:
+	case rl.joined == 0 && an.r.sampled+uint64(len(an.r.fails)) > 0:
 		j.Note = fmt.Sprintf("the access log and the %d request records do not join: no trace id matches (different runs?); causes are inferred without it", an.r.requests)
 		an.hasLog = false
 	case j.FailedJoined < uint64(len(an.r.fails)):

@@ -157,8 +157,8 @@ func (an *analysis) onTarget(v *verdict, target string, t int64) timeline.Cause 
 		return timeline.CauseExitedBeforeDeregistration
 	case gone:
 		return timeline.CauseTargetNotListening // exited on its own, not in a termination
-	case pod.ready == 0 || pod.ready > t:
-		v.doubt("the pod was not Ready yet: its app may not have been listening", "")
+	case (pod.serving == 0 || pod.serving > t) && (pod.ready == 0 || pod.ready > t):
+		v.doubt("no container of the pod was ready yet: its app may not have been listening", "")
 		return timeline.CauseTargetNotListening
 	}
 	v.doubt("the app was running and the connection closed before an answer: the keep-alive race fits, but no log shows the connection's reuse", "the app's connection logs")

@@ -91,6 +91,8 @@ type TargetPropagation struct {
 	// to it, so requests hung on the connect timeout and held the client
 	// connections that would have carried later ones.
 	LowerBound bool `json:"lower_bound,omitempty"`
+	// Note says why, when LowerBound is set.
+	Note string `json:"note,omitempty"`
 }
 
 // Propagation is P measured on this load balancer.
@@ -127,10 +129,14 @@ type Implied struct {
 type Join struct {
 	// AccessLogEntries is how many access-log entries this run got.
 	AccessLogEntries uint64 `json:"access_log_entries"`
-	// Joined is how many request records found their access-log line by
-	// trace id; FailedJoined how many of the failed ones did.
-	Joined       uint64 `json:"joined"`
-	FailedJoined uint64 `json:"failed_joined"`
+	// FailedJoined is how many failed requests found their access-log line
+	// by trace id. Successful requests are joined on a sample — a run's
+	// first 4096, then one in 32 by the trace id's random bits: Sampled is
+	// how many were in it, and SampledJoined how many of those found their
+	// line.
+	FailedJoined  uint64 `json:"failed_joined"`
+	Sampled       uint64 `json:"sampled"`
+	SampledJoined uint64 `json:"sampled_joined"`
 	// ClockSkewMS is the access log's clock minus the probe host's, as
 	// estimated from joined requests (median), taken out of access-log times.
 	ClockSkewMS float64 `json:"clock_skew_ms"`

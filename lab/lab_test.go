@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/controlplane"
@@ -61,7 +62,30 @@ func play(t *testing.T, name string, rollouts int, access *bytes.Buffer) (*lab.R
 	if res.Requests < 500 {
 		t.Fatalf("only %d requests: the load did not run", res.Requests)
 	}
+	evidenceAgrees(t, res)
 	return res, rec
+}
+
+// evidenceAgrees: the attribution from evidence alone (probe, kube, elbv2,
+// access log) names the ground-truth cause of at least 95 % of the failed
+// requests and never calls a wrong cause certain. Every built-in scenario
+// is played by a test below, so every one is held to it.
+func evidenceAgrees(t *testing.T, res *lab.Result) {
+	t.Helper()
+	ev := res.Evidence
+	if ev == nil {
+		t.Fatal("no evidence attribution in the result")
+	}
+	a := ev.Agreement
+	t.Logf("%s: evidence agrees on %d of %d, %d wrongly certain; evidence causes %v; P measured %.2fs (set %.2fs)",
+		res.Name, a.Agree, a.Compared, a.WronglyCertain, ev.Causes, ev.PropagationSeconds, ev.ConfiguredSeconds)
+	if a.Compared != res.Failed() {
+		t.Errorf("%s: %d failures compared with the ground truth, %d failed", res.Name, a.Compared, res.Failed())
+	}
+	if a.WronglyCertain != 0 || (a.Compared > 0 && a.Ratio < 0.95) {
+		t.Errorf("%s: evidence-only attribution agrees on %.1f%% (%d of %d), %d wrongly certain; want ≥ 95%%, 0",
+			res.Name, 100*a.Ratio, a.Agree, a.Compared, a.WronglyCertain)
+	}
 }
 
 func nonZero(m map[timeline.Class]uint64) map[timeline.Class]uint64 {
@@ -75,14 +99,59 @@ func nonZero(m map[timeline.Class]uint64) map[timeline.Class]uint64 {
 }
 
 func TestNaiveLosesRequests(t *testing.T) {
-	res, _ := play(t, "naive", 2, nil)
+	res, _ := play(t, "naive", 3, nil)
 	if res.Failed() == 0 {
 		t.Fatal("naive rollouts (no gate, no preStop, app exits at once) lost no request")
+	}
+	// No gate: the second rollout replaces pods whose targets never turned
+	// healthy, so the ALB fails open onto exited pods; the app exits before
+	// (and while) its target is deregistered.
+	if res.Causes[timeline.CauseNoHealthyTarget] == 0 || res.Causes[timeline.CauseExitedBeforeDeregistration] == 0 {
+		t.Fatalf("naive: causes %v, want no_healthy_target and exited_before_deregistration", res.Causes)
+	}
+	for c := range res.Causes {
+		switch c {
+		case timeline.CauseNoHealthyTarget, timeline.CauseExitedBeforeDeregistration, timeline.CauseDrainingTargetGone,
+			timeline.CauseDrainingTargetExited, timeline.CauseNoRegisteredTarget:
+		default:
+			t.Errorf("naive: unexpected cause %s (%v)", c, res.Causes)
+		}
+	}
+}
+
+// TestMeasuredPropagation: the P that report measures from the evidence
+// (the last request the access log shows routed to each drained target)
+// is the P the ALB stand-in ran with, within one target-health poll
+// interval or 20 %, for two values of P. The recommended settings keep
+// the old pods serving through their preStop, so the traffic shows when
+// the last node stopped routing.
+func TestMeasuredPropagation(t *testing.T) {
+	for _, p := range []time.Duration{10 * time.Second, 20 * time.Second} {
+		ss, _ := lab.Lookup("recommended")
+		s := ss[0]
+		s.Name = fmt.Sprintf("recommended-p%v", p)
+		s.Propagation = p
+		s.PreStop, s.Grace = p+30*time.Second, p+40*time.Second // still longer than lag + P
+		res, err := lab.Run(context.Background(), s, lab.Options{TimeScale: 0.1, Rollouts: 2, Rate: 200, App: []string{demoBin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := res.Evidence
+		set := ev.ConfiguredSeconds
+		poll := time.Duration(float64(lab.DefaultTargetHealthPoll) * 0.1) // at the time scale
+		tol := max(poll.Seconds(), 0.2*set)
+		t.Logf("P %v: measured %.3fs, set %.3fs (tolerance %.2fs), %d targets", p, ev.PropagationSeconds, set, tol, len(ev.Propagation.Targets))
+		if res.Failed() != 0 || ev.Propagation == nil || len(ev.Propagation.Targets) != 4 {
+			t.Fatalf("P %v: %d failed, propagation %+v; want 0 failed and 4 drained targets", p, res.Failed(), ev.Propagation)
+		}
+		if d := ev.PropagationSeconds - set; d > tol || d < -tol {
+			t.Errorf("P %v: measured %.3fs, set %.3fs: off by more than %.2fs", p, ev.PropagationSeconds, set, tol)
+		}
 	}
 }
 
 func TestGateOnlyFailsOnDrainingTargets(t *testing.T) {
-	res, _ := play(t, "gate-only", 2, nil)
+	res, _ := play(t, "gate-only", 3, nil)
 	var fivexx uint64
 	for _, c := range []timeline.Class{timeline.ClassHTTP500, timeline.ClassHTTP502, timeline.ClassHTTP503, timeline.ClassHTTP504, timeline.ClassHTTP5xx} {
 		fivexx += res.Failures[c]

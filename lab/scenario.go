@@ -54,10 +54,10 @@ const (
 	// --poll-interval help says to keep it ≥ 1 s on AWS because
 	// DescribeTargetHealth is rate limited; AWS documents that ELB API calls
 	// are throttled per account (and Region) but publishes no per-call rate
-	// to size it by, so 2 s is a choice that stays above that floor with two
-	// calls per poll, not a sourced AWS figure. Each target change is then
-	// known to a 2 s window (Attrs prev_poll).
-	DefaultTargetHealthPoll = 2 * time.Second
+	// to size it by, so 1 s is that floor — what a user investigating a
+	// rollout would pick — not a sourced AWS figure. Each target change is
+	// then known to a 1 s window (Attrs prev_poll).
+	DefaultTargetHealthPoll = 1 * time.Second
 	// GateConditionType is the readiness gate the controller's webhook
 	// injects: target-health.elbv2.k8s.aws/<TargetGroupBinding name>.
 	GateConditionType = "target-health.elbv2.k8s.aws/k8s-lab-jiameng-tgb"

@@ -332,17 +332,17 @@ ul.chain .src { font-weight: 600; }
 {{else if .A.Requests}}<p class="note">No failed requests: nothing to attribute.</p>{{end}}
 {{if .Agree}}<p class="agreement" id="{{.ID}}-agreement">{{.Agree}}</p>{{end}}
 {{if .A.Missing}}<div class="missing" id="{{.ID}}-missing">Evidence that would sharpen this:<ul>{{range .A.Missing}}<li>{{.}}</li>{{end}}</ul></div>{{end}}
-{{with .A.Join}}{{if or .AccessLogEntries .Note}}<p class="join" id="{{$run.ID}}-join">Access log: {{if .AccessLogEntries}}{{.AccessLogEntries}} entries, {{.Joined}} joined to request records by trace id ({{.FailedJoined}} of the failed){{if .Joined}}; its clock is {{ms .ClockSkewMS}} from the prober's (taken out){{end}}.{{else}}none for this run.{{end}}{{if .Note}} <span class="join-note">{{.Note}}.</span>{{end}}</p>{{end}}{{end}}
+{{with .A.Join}}{{if or .AccessLogEntries .Note}}<p class="join" id="{{$run.ID}}-join">Access log: {{if .AccessLogEntries}}{{.AccessLogEntries}} entries; by trace id, {{.FailedJoined}} failed requests found their line, and {{.SampledJoined}} of {{.Sampled}} sampled successful ones{{if or .SampledJoined .FailedJoined}}; its clock is {{ms .ClockSkewMS}} from the prober's (taken out){{end}}.{{else}}none for this run.{{end}}{{if .Note}} <span class="join-note">{{.Note}}.</span>{{end}}</p>{{end}}{{end}}
 
 {{with .Prop}}
 <div class="propagation" id="{{$run.ID}}-propagation">
 <h3>Propagation P, measured on this load balancer</h3>
 <p>How long the load balancer kept routing new requests to a target after it was deregistered.</p>
 <table class="propagation-figures"><tr><th>max P</th><td class="n">{{.Max}}</td><th>p95 P</th><td class="n">{{.P95}}</td><th>max upper bound</th><td class="n">{{.MaxUpper}}</td><th>controller lag</th><td class="n">{{.Lag}}</td></tr></table>
-<table class="propagation-targets"><tr><th>target</th><th>pod</th><th>P</th><th>bounds</th><th>deregistered after</th><th>by</th><th>last routed</th><th>via</th></tr>
-{{range .Targets}}<tr><td class="trace">{{.Target}}</td><td>{{.Pod}}</td><td class="n">{{.Est}}</td><td class="n">{{.Bounds}}</td><td class="n">{{.After}}</td><td class="n">{{.By}}</td><td class="n">{{.Last}}</td><td>{{.Via}}</td></tr>
+<table class="propagation-targets"><tr><th>target</th><th>pod</th><th>P</th><th>bounds</th><th>deregistered after</th><th>by</th><th>last routed</th><th>via</th><th>note</th></tr>
+{{range .Targets}}<tr><td class="trace">{{.Target}}</td><td>{{.Pod}}</td><td class="n">{{.Est}}</td><td class="n">{{.Bounds}}</td><td class="n">{{.After}}</td><td class="n">{{.By}}</td><td class="n">{{.Last}}</td><td>{{.Via}}</td><td class="note">{{.Note}}</td></tr>
 {{end}}</table>
-{{if .LowerBound}}<p class="note">≥: that pod's app stopped answering before the load balancer stopped routing to it, and only its answers were seen (no access log), so its P may be longer.</p>{{end}}
+{{if .LowerBound}}<p class="note">≥: a lower bound, for the reason in its note: the true P may be longer.</p>{{end}}
 <p class="implied">These figures call for <b>{{.Implied}}</b>. Check the manifests with them:</p>
 <p><code class="command">{{.P.Implied.Command}}</code></p>
 {{if .Scale}}<p class="note">{{.Scale}}</p>{{end}}
