@@ -2,7 +2,6 @@ package attribution
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -186,13 +185,23 @@ func (a *Analyzer) addLogRecord(rec *timeline.Record) error {
 		at: rec.Attrs["at"], errorReason: rec.Attrs["error_reason"]}
 	e.done = e.created + int64(rec.Latency)
 	fmt.Sscan(rec.Attrs["target_status"], &e.targetStatus)
-	a.addEntry(a.pending, rec.TraceID, e)
+	p := a.pending
+	ref, ok := a.lookup([]byte(rec.TraceID))
+	if !ok {
+		p.entries++
+		if e.target != "" {
+			p.unjoinedAt([]byte(e.target), e.created)
+		}
+		return nil
+	}
+	p.skew = append(p.skew, e.created-ref.sent)
+	p.add(ref.run, ref.fail, e)
 	return nil
 }
 
 // AddAccessLog takes one access-log entry (single-threaded; see ScanAccessLogs).
 func (a *Analyzer) AddAccessLog(at accesslog.Pos, e *accesslog.Entry) {
-	a.addEntry(a.pending, string(accesslog.RootTraceID(e.TraceID)), entryOf(at, e))
+	a.addEntry(a.pending, at, e)
 }
 
 // ScanAccessLogs reads access logs (files, dirs, .gz, s3://) with
@@ -218,9 +227,7 @@ type logVisitor struct {
 	part *logPart
 }
 
-func (v *logVisitor) Visit(at accesslog.Pos, e *accesslog.Entry) {
-	v.a.addEntry(v.part, string(accesslog.RootTraceID(e.TraceID)), entryOf(at, e))
-}
+func (v *logVisitor) Visit(at accesslog.Pos, e *accesslog.Entry) { v.a.addEntry(v.part, at, e) }
 
 func entryOf(at accesslog.Pos, e *accesslog.Entry) logEntry {
 	le := logEntry{created: e.When().UnixNano(), done: e.Time.UnixNano(), elb: int16(e.ELBStatusCode),
@@ -235,23 +242,31 @@ func entryOf(at accesslog.Pos, e *accesslog.Entry) logEntry {
 	return le
 }
 
-// addEntry joins e to its request by trace id, or keeps it for Result. It
-// only reads the Analyzer's request index, so parse workers may call it
-// concurrently, each on its own part.
-func (a *Analyzer) addEntry(p *logPart, trace string, e logEntry) {
-	var ref reqRef
-	ok := false
-	if k, parsed := parseTrace(trace); parsed {
-		ref, ok = a.byTrace[k]
-	} else if trace != "" {
-		ref, ok = a.byTraceStr[trace]
-	}
+// addEntry joins e to its request by trace id, or keeps its target and time
+// for Result. It only reads the Analyzer's request index, so parse workers
+// may call it concurrently, each on its own part. An entry that joins no
+// request costs no allocation: it is most of a big log.
+func (a *Analyzer) addEntry(p *logPart, at accesslog.Pos, e *accesslog.Entry) {
+	ref, ok := a.lookup(accesslog.RootTraceID(e.TraceID))
 	if !ok {
-		p.add(-1, -1, e)
+		p.entries++
+		if len(e.Target) > 0 {
+			p.unjoinedAt(e.Target, e.When().UnixNano())
+		}
 		return
 	}
-	p.skew = append(p.skew, e.created-ref.sent)
-	p.add(ref.run, ref.fail, e)
+	le := entryOf(at, e)
+	p.skew = append(p.skew, le.created-ref.sent)
+	p.add(ref.run, ref.fail, le)
+}
+
+func (a *Analyzer) lookup(trace []byte) (reqRef, bool) {
+	if k, parsed := parseTrace(trace); parsed {
+		ref, ok := a.byTrace[k]
+		return ref, ok
+	}
+	ref, ok := a.byTraceStr[string(trace)]
+	return ref, ok && len(trace) > 0
 }
 
 // logEntry is what attribution keeps of an access-log line.
@@ -267,12 +282,12 @@ type logEntry struct {
 
 // logPart is one parse worker's share of the access log.
 type logPart struct {
-	entries   uint64
-	skew      []int64               // created - sent of joined requests
-	byRun     map[int32]*runLog     // joined entries, by run
-	unjoined  map[string][]int64    // created times (ALB clock) of entries that joined no request, by target
-	unjFailed map[string][]logEntry // failed unjoined entries, by target
-	failed    []logEntry            // failed unjoined entries with no target
+	entries  uint64
+	skew     []int64           // created - sent of joined requests
+	byRun    map[int32]*runLog // joined entries, by run
+	unjoined map[string]*[]int64
+	// unjoined: created times (ALB clock) of entries that joined no
+	// request, by target
 }
 
 type runLog struct {
@@ -283,7 +298,7 @@ type runLog struct {
 }
 
 func newLogPart() *logPart {
-	return &logPart{byRun: map[int32]*runLog{}, unjoined: map[string][]int64{}, unjFailed: map[string][]logEntry{}}
+	return &logPart{byRun: map[int32]*runLog{}, unjoined: map[string]*[]int64{}}
 }
 
 func (p *logPart) runLog(run int32) *runLog {
@@ -295,17 +310,20 @@ func (p *logPart) runLog(run int32) *runLog {
 	return rl
 }
 
-func (p *logPart) add(run, fail int32, e logEntry) {
-	p.entries++
-	if run < 0 {
-		if e.target != "" {
-			p.unjoined[e.target] = append(p.unjoined[e.target], e.created)
-			if e.elb >= 500 {
-				p.unjFailed[e.target] = append(p.unjFailed[e.target], e)
-			}
-		}
+// unjoinedAt keeps the time of an entry that joined no request. The map
+// is looked up with the line's bytes (no allocation); a target's key is
+// allocated once.
+func (p *logPart) unjoinedAt(target []byte, created int64) {
+	if ts, ok := p.unjoined[string(target)]; ok {
+		*ts = append(*ts, created)
 		return
 	}
+	p.unjoined[string(target)] = &[]int64{created}
+}
+
+// add keeps an entry that joined request fail (-1: a success) of run.
+func (p *logPart) add(run, fail int32, e logEntry) {
+	p.entries++
 	rl := p.runLog(run)
 	rl.entries++
 	rl.joined++
@@ -332,29 +350,53 @@ func (p *logPart) merge(o *logPart) {
 		}
 	}
 	for t, ts := range o.unjoined {
-		p.unjoined[t] = append(p.unjoined[t], ts...)
-	}
-	for t, es := range o.unjFailed {
-		p.unjFailed[t] = append(p.unjFailed[t], es...)
+		if mine, ok := p.unjoined[t]; ok {
+			*mine = append(*mine, *ts...)
+		} else {
+			p.unjoined[t] = ts
+		}
 	}
 }
 
 // traceKey is the 96 random bits and the epoch of a Root=1-xxxxxxxx-yyyy… trace id.
 type traceKey [16]byte
 
-func parseTrace(s string) (traceKey, bool) {
+func parseTrace[T string | []byte](s T) (traceKey, bool) {
 	var k traceKey
-	s = strings.TrimPrefix(s, "Root=")
+	if len(s) == 40 && string(s[:5]) == "Root=" {
+		s = s[5:]
+	}
 	if len(s) != 35 || s[0] != '1' || s[1] != '-' || s[10] != '-' {
 		return k, false
 	}
-	if _, err := hex.Decode(k[:4], []byte(s[2:10])); err != nil {
-		return k, false
-	}
-	if _, err := hex.Decode(k[4:], []byte(s[11:])); err != nil {
+	if !unhex(k[:4], s[2:10]) || !unhex(k[4:], s[11:]) {
 		return k, false
 	}
 	return k, true
+}
+
+func unhex[T string | []byte](dst []byte, s T) bool {
+	for i := range dst {
+		hi, ok1 := fromHex(s[2*i])
+		lo, ok2 := fromHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // traceOf is a map key for truth records (a string, since truth is small).

@@ -56,7 +56,8 @@ func (a *Analyzer) assignLogs(skew int64) {
 		}
 	}
 	const slack = int64(time.Second)
-	for target, ts := range p.unjoined {
+	for target, tsp := range p.unjoined {
+		ts := *tsp
 		var cands []*runData
 		for _, name := range a.order {
 			if r := a.runs[name]; len(a.order) == 1 || r.knows(target) {

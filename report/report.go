@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rollsafe/rollsafe/accesslog"
@@ -83,7 +84,8 @@ type Bin struct {
 // Failure is one failed request: its attribution, and each pod's and
 // target's latest recorded state at or before the instant it was sent —
 // what the seeds' aws_alb_test.sh printed by hand before every curl.
-// Objects first seen later are left out. Sorted by object name.
+// Objects first seen later, and objects gone (a deleted pod, an unused
+// target) more than 5 s before, are left out. Sorted by object name.
 type Failure struct {
 	AtMS float64 `json:"t_ms"`
 	attribution.Failure
@@ -129,35 +131,86 @@ type Mark struct {
 }
 
 // request is a request record cut down to what the report needs, so a
-// million-request timeline fits in memory (strings are interned).
+// million-request timeline fits in memory. Strings are interned (indexes
+// into builder.strs), which also leaves it without pointers: the garbage
+// collector never scans a million of them.
 type request struct {
 	at, sent, sched int64 // unix ns; at is sched if set, else sent
 	lat, bytes      int64
 	status          int32
-	class           timeline.Class
+	class           int32 // index into strs
 	replica         int32 // index into strs, -1 for none
 	version         int32
 }
 
 type builder struct {
-	opts   Options
-	name   string
-	reqs   []request
-	strs   []string
-	strIdx map[string]int32
-	states []*timeline.Record // pod, target, rollout, event records
+	opts    Options
+	name    string
+	chunks  [][]request // filled by add
+	reqs    []request   // the chunks joined, for build
+	recent  [8]interned // the strings interned last
+	okClass int32       // strs index of "ok"
+	strs    []string
+	strIdx  map[string]int32
+	states  []*timeline.Record // pod, target, rollout, event records
 }
 
 func (b *builder) intern(s string) int32 {
 	if s == "" {
 		return -1
 	}
+	// A run has a handful of replicas and versions: the last few hits
+	// spare a map lookup per record.
+	for _, c := range b.recent {
+		if c.s == s {
+			return c.i
+		}
+	}
 	if i, ok := b.strIdx[s]; ok {
+		b.remember(s, i)
 		return i
 	}
 	b.strs = append(b.strs, s)
-	b.strIdx[s] = int32(len(b.strs) - 1)
-	return int32(len(b.strs) - 1)
+	i := int32(len(b.strs) - 1)
+	b.strIdx[s] = i
+	b.remember(s, i)
+	return i
+}
+
+type interned struct {
+	s string
+	i int32
+}
+
+func (b *builder) remember(s string, i int32) {
+	copy(b.recent[1:], b.recent[:len(b.recent)-1])
+	b.recent[0] = interned{s, i}
+}
+
+// chunk is how many requests one block of storage holds: appending to
+// fixed blocks and joining them once costs less than regrowing one slice
+// of a million.
+const chunk = 1 << 16
+
+func (b *builder) addRequest(q request) {
+	if n := len(b.chunks); n == 0 || len(b.chunks[n-1]) == chunk {
+		b.chunks = append(b.chunks, make([]request, 0, chunk))
+	}
+	last := &b.chunks[len(b.chunks)-1]
+	*last = append(*last, q)
+}
+
+// joinChunks turns the blocks into the one slice build sorts.
+func (b *builder) joinChunks() {
+	n := 0
+	for _, c := range b.chunks {
+		n += len(c)
+	}
+	b.reqs = make([]request, 0, n)
+	for _, c := range b.chunks {
+		b.reqs = append(b.reqs, c...)
+	}
+	b.chunks = nil
 }
 
 func (b *builder) add(r *timeline.Record) {
@@ -171,13 +224,13 @@ func (b *builder) add(r *timeline.Record) {
 		return // an access-log entry as a record: evidence, not a probe request
 	}
 	q := request{sent: r.Time.UnixNano(), lat: int64(r.Latency), bytes: r.Bytes, status: int32(r.Status),
-		class: r.Class, replica: b.intern(r.Replica), version: b.intern(r.Version)}
+		class: b.intern(string(r.Class)), replica: b.intern(r.Replica), version: b.intern(r.Version)}
 	q.at = q.sent
 	if !r.Scheduled.IsZero() {
 		q.sched = r.Scheduled.UnixNano()
 		q.at = q.sched
 	}
-	b.reqs = append(b.reqs, q)
+	b.addRequest(q)
 }
 
 // Build reads the inputs — NDJSON timelines and ALB access logs, told apart
@@ -296,6 +349,7 @@ func (b *builder) build(ar *attribution.Run) *Run {
 	if o.MaxBins <= 0 {
 		o.MaxBins = 2000
 	}
+	b.joinChunks()
 	slices.SortStableFunc(b.reqs, func(x, y request) int { return cmp.Compare(x.at, y.at) })
 	slices.SortStableFunc(b.states, func(x, y *timeline.Record) int { return x.Time.Compare(y.Time) })
 
@@ -307,10 +361,15 @@ func (b *builder) build(ar *attribution.Run) *Run {
 		bin = ((end-start)/int64(o.MaxBins)/int64(o.Bin) + 1) * int64(o.Bin) // a whole multiple of the asked bin
 	}
 	run.BinMS = nsToMS(bin)
-	run.Summary = b.summary()
+	// The summary only reads the requests, and costs as much as the rest
+	// together on a big run: it runs beside it.
+	b.okClass = b.intern(string(timeline.ClassOK))
+	var sum sync.WaitGroup
+	sum.Go(func() { run.Summary = b.summary() })
 	run.Bins = b.bins(start, end, bin, run)
 	run.Failures = b.failures(start, ar)
 	run.Lanes, run.Marks = b.lanes(start, end)
+	sum.Wait()
 	return run
 }
 
@@ -340,7 +399,7 @@ func (b *builder) summary() *probe.Summary {
 	var r timeline.Record
 	for _, q := range b.reqs {
 		r = timeline.Record{Kind: timeline.KindRequest, Time: time.Unix(0, q.sent), Latency: time.Duration(q.lat),
-			Status: int(q.status), Class: q.class, Bytes: q.bytes, Replica: b.str(q.replica), Version: b.str(q.version)}
+			Status: int(q.status), Class: timeline.Class(b.str(q.class)), Bytes: q.bytes, Replica: b.str(q.replica), Version: b.str(q.version)}
 		if q.sched != 0 {
 			r.Scheduled = time.Unix(0, q.sched)
 		}
@@ -391,13 +450,13 @@ func (b *builder) bins(start, end, bin int64, rep *Run) []Bin {
 		}
 		bn := &bins[i]
 		bn.Requests++
-		if q.class == timeline.ClassOK {
+		if q.class == b.okClass {
 			bn.OK++
 		} else {
 			if bn.Failures == nil {
 				bn.Failures = map[timeline.Class]uint64{}
 			}
-			bn.Failures[q.class]++
+			bn.Failures[timeline.Class(b.strs[q.class])]++
 		}
 		if q.replica >= 0 {
 			if !seen[q.replica] {
@@ -409,7 +468,7 @@ func (b *builder) bins(start, end, bin int64, rep *Run) []Bin {
 			}
 			bn.Replicas[b.strs[q.replica]]++
 		}
-		if q.class == timeline.ClassOK {
+		if q.class == b.okClass {
 			// Failed requests are drawn by class; their latency (an instant
 			// refusal, or a timeout) would drag the percentiles of the
 			// answered requests to 0 or to the timeout.
@@ -516,7 +575,20 @@ func newHistories(states []*timeline.Record) histories {
 	return h
 }
 
-// at is the latest record of each object of kind at or before t (unix ns).
+// goneFor is how long an object that is gone (a deleted pod, an unused
+// target, as any source records it) still shows in the states at a failure.
+const goneFor = 5 * time.Second
+
+func gone(r *timeline.Record) bool {
+	switch r.State {
+	case "Deleted", "unused":
+		return true
+	}
+	return false
+}
+
+// at is the latest record of each object of kind at or before t (unix ns),
+// leaving out objects gone more than goneFor before t.
 // A record stamped exactly t counts: the request saw that state.
 func (h histories) at(kind timeline.Kind, t, start int64) []StateAt {
 	var out []StateAt
@@ -532,6 +604,9 @@ func (h histories) at(kind timeline.Kind, t, start int64) []StateAt {
 			continue // not yet seen at t
 		}
 		r := o.recs[i-1]
+		if gone(r) && t-r.Time.UnixNano() > int64(goneFor) {
+			continue // long gone: it had no part in this request
+		}
 		out = append(out, StateAt{Object: o.object, Source: o.source, State: r.State, Reason: r.Reason, SinceMS: nsToMS(r.Time.UnixNano() - start)})
 	}
 	return out

@@ -7,8 +7,8 @@
 #   (b) rollsafe report probe.ndjson alb.log -o json --html ''
 # each under /usr/bin/time -v. Targets (the issue's): report's max RSS
 # <= 1 GiB, and report's wall time <= 3x that of logs on the log alone.
-# The JSON goes to files rather than /dev/null (about 1 MB each) so the
-# script can check that both saw all N requests.
+# The JSON goes to files rather than /dev/null so the script can check that
+# both saw all N requests and that report attributed every failure.
 #
 # Env: N (requests, default 1000000), SEED (1), RUNS (default 3, taken in
 #      turns; the best wall time and the largest RSS of each command count:
@@ -93,7 +93,12 @@ logs_s, logs_kb = best("logs")
 rep_s, rep_kb = best("report")
 logs_j, rep_j = json.load(open(f"{work}/logs.json")), json.load(open(f"{work}/report.json"))
 logs_n, logs_f = logs_j["requests"], logs_j["failures"]
-rep_n, rep_f = rep_j["summary"]["requests"], rep_j["summary"]["requests"] - rep_j["summary"]["ok"]
+runs = rep_j["runs"]
+rep_n = sum(r["summary"]["requests"] for r in runs)
+rep_f = sum(r["summary"]["requests"] - r["summary"]["ok"] for r in runs)
+attributed = sum(len(r["failures"]) for r in runs)
+if attributed != rep_f:
+    sys.exit(f"bench/report: report attributed {attributed} of {rep_f} failures")
 inputs = "probe.ndjson alb.log" if mode == "combined" else "probe.ndjson (MODE=timeline)"
 print(f"{'command':<44}{'seconds':>9}{'max RSS MB':>12}{'requests':>10}{'failed':>8}")
 print(f"{'rollsafe logs alb.log':<44}{logs_s:>9.2f}{logs_kb/1024:>12.0f}{logs_n:>10}{logs_f:>8}")

@@ -64,9 +64,10 @@ causes table and the propagation section.`,
 				}
 			}
 			if out == cmdutil.OutputJSON {
-				enc := json.NewEncoder(f.IO.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				// Compact: a run with thousands of failures, each with
+				// its evidence chain, is tens of MB, and indenting it
+				// costs more than attributing it (pipe it to jq to read).
+				return json.NewEncoder(f.IO.Out).Encode(rep)
 			}
 			printText(f.IO.Out, rep)
 			if html != "" {

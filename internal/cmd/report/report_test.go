@@ -99,3 +99,28 @@ func TestReportBadInput(t *testing.T) {
 		t.Errorf("error does not point at file:line: %q", errOut)
 	}
 }
+
+// Bad input names file and line: a truncated NDJSON line (a record cut by
+// a full disk or a killed prober), and an access-log line that does not
+// parse (beside good ones, in a file recognised as an access log).
+func TestReportBadInputFileLine(t *testing.T) {
+	dir := t.TempDir()
+	trunc := filepath.Join(dir, "run.ndjson")
+	os.WriteFile(trunc, []byte(`{"kind":"request","time":"2026-01-01T00:00:00Z","class":"ok","source":"probe"}`+"\n"+
+		`{"kind":"request","time":"2026-01-01T00:00:01Z","cla`), 0o644)
+	good := `http 2026-01-01T00:00:00.100000Z app/lb/abc 10.0.0.9:5000 10.0.2.61:1325 0.000 0.001 0.000 200 200 100 200 "GET http://lb:80/ HTTP/1.1" "probe" - - arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/t/1 "Root=1-6a6d6c00-000000000000000000000001" "-" "-" 0 2026-01-01T00:00:00.099000Z "forward" "-" "-" "10.0.2.61:1325" "200" "-" "-"`
+	log := filepath.Join(dir, "alb.log")
+	os.WriteFile(log, []byte(good+"\n"+good+"\n"+"http 2026-01-01T00:00:00Z app/lb/abc oops\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", trunc, "--html", ""}, "run.ndjson:2:"},
+		{[]string{"report", log, "--html", ""}, "alb.log:3:"},
+	} {
+		code, _, errOut := runCLI(t, c.args...)
+		if code != cmdutil.ExitUsage || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q; want 2 and one line naming %s", c.args, code, errOut, c.want)
+		}
+	}
+}
