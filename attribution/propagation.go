@@ -81,6 +81,7 @@ func (an *analysis) measure(key string, d *drainInfo) (TargetPropagation, bool) 
 		// their client connections: later requests may never have
 		// reached the load balancer nodes that still routed to it.
 		tp.LowerBound = true
+		tp.Note = "its pod was deleted while the load balancer still routed to it: requests hung on the connect timeout and held the client connections later requests would have used"
 	}
 	return tp, true
 }

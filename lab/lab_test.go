@@ -10,12 +10,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rollsafe/rollsafe/internal/testutil"
 
 	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/controlplane"
@@ -26,19 +25,15 @@ import (
 var demoBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lab-test")
-	if err != nil {
+	var cleanup func()
+	var err error
+	if demoBin, cleanup, err = testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/demo-api"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	demoBin = filepath.Join(dir, "demo-api")
-	if out, err := exec.Command("go", "build", "-o", demoBin, "github.com/rollsafe/rollsafe/cmd/demo-api").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build demo-api: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	// The control plane (for the kube tests) starts only if a test asks for it.
 	code := controlplane.RunTests(m, controlplane.TestOptions)
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -35,19 +36,7 @@ func TestFailureStatesAtThatInstant(t *testing.T) {
 		req(120, timeline.ClassOK, 200),
 		req(200, timeline.ClassConnReset, 0),
 	}
-	path := filepath.Join(t.TempDir(), "run.ndjson")
-	w, err := timeline.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if err := w.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteTimeline(t, filepath.Join(t.TempDir(), "run.ndjson"), recs)
 	rep, err := Build(context.Background(), []string{path}, Options{})
 	if err == nil && len(rep.Runs) != 1 {
 		t.Fatalf("%d runs", len(rep.Runs))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -83,7 +84,7 @@ func twoScenarios(t *testing.T) []string {
 		lab(timeline.KindPod, 2.0, oldA.name, "Deleted", ""),
 		lab(timeline.KindTarget, 0, oldA.ip+port, "healthy", ""), lab(timeline.KindTarget, 1.1, oldA.ip+port, "draining", ""),
 		lab(timeline.KindTarget, 2.4, oldA.ip+port, "unused", ""),
-		&timeline.Record{Kind: timeline.KindRollout, Time: at(t0, 0.2), Source: "kube", Scenario: "naive", Object: "web", State: "started", Reason: hostile},
+		&timeline.Record{Kind: timeline.KindRollout, Time: at(t0, 0.2), Source: "kube", Scenario: "naive", Object: "web", State: "Progressing", Reason: hostile, Attrs: map[string]string{"resource": "deployment"}},
 	)
 	var seq uint64
 	trace := func(sc byte) string { seq++; return fmt.Sprintf("Root=1-%08x-%024x", 0x65e1a600+uint64(sc), seq) }
@@ -154,7 +155,7 @@ func twoScenarios(t *testing.T) []string {
 		poll("recommended", t1, 0.5, 0, "10.0.1.2"+port, "initial"),
 		poll("recommended", t1, 1.5, 1.0, "10.0.1.1"+port, "draining"),
 		poll("recommended", t1, 1.5, 1.0, "10.0.1.2"+port, "healthy"),
-		&timeline.Record{Kind: timeline.KindRollout, Time: at(t1, 0.2), Source: "kube", Scenario: "recommended", Object: "web", State: "started"},
+		&timeline.Record{Kind: timeline.KindRollout, Time: at(t1, 0.2), Source: "kube", Scenario: "recommended", Object: "web", State: "Progressing", Attrs: map[string]string{"resource": "deployment"}},
 	)
 	for i := range 300 {
 		s := float64(i) * 0.01
@@ -169,20 +170,7 @@ func twoScenarios(t *testing.T) []string {
 	}
 
 	write := func(name string, recs []*timeline.Record) string {
-		p := filepath.Join(dir, name)
-		w, err := timeline.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			if err := w.Write(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testutil.WriteTimeline(t, filepath.Join(dir, name), recs)
 	}
 	logPath := filepath.Join(dir, "alb.log")
 	if err := os.WriteFile(logPath, []byte(strings.Join(logLines, "\n")+"\n"), 0o644); err != nil {

@@ -122,12 +122,14 @@ type Segment struct {
 	ToMS   float64 `json:"to_ms"`
 }
 
-// Mark is a rollout or other event worth a line across the charts.
+// Mark is a rollout step or another event, listed in the events table;
+// Line says whether the charts draw it as a line across.
 type Mark struct {
 	AtMS   float64       `json:"t_ms"`
 	Kind   timeline.Kind `json:"kind"`
 	Object string        `json:"object,omitempty"`
 	Text   string        `json:"text,omitempty"`
+	Line   bool          `json:"line,omitempty"`
 }
 
 // request is a request record cut down to what the report needs, so a
@@ -506,6 +508,7 @@ func (b *builder) lanes(start, end int64) ([]Lane, []Mark) {
 	var lanes []Lane
 	idx := map[[3]string]int{}
 	var marks []Mark
+	lineState := map[string]string{}
 	for _, r := range b.states {
 		at := nsToMS(r.Time.UnixNano() - start)
 		if r.Kind != timeline.KindPod && r.Kind != timeline.KindTarget {
@@ -514,7 +517,17 @@ func (b *builder) lanes(start, end int64) ([]Lane, []Mark) {
 				text += ": "
 			}
 			text += r.Reason
-			marks = append(marks, Mark{AtMS: at, Kind: r.Kind, Object: r.Object, Text: text})
+			m := Mark{AtMS: at, Kind: r.Kind, Object: r.Object, Text: text}
+			// A line across the charts for a rollout's steps — the lab's
+			// marks, a Deployment's state as the API showed it — and only
+			// when that state changed; the rest (ReplicaSets, LB nodes
+			// learning, attribute polls) is in the events table.
+			if r.Kind == timeline.KindRollout && (r.Source != "kube" || r.Attrs["resource"] == "deployment") &&
+				lineState[r.Object] != r.State {
+				m.Line = true
+				lineState[r.Object] = r.State
+			}
+			marks = append(marks, m)
 			continue
 		}
 		key := [3]string{string(r.Kind), r.Source, r.Object}

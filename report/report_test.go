@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -60,23 +61,8 @@ func fixture(t *testing.T) (string, string, []*timeline.Record) {
 		target(1200, "127.0.1.2:1325", "healthy"),
 		&timeline.Record{Kind: timeline.KindRollout, Time: at(400), Object: "demo", State: "started", Reason: evil},
 	)
-	write := func(name string, recs []*timeline.Record) string {
-		p := filepath.Join(dir, name)
-		w, err := timeline.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			if err := w.Write(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("probe.ndjson", reqs), write("cluster.ndjson", states), reqs
+	return testutil.WriteTimeline(t, filepath.Join(dir, "probe.ndjson"), reqs),
+		testutil.WriteTimeline(t, filepath.Join(dir, "cluster.ndjson"), states), reqs
 }
 
 func TestBuildNumbers(t *testing.T) {

@@ -314,6 +314,9 @@ func classesIn(m map[timeline.Class]uint64) []timeline.Class {
 
 func marks(c *chart, r *Run, s scale, h float64) {
 	for _, m := range r.Marks {
+		if !m.Line {
+			continue
+		}
 		c.Rects = append(c.Rects, rect{X: s.x(m.AtMS), Y: 0, W: 1, H: h, Fill: "#555", Opacity: 0.6,
 			Title: fmt.Sprintf("%s %s %s %s", secLabel(m.AtMS), m.Kind, m.Object, m.Text)})
 	}

@@ -29,18 +29,14 @@ import (
 var rollsafe string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rollsafe-e2e")
+	bin, cleanup, err := testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/rollsafe")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rollsafe = filepath.Join(dir, "rollsafe")
-	if out, err := exec.Command("go", "build", "-o", rollsafe, "github.com/rollsafe/rollsafe/cmd/rollsafe").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build rollsafe: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	rollsafe = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -14,23 +14,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rollsafe/rollsafe/internal/testutil"
 )
 
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "labcmd-test")
-	if err != nil {
+	var cleanup func()
+	var err error
+	if bin, cleanup, err = testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/rollsafe"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "rollsafe")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rollsafe/rollsafe/cmd/rollsafe").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build rollsafe: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -1,0 +1,45 @@
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/rollsafe/rollsafe/timeline"
+)
+
+// BuildMain builds the main package pkg into a fresh temporary directory,
+// for a TestMain: it returns the binary's path and a cleanup that removes
+// the directory. The error carries the compiler's output.
+func BuildMain(pkg string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "rollsafe-test-bin")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// WriteTimeline writes recs as an NDJSON timeline at path.
+func WriteTimeline(t testing.TB, path string, recs []*timeline.Record) string {
+	t.Helper()
+	w, err := timeline.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
