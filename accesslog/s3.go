@@ -50,9 +50,6 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	return &S3{client: client}, nil
 }
 
-// NewS3FromClient wraps an existing client.
-func NewS3FromClient(c *s3.Client) *S3 { return &S3{client: c} }
-
 // splitS3URL splits s3://bucket/prefix.
 func splitS3URL(u string) (bucket, prefix string, err error) {
 	rest, ok := strings.CutPrefix(u, "s3://")

@@ -21,7 +21,6 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -432,8 +431,6 @@ func (lb *LB) FlushAccessLog() error {
 	defer lb.logMu.Unlock()
 	return lb.logW.Flush()
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // discardLogger silences net/http's per-connection error lines: failures
 // are reported through the access log and OnRequest instead.

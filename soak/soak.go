@@ -131,7 +131,7 @@ const errInterrupted = "interrupted"
 type Total struct {
 	Rollouts    int `json:"rollouts"`
 	Clean       int `json:"clean"`
-	LostRollout int `json:"lost_requests"` // rollouts that lost at least one request
+	LostRollout int `json:"lost_rollouts"` // rollouts that lost at least one request (outcome lost_requests)
 	Failed      int `json:"failed"`
 	Interrupted int `json:"interrupted"`
 	// Requests and Lost count every request, inside a window or not.

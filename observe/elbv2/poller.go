@@ -26,9 +26,10 @@ import (
 // Source is the Source of every record this package emits.
 const Source = "elbv2"
 
-// StateGone is not an API state: the target vanished from
+// ReasonGone is the reason recorded when a target vanished from
 // DescribeTargetHealth, which is what happens once a deregistered target has
-// finished draining. It is recorded as "unused" with this reason.
+// finished draining: the poller records it as "unused" with the API's own
+// reason for a target that is not registered.
 const ReasonGone = "Target.NotRegistered"
 
 // Config says what to watch and how.
