@@ -7,6 +7,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -92,14 +93,19 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	if u.Host == "" {
 		return c, nil, fmt.Errorf("URL %q: no host", c.URL)
 	}
-	if c.Rate < 0 {
-		return c, nil, fmt.Errorf("rate %v: must be >= 0", c.Rate)
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		return c, nil, fmt.Errorf("Rate %v: must be a finite number >= 0", c.Rate)
 	}
 	if c.Connections < 0 {
-		return c, nil, fmt.Errorf("connections %d: must be >= 0", c.Connections)
+		return c, nil, fmt.Errorf("Connections %d: must be >= 0", c.Connections)
 	}
-	if c.Duration < 0 || c.Timeout < 0 || c.LateAfter < 0 {
-		return c, nil, errors.New("durations must be >= 0")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Duration", c.Duration}, {"Timeout", c.Timeout}, {"LateAfter", c.LateAfter}} {
+		if d.v < 0 {
+			return c, nil, fmt.Errorf("%s %v: must be >= 0", d.name, d.v)
+		}
 	}
 	if c.Connections == 0 {
 		c.Connections = DefaultConnections
@@ -124,10 +130,10 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 		c.Protocol = ProtocolAuto
 	case ProtocolAuto, ProtocolHTTP1, ProtocolHTTP2:
 	default:
-		return c, nil, fmt.Errorf("protocol %q: want auto, 1.1 or 2", c.Protocol)
+		return c, nil, fmt.Errorf("Protocol %q: want auto, 1.1 or 2", c.Protocol)
 	}
 	if c.Protocol == ProtocolHTTP2 && u.Scheme != "https" {
-		return c, nil, fmt.Errorf("protocol 2 needs an https URL (h2 is negotiated by TLS ALPN)")
+		return c, nil, fmt.Errorf("Protocol 2 needs an https URL (h2 is negotiated by TLS ALPN)")
 	}
 	return c, u, nil
 }

@@ -38,6 +38,10 @@ type Second struct {
 type Summary struct {
 	Requests uint64 `json:"requests"`
 	OK       uint64 `json:"ok"`
+	// Answered counts the requests that got an HTTP response (any status,
+	// a body that failed later included). None answered means the server
+	// was never reached: the run measured nothing about a rollout.
+	Answered uint64 `json:"answered"`
 	// Failures has every failure class, zero or not, so readers can rely on the keys.
 	Failures  map[timeline.Class]uint64 `json:"failures"`
 	LatencyMS Latency                   `json:"latency_ms"`
@@ -122,6 +126,9 @@ func (s *Summary) Add(r *timeline.Record) {
 		return
 	}
 	s.Requests++
+	if r.Status > 0 {
+		s.Answered++
+	}
 	ok := r.Class == timeline.ClassOK
 	if ok {
 		s.OK++

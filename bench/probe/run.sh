@@ -59,7 +59,7 @@ done
 ratio=$(python3 -c "print(f'{$best_r/$best_v:.3f}')")
 echo "throughput with recording, best of $ROUNDS: rollsafe $(printf %.0f "$best_r") req/s, vegeta $(printf %.0f "$best_v") req/s, ratio $ratio (target >= 1.0)"
 
-/usr/bin/time -v -o "$tmp/time.txt" "$tmp/rollsafe" probe "$url" --rate 0 -c "$CONNS" -n "$N" \
+/usr/bin/time -v -o "$tmp/time.txt" "$tmp/rollsafe" probe "$url" --rate 0 -c "$CONNS" --requests "$N" \
   --record "$tmp/big.ndjson" --output json >"$tmp/big.json"
 lines=$(wc -l <"$tmp/big.ndjson")
 size=$(du -m "$tmp/big.ndjson" | cut -f1)

@@ -39,11 +39,25 @@ func (o *observeOptions) any() bool { return o.kube || o.targetGroupARN != "" }
 
 // check refuses flag combinations before anything is contacted.
 func (o *observeOptions) check(record string) error {
-	if !o.kube && (o.namespace != "" || o.selector != "" || o.kubeconfig != "" || o.context != "") {
-		return cmdutil.UsageErrorf("--namespace, --selector, --kubeconfig and --context need --kube")
+	if !o.kube {
+		for _, f := range []struct{ name, v string }{{"--namespace", o.namespace}, {"--selector", o.selector},
+			{"--kubeconfig", o.kubeconfig}, {"--context", o.context}} {
+			if f.v == "" {
+				continue
+			}
+			if f.name == "--namespace" {
+				// -n was --requests before it meant the namespace, as in kubectl.
+				return cmdutil.UsageErrorf("--namespace (-n) %s: needs --kube; the number of requests is --requests", f.v)
+			}
+			return cmdutil.UsageErrorf("%s %s: needs --kube", f.name, f.v)
+		}
 	}
-	if o.targetGroupARN == "" && (o.awsEndpoint != "" || o.region != "") {
-		return cmdutil.UsageErrorf("--aws-endpoint and --region need --target-group-arn")
+	if o.targetGroupARN == "" {
+		for _, f := range []struct{ name, v string }{{"--aws-endpoint", o.awsEndpoint}, {"--region", o.region}} {
+			if f.v != "" {
+				return cmdutil.UsageErrorf("%s %s: needs --target-group-arn", f.name, f.v)
+			}
+		}
 	}
 	// The timelines only exist in the record: the summary has no place for
 	// them, and report joins them to the failures from the file.

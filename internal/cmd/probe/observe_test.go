@@ -195,7 +195,7 @@ func TestProbeKubeForbiddenBeforeTraffic(t *testing.T) {
 	}
 	ts, served := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "-n", "5", "--record", rec, "--kube", "--kubeconfig", kubeconfig)
+	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--record", rec, "--kube", "--kubeconfig", kubeconfig)
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "forbidden") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q: want 2 and one line saying forbidden", code, errOut)
 	}
@@ -250,7 +250,7 @@ func TestProbeTargetGroupRecordsTargets(t *testing.T) {
 	lb, api, target := labTargetGroup(t)
 	ts, _ := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "-n", "30", "--rate", "100", "--record", rec,
+	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "30", "--rate", "100", "--record", rec,
 		"--target-group-arn", lb.TargetGroupARN(), "--aws-endpoint", api.URL(), "--poll-interval", "20ms")
 	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -280,7 +280,7 @@ func TestProbeTargetGroupBadARNBeforeTraffic(t *testing.T) {
 	bad := strings.Replace(lb.TargetGroupARN(), "targetgroup/", "targetgroup/nope-", 1)
 	ts, served := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "-n", "5", "--record", rec,
+	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--record", rec,
 		"--target-group-arn", bad, "--aws-endpoint", api.URL())
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "--target-group-arn") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q: want 2 and one line", code, errOut)
@@ -296,7 +296,7 @@ func TestProbeTargetGroupBadARNBeforeTraffic(t *testing.T) {
 // Without --record the timelines would go nowhere: refused up front.
 func TestProbeObserversNeedRecord(t *testing.T) {
 	ts, served := counting(t)
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "-n", "5", "--target-group-arn", "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/x/1")
+	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--target-group-arn", "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/x/1")
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "give --record") || served.Load() != 0 {
 		t.Errorf("exit %d, stderr %q, %d sent", code, errOut, served.Load())
 	}

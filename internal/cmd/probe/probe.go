@@ -3,8 +3,11 @@ package probe
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"regexp"
@@ -58,11 +61,16 @@ failed request, the pod and target states at that instant. Either source
 failing to start (kubeconfig, RBAC, unreachable server, wrong ARN) stops the
 probe before it sends anything.
 
-Exit status: 0 within budget, 1 past --max-failures/--error-budget, 2 bad
-usage (including a kubeconfig, RBAC or ARN the server refused), 3 a server
-could not be reached or the record could not be written.`,
+Exit status: 0 within budget; 1 past --max-failures/--error-budget (the
+server answered at least once, then failed); 2 bad usage, including a
+--record file that cannot be created and a kubeconfig, RBAC or ARN the
+server refused; 3 could not run: the URL never answered (every request
+refused, timed out or cut before a response; one line says so), no request
+was sent, the Kubernetes or ELBv2 API could not be reached, or writing the
+--record file failed during the run.`,
 		Example: `  rollsafe probe https://app.example.com/healthz --rate 50 --duration 10m --record run.ndjson
-  rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json`,
+  rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json
+  rollsafe probe https://app.example.com/ --kube -n prod -l app=web --record run.ndjson`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cfg.URL = args[0]
@@ -74,7 +82,7 @@ could not be reached or the record could not be written.`,
 	fl.IntVarP(&o.cfg.Connections, "connections", "c", probe.DefaultConnections, "concurrent workers and keep-alive connections")
 	fl.BoolVar(&o.cfg.NewConn, "new-conn", false, "open a new TCP/TLS connection per request (like curl in a loop)")
 	fl.DurationVarP(&o.cfg.Duration, "duration", "d", 0, "how long to send (0: until --requests or Ctrl-C)")
-	fl.Uint64VarP(&o.cfg.Requests, "requests", "n", 0, "how many requests to send (0: until --duration or Ctrl-C)")
+	fl.Uint64Var(&o.cfg.Requests, "requests", 0, "how many requests to send (0: until --duration or Ctrl-C)")
 	fl.DurationVar(&o.cfg.Timeout, "timeout", probe.DefaultTimeout, "per-request timeout, from send to the end of the body")
 	fl.StringVarP(&o.cfg.Method, "method", "X", "GET", "HTTP method")
 	fl.StringArrayVarP(&o.headers, "header", "H", nil, `request header "Name: value" (repeatable; "Host: x" sets the Host)`)
@@ -93,7 +101,7 @@ could not be reached or the record could not be written.`,
 	fl.DurationVar(&o.cfg.LateAfter, "late-after", probe.DefaultLateAfter, "count a send as late when it starts this far behind schedule")
 	ob := &o.observe
 	fl.BoolVar(&ob.kube, "kube", false, "record pod, endpoint and rollout states from the Kubernetes API into --record")
-	fl.StringVar(&ob.namespace, "namespace", "", "namespace to watch with --kube (default: the kubeconfig context's)")
+	fl.StringVarP(&ob.namespace, "namespace", "n", "", "namespace to watch with --kube (default: the kubeconfig context's)")
 	fl.StringVarP(&ob.selector, "selector", "l", "", `label selector for --kube ("app=web")`)
 	fl.StringVar(&ob.kubeconfig, "kubeconfig", "", "kubeconfig for --kube (default: $KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&ob.context, "context", "", "kubeconfig context for --kube")
@@ -104,52 +112,96 @@ could not be reached or the record could not be written.`,
 	return cmd
 }
 
-// prepare turns flags into a Config and a Budget; every error names its flag.
+// prepare turns flags into a Config and a Budget; every error names its
+// flag and the value given, so the library's own checks never speak.
 func prepare(o *options) (probe.Budget, error) {
 	budget := probe.NoBudget
+	if o.maxFailures < -1 {
+		return budget, cmdutil.UsageErrorf("--max-failures %d: must be ≥ 0, or -1 for no limit", o.maxFailures)
+	}
 	budget.MaxFailures = o.maxFailures
 	if o.errorBudget != "" {
 		r, err := probe.ParseRatio(o.errorBudget)
 		if err != nil {
-			return budget, cmdutil.UsageErrorf("--error-budget: %v", err)
+			return budget, cmdutil.UsageErrorf("--error-budget %s: want a share like 0.1%% or 0.001 within 0..100%%", o.errorBudget)
 		}
 		budget.MaxRatio = r
 	}
-	if o.cfg.Connections < 1 {
-		return budget, cmdutil.UsageErrorf("--connections %d: must be at least 1", o.cfg.Connections)
+	c := &o.cfg
+	switch {
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return budget, cmdutil.UsageErrorf("--rate %v: must be a finite number ≥ 0", c.Rate)
+	case c.Connections < 1:
+		return budget, cmdutil.UsageErrorf("--connections %d: must be at least 1", c.Connections)
+	case c.Duration < 0:
+		return budget, cmdutil.UsageErrorf("--duration %v: must be ≥ 0", c.Duration)
+	case c.Timeout <= 0:
+		return budget, cmdutil.UsageErrorf("--timeout %v: must be positive", c.Timeout)
+	case c.LateAfter <= 0:
+		return budget, cmdutil.UsageErrorf("--late-after %v: must be positive", c.LateAfter)
+	case strings.TrimSpace(c.Method) == "" || strings.ContainsAny(c.Method, " \t\r\n"):
+		return budget, cmdutil.UsageErrorf("--method %q: want an HTTP method such as GET or POST", c.Method)
+	case strings.TrimSpace(c.ReplicaHeader) == "":
+		return budget, cmdutil.UsageErrorf("--replica-header %q: want a header name", c.ReplicaHeader)
 	}
-	if o.cfg.Timeout <= 0 {
-		return budget, cmdutil.UsageErrorf("--timeout %v: must be positive", o.cfg.Timeout)
+	switch p := probe.Protocol(o.protocol); p {
+	case probe.ProtocolAuto, probe.ProtocolHTTP1, probe.ProtocolHTTP2:
+		if p == probe.ProtocolHTTP2 && !strings.HasPrefix(strings.ToLower(c.URL), "https://") {
+			return budget, cmdutil.UsageErrorf("--http 2: needs an https URL (h2 is negotiated by TLS ALPN)")
+		}
+		c.Protocol = p
+	default:
+		return budget, cmdutil.UsageErrorf("--http %s: want auto, 1.1 or 2", o.protocol)
 	}
-	o.cfg.Protocol = probe.Protocol(o.protocol)
-	o.cfg.Headers = http.Header{}
+	c.Headers = http.Header{}
 	for _, h := range o.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(strings.TrimSpace(name), " \t") {
 			return budget, cmdutil.UsageErrorf("--header %q: want \"Name: value\"", h)
 		}
-		o.cfg.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		c.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
 	switch {
 	case o.body != "" && o.bodyFile != "":
 		return budget, cmdutil.UsageErrorf("--body and --body-file: give one")
 	case o.body != "":
-		o.cfg.Body = []byte(o.body)
+		c.Body = []byte(o.body)
 	case o.bodyFile != "":
 		b, err := os.ReadFile(o.bodyFile)
 		if err != nil {
-			return budget, cmdutil.UsageErrorf("--body-file: %v", err)
+			return budget, cmdutil.UsageErrorf("--body-file %s: %v", o.bodyFile, pathErr(err))
 		}
-		o.cfg.Body = b
+		c.Body = b
 	}
 	if o.versionRegex != "" {
 		re, err := regexp.Compile(o.versionRegex)
 		if err != nil {
 			return budget, cmdutil.UsageErrorf("--version-regex %q: %v", o.versionRegex, err)
 		}
-		o.cfg.VersionRegex = re
+		c.VersionRegex = re
 	}
 	return budget, nil
+}
+
+// pathErr drops the "open PATH: " an *os.PathError adds when the flag's
+// message already names the path.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// neverAnswered is the one line for a run in which no request got an HTTP
+// response: a gate that counted only refusals or timeouts measured nothing
+// about a rollout, so it must not pass (or fail) as if it had.
+func neverAnswered(url string, s *probe.Summary) error {
+	if s.Requests == 0 {
+		return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("%s: no request was sent", url)}
+	}
+	return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf(
+		"%s never answered: none of %d requests got a response (%s)", url, s.Requests, cmdutil.Counts(s.Failures, timeline.FailureClasses))}
 }
 
 func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
@@ -171,7 +223,8 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 			return cmdutil.UsageErrorf("--record - and --output json both want stdout")
 		}
 		if rec, err = timeline.Create(o.record); err != nil {
-			return cmdutil.UsageErrorf("--record: %v", err)
+			// Before anything is sent, like every other bad flag: exit 2.
+			return cmdutil.UsageErrorf("--record %s: %v", o.record, pathErr(err))
 		}
 		sink = rec.Write
 	}
@@ -212,6 +265,9 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	}
 	if runErr != nil {
 		return runErr // exit 3: the record is incomplete
+	}
+	if sum.Answered == 0 {
+		return neverAnswered(o.cfg.URL, sum)
 	}
 	if why := budget.Exceeded(sum); why != "" {
 		return cmdutil.Failedf("error budget exceeded: %s", why)

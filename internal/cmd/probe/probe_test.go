@@ -43,7 +43,7 @@ func flaky502(t *testing.T) *httptest.Server {
 func TestJSONShapeRecordAndBudget(t *testing.T) {
 	ts := flaky502(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, out, errOut := runCLI(t, "probe", ts.URL, "-n", "40", "--rate", "500", "--record", rec,
+	code, out, errOut := runCLI(t, "probe", ts.URL, "--requests", "40", "--rate", "500", "--record", rec,
 		"--output", "json", "--max-failures", "9")
 	if code != cmdutil.ExitFailed {
 		t.Fatalf("exit %d, want 1 (10 failures > 9): %s", code, errOut)
@@ -54,13 +54,14 @@ func TestJSONShapeRecordAndBudget(t *testing.T) {
 	var got struct {
 		Requests  uint64             `json:"requests"`
 		OK        uint64             `json:"ok"`
+		Answered  uint64             `json:"answered"` // a 502 is an answer
 		Failures  map[string]uint64  `json:"failures"`
 		LatencyMS map[string]float64 `json:"latency_ms"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
 	}
-	if got.Requests != 40 || got.OK != 30 || got.Failures["http_502"] != 10 || len(got.Failures) != len(timeline.FailureClasses) {
+	if got.Requests != 40 || got.OK != 30 || got.Answered != 40 || got.Failures["http_502"] != 10 || len(got.Failures) != len(timeline.FailureClasses) {
 		t.Errorf("summary %+v", got)
 	}
 	for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
@@ -81,7 +82,7 @@ func TestJSONShapeRecordAndBudget(t *testing.T) {
 	if n != 40 || failed != 10 {
 		t.Errorf("record has %d requests, %d failed; want 40, 10", n, failed)
 	}
-	code, _, _ = runCLI(t, "probe", ts.URL, "-n", "40", "--rate", "500", "--error-budget", "30%")
+	code, _, _ = runCLI(t, "probe", ts.URL, "--requests", "40", "--rate", "500", "--error-budget", "30%")
 	if code != 0 {
 		t.Errorf("25%% failures within a 30%% budget: exit %d", code)
 	}

@@ -42,7 +42,7 @@ func TestReportMatchesProbe(t *testing.T) {
 	defer ts.Close()
 	dir := t.TempDir()
 	rec := filepath.Join(dir, "run.ndjson")
-	code, probeOut, errOut := runCLI(t, "probe", ts.URL, "-n", "200", "--rate", "1000", "--record", rec, "-o", "json")
+	code, probeOut, errOut := runCLI(t, "probe", ts.URL, "--requests", "200", "--rate", "1000", "--record", rec, "-o", "json")
 	if code != 0 {
 		t.Fatalf("probe exit %d: %s", code, errOut)
 	}

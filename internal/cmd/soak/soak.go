@@ -135,8 +135,10 @@ func prepare(o *options) (maxRatio float64, out cmdutil.Output, err error) {
 		return maxRatio, out, cmdutil.UsageErrorf("--rollout-timeout %v: must be positive", c.RolloutTimeout)
 	case c.ReadyTimeout <= 0:
 		return maxRatio, out, cmdutil.UsageErrorf("--ready-timeout %v: must be positive", c.ReadyTimeout)
-	case c.Duration < 0 || c.Settle < 0:
-		return maxRatio, out, cmdutil.UsageErrorf("--duration and --settle must not be negative")
+	case c.Duration < 0:
+		return maxRatio, out, cmdutil.UsageErrorf("--duration %v: must be ≥ 0", c.Duration)
+	case c.Settle < 0:
+		return maxRatio, out, cmdutil.UsageErrorf("--settle %v: must be ≥ 0", c.Settle)
 	case o.record == "-" && out == cmdutil.OutputJSON:
 		return maxRatio, out, cmdutil.UsageErrorf("--record - and --output json both want stdout")
 	}

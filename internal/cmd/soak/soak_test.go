@@ -219,6 +219,8 @@ func TestSoakUsageErrors(t *testing.T) {
 		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "--error-budget", "lots"}, "--error-budget"},
 		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "--output", "yaml"}, "yaml"},
 		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "--bogus"}, "bogus"},
+		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "-d", "-1s"}, "--duration -1s: must be ≥ 0"},
+		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "--settle", "-2s"}, "--settle -2s: must be ≥ 0"},
 	} {
 		code, _, errOut := run(context.Background(), tc.args...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
