@@ -3,8 +3,6 @@ package lab
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,7 +19,8 @@ import (
 // routes to it (Service, Ingress or TargetGroupBinding, Namespace): replicas,
 // strategy, probes, preStop, grace period, readiness-gate injection and the
 // ALB's attributes and health check. path is a file or directory, or "-"
-// for stdin.
+// for stdin; a kustomization directory is rendered first (manifest.Load),
+// so an overlay replays as kubectl would apply it.
 func FromManifests(path string, stdin io.Reader) (Scenario, error) {
 	objs, err := manifest.Load([]string{path}, stdin)
 	if err != nil {
@@ -39,11 +38,7 @@ func FromManifests(path string, stdin io.Reader) (Scenario, error) {
 	}
 	switch {
 	case len(served) == 0:
-		hint := ""
-		if _, err := os.Stat(filepath.Join(path, "kustomization.yaml")); err == nil {
-			hint = " (a kustomization: render it first, `kubectl kustomize " + path + " | rollsafe lab --manifests -`)"
-		}
-		return Scenario{}, fmt.Errorf("%s: no Deployment behind a Service found%s", path, hint)
+		return Scenario{}, fmt.Errorf("%s: no Deployment behind a Service found", path)
 	case len(served) > 1:
 		var refs []string
 		for _, w := range served {

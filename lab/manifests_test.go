@@ -30,10 +30,31 @@ func TestReplayUserManifests(t *testing.T) {
 	}
 }
 
+// lab --manifests on a kustomize overlay replays the rendered overlay: its
+// namespace and replicas, the base's timings (not pinned here: the kit's
+// numbers are tuned elsewhere; the scenario must just carry them).
+func TestReplayKustomizeOverlayLoads(t *testing.T) {
+	for _, c := range []struct {
+		overlay  string
+		replicas int32
+	}{{"dev", 2}, {"prod", 3}} {
+		s, err := lab.FromManifests("../deploy/k8s/overlays/"+c.overlay, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.overlay, err)
+		}
+		if s.Name != "jiameng-api" || s.Replicas != c.replicas || !s.ReadinessGate || s.PreStop <= 0 ||
+			s.Grace <= s.PreStop || s.DeregistrationDelay <= 0 || s.HealthCheck.Path != "/readyz" || s.Template == nil ||
+			s.Description != "replayed from Deployment/jiameng-api-"+c.overlay+"/jiameng-api" {
+			t.Fatalf("scenario from the %s overlay: %+v", c.overlay, s)
+		}
+	}
+}
+
 func TestReplayBadManifests(t *testing.T) {
 	for _, c := range []struct{ path, want string }{
-		{"testdata/missing.yaml", "missing.yaml"},
-		{"../deploy/k8s/overlays/dev", "render it first"},
+		{"testdata/missing.yaml", "testdata/missing.yaml: no such file or directory"},
+		{"../deploy/cicd", "../deploy/cicd: nothing to judge"},
+		{"../deploy/k8s", "2 Deployments found"},
 	} {
 		if _, err := lab.FromManifests(c.path, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("FromManifests(%s) = %v, want an error containing %q", c.path, err, c.want)

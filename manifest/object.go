@@ -1,8 +1,13 @@
 // Package manifest turns Kubernetes manifests — files, directories, stdin
-// (helm template / kustomize build output), multi-document YAML, JSON, List
+// (helm template / kustomize build output), kustomization directories
+// (rendered with kustomize's krusty), multi-document YAML, JSON, List
 // kinds, or a live cluster — into typed k8s.io/api objects that remember
 // where they came from: file, line and document index, down to the line of
 // any field, so a finding can point at the offending line.
+//
+// YAML that is not a Kubernetes object (a CI pipeline beside the
+// manifests) is skipped with a Note; a path with no object at all is an
+// Error, so that an empty input never passes a gate.
 //
 // Kinds rollsafe does not judge are kept as Objects with a nil Obj, never
 // an error: a chart's ConfigMaps and CRDs must not make a check fail.

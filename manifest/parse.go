@@ -26,16 +26,34 @@ import (
 type Error struct {
 	File string
 	Line int // 0 when the parser could not tell
-	Doc  int
+	Doc  int // -1 when the error is about the path as a whole (missing, empty, unreadable)
 	Msg  string
 }
 
-func (e *Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc += ":" + strconv.Itoa(e.Line)
+func (e *Error) Error() string { return locate(e.File, e.Line, e.Doc) + e.Msg }
+
+// Note is a piece of input skipped on purpose, told so that nothing is
+// skipped silently: a YAML document that is not a Kubernetes object (a CI
+// pipeline, a Helm Chart.yaml), a kustomization rendered instead of its
+// files, a file its directory's kustomization does not use.
+type Note struct {
+	File string
+	Line int
+	Doc  int // -1 when the note is about the path as a whole
+	Msg  string
+}
+
+func (n Note) String() string { return locate(n.File, n.Line, n.Doc) + n.Msg }
+
+func locate(file string, line, doc int) string {
+	loc := file
+	if line > 0 {
+		loc += ":" + strconv.Itoa(line)
 	}
-	return fmt.Sprintf("%s: document %d: %s", loc, e.Doc, e.Msg)
+	if doc < 0 {
+		return loc + ": "
+	}
+	return fmt.Sprintf("%s: document %d: ", loc, doc)
 }
 
 // maxNodes bounds the work one document may cause once YAML aliases are
@@ -47,7 +65,27 @@ const maxNodes = 1 << 20
 // for the rest, *Error values joined together: a bad document does not hide
 // the good ones before it. YAML cannot resynchronise after a syntax error,
 // so the documents after one are lost and the error says where it stopped.
+//
+// Documents that are not Kubernetes objects are errors here; ParseNotes
+// skips them with a Note instead.
 func Parse(name string, data []byte) ([]*Object, error) {
+	objs, notes, err := ParseNotes(name, data)
+	if len(notes) == 0 {
+		return objs, err
+	}
+	errs := []error{}
+	for _, n := range notes {
+		errs = append(errs, &Error{File: n.File, Line: n.Line, Doc: n.Doc, Msg: strings.TrimPrefix(n.Msg, "skipped: ")})
+	}
+	return objs, errors.Join(append(errs, Errors(err)...)...)
+}
+
+// ParseNotes is Parse for input that may mix Kubernetes objects with other
+// YAML (a directory holding CI pipelines, a Helm Chart.yaml): a document
+// with neither apiVersion nor kind, with no kind, whose root is not a
+// mapping, or that is a kustomization, is skipped with a Note. A document
+// with a kind but no apiVersion is still an error: it meant to be an object.
+func ParseNotes(name string, data []byte) ([]*Object, []Note, error) {
 	if looksJSON(data) {
 		// Tabs are plain whitespace in JSON but not allowed as YAML
 		// indentation; JSON forbids raw tabs inside strings, so this is safe.
@@ -55,6 +93,7 @@ func Parse(name string, data []byte) ([]*Object, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var objs []*Object
+	var notes []Note
 	var errs []error
 	for doc := 0; ; doc++ {
 		var n yaml.Node
@@ -70,13 +109,40 @@ func Parse(name string, data []byte) ([]*Object, error) {
 		if root == nil {
 			continue // an empty document, e.g. a template that rendered nothing
 		}
+		if note := notObject(name, doc, root); note != nil {
+			notes = append(notes, *note)
+			continue
+		}
 		got, err := fromNode(name, doc, root)
 		objs = append(objs, got...)
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return objs, errors.Join(errs...)
+	return objs, notes, errors.Join(errs...)
+}
+
+// notObject says why a document's root is not a Kubernetes object, or nil
+// when it is one (or meant to be one, and so gets fromNode's error).
+func notObject(file string, doc int, n *yaml.Node) *Note {
+	n = deref(n)
+	note := &Note{File: file, Line: n.Line, Doc: doc}
+	if n.Kind != yaml.MappingNode {
+		note.Msg = "skipped: not a Kubernetes object (a " + kindName(n) + ", not a mapping)"
+		return note
+	}
+	apiVersion, kind := scalar(n, "apiVersion"), scalar(n, "kind")
+	switch {
+	case kind == "" && apiVersion == "":
+		note.Msg = "skipped: not a Kubernetes object (no apiVersion or kind)"
+	case kind == "":
+		note.Msg = "skipped: not a Kubernetes object (apiVersion " + apiVersion + " but no kind)"
+	case strings.HasPrefix(apiVersion, "kustomize.config.k8s.io/"):
+		note.Msg = "skipped: a " + kind + ": give its directory to render it"
+	default:
+		return nil
+	}
+	return note
 }
 
 func looksJSON(data []byte) bool {

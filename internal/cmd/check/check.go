@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,7 +44,16 @@ PodDisruptionBudgets and Namespace, and checks the whole chain: readiness
 gates, probes, rollout strategy, preStop, grace period, deregistration delay,
 idle timeouts and health checks. Each finding names the numbers and the fix.
 
-Exit codes: 0 clean, 1 a finding at or above --fail-on, 2 unusable input.`,
+A directory holding a kustomization (kustomization.yaml) is rendered as
+kubectl kustomize does and its output judged; in a walked tree, the files a
+kustomization uses (bases, patches) are not read again on their own. YAML
+that is not a Kubernetes object (CI pipelines, Chart.yaml) is skipped with a
+note on stderr. An unusable document does not hide the others: their
+findings are printed, the bad one gets its file:line error.
+
+Exit codes: 0 clean, 1 a finding at or above --fail-on, 2 unusable input or
+nothing to judge (no Deployment or StatefulSet, empty stdin, a directory
+with no Kubernetes object).`,
 		Example: `  rollsafe check deploy/
   helm template my-chart | rollsafe check -
   rollsafe check --live --namespace shop --recommend
@@ -85,6 +95,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 		}
 	}
 	var objs []*manifest.Object
+	var loadErr error // unusable input: the good documents are still judged, the exit is 2
 	switch {
 	case o.Live && len(o.Paths) > 0:
 		return cmdutil.UsageErrorf("--live reads the cluster: give no PATH")
@@ -104,14 +115,26 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 		if o.Namespace != "" {
 			o.Check.DefaultNamespace = o.Namespace
 		}
-		objs, err = manifest.Load(o.Paths, f.IO.In)
-		if err != nil {
-			return inputErrors(f, cmd, err)
+		in, err := manifest.Read(o.Paths, f.IO.In)
+		for _, n := range in.Notes {
+			fmt.Fprintf(f.IO.ErrOut, "%s: note: %s\n", cmd.CommandPath(), n)
+		}
+		objs, loadErr = in.Objects, err
+		if loadErr != nil && len(objs) == 0 {
+			return inputErrors(f, cmd, loadErr)
 		}
 	}
 	res, err := check.Check(objs, o.Check)
 	if err != nil {
-		return inputErrors(f, cmd, err)
+		return inputErrors(f, cmd, errors.Join(loadErr, err))
+	}
+	if len(res.Workloads) == 0 && loadErr == nil {
+		where := "namespace " + o.Check.DefaultNamespace + " of the cluster"
+		if !o.Live {
+			where = strings.Join(o.Paths, " ")
+		}
+		fmt.Fprintf(f.IO.ErrOut, "%s: %s: nothing to judge: %d objects read, none a Deployment or StatefulSet\n", cmd.CommandPath(), where, res.Objects)
+		return &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: errors.New("")}
 	}
 	if o.Recommend {
 		for _, w := range res.Workloads {
@@ -128,6 +151,9 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 	}
 	if err != nil {
 		return err
+	}
+	if loadErr != nil {
+		return inputErrors(f, cmd, loadErr)
 	}
 	if check.Failed(res.Findings, failOn) {
 		return cmdutil.ErrSilent

@@ -49,14 +49,15 @@ func TestStdinAndFailOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The seeds' 40/50/35 holds for requests up to 18 s at the default P 17 s.
 	// Only a pdb-missing warning: clean at the default threshold, failed at warning.
-	if code, out, _ := run(t, string(data), "-"); code != 0 || !strings.Contains(out, "pdb-missing") {
+	if code, out, _ := run(t, string(data), "--max-request-duration", "18s", "-"); code != 0 || !strings.Contains(out, "pdb-missing") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	if code, _, _ := run(t, string(data), "--fail-on", "warning", "-"); code != cmdutil.ExitFailed {
+	if code, _, _ := run(t, string(data), "--max-request-duration", "18s", "--fail-on", "warning", "-"); code != cmdutil.ExitFailed {
 		t.Fatalf("--fail-on warning: exit %d", code)
 	}
-	code, out, _ := run(t, string(data), "--recommend", "-")
+	code, out, _ := run(t, string(data), "--max-request-duration", "18s", "--recommend", "-")
 	if code != 0 || !strings.Contains(out, "recommended for Deployment/api-dev/demo-api") || strings.Contains(out, "\x1b[") {
 		t.Fatalf("--recommend: exit %d: %q", code, out)
 	}
@@ -78,8 +79,8 @@ func TestBadInputExitsTwoWithFileLine(t *testing.T) {
 	if code, _, _ = run(t, ""); code != cmdutil.ExitUsage {
 		t.Fatalf("no path: exit %d", code)
 	}
-	code, _, stderr = run(t, "", "nope.yaml")
-	if code != cmdutil.ExitUsage || !strings.Contains(stderr, "nope.yaml: document 0: stat: no such file") {
+	code, _, stderr = run(t, "", "deploy/nope.yaml")
+	if code != cmdutil.ExitUsage || stderr != "rollsafe check: deploy/nope.yaml: no such file or directory\n" {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 	bad := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  annotations:\n    rollsafe.dev/app-idle-timeout: soon\nspec:\n  template:\n    spec:\n      containers: []\n"
@@ -93,5 +94,50 @@ func TestSARIFOutput(t *testing.T) {
 	code, out, _ := run(t, "", "-o", "sarif", seed003)
 	if code != cmdutil.ExitFailed || !strings.Contains(out, `"version": "2.1.0"`) || !strings.Contains(out, `"startLine": 41`) {
 		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+// --recommend JSON gives seconds, as manifests write them, and says which
+// defaults drove each number; the text prints them beside the numbers.
+func TestRecommendSecondsAndDefaults(t *testing.T) {
+	code, out, stderr := run(t, "", "-o", "json", "--recommend", seed003)
+	if code != cmdutil.ExitFailed {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var doc struct {
+		Recommendations []struct {
+			PreStopSeconds, TerminationGracePeriodSeconds, DeregistrationDelaySeconds, MinPreStopSeconds float64
+			Inputs                                                                                       []struct {
+				Name, Source, Flag string
+				Seconds            float64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Recommendations) != 1 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// P 17 + lag 5 = 22; delay P 17 + longest request 30 (the default) + 2
+	// margin = 49; preStop ≥ delay; grace 49 + (22 + 30 - 49) + 1.
+	r := doc.Recommendations[0]
+	if r.MinPreStopSeconds != 22 || r.PreStopSeconds != 49 || r.DeregistrationDelaySeconds != 49 || r.TerminationGracePeriodSeconds != 53 {
+		t.Errorf("recommendation %+v", r)
+	}
+	want := map[string]float64{"propagation P": 17, "controller lag": 5, "longest request": 30}
+	for _, in := range r.Inputs {
+		if in.Source != "default" || in.Seconds != want[in.Name] || in.Flag == "" {
+			t.Errorf("input %+v", in)
+		}
+		delete(want, in.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("inputs missing: %v", want)
+	}
+	_, text, _ := run(t, "", "--recommend", "--propagation", "20s", seed003)
+	for _, s := range []string{"preStop sleep 52 (necessary: 25), terminationGracePeriodSeconds 56, deregistration delay 52",
+		"propagation P 20s (flag --propagation)", "controller lag 5s (default, --controller-lag changes it)",
+		"longest request 30s (default, --max-request-duration changes it"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("text lacks %q:\n%s", s, text)
+		}
 	}
 }
