@@ -134,9 +134,16 @@ var timingRules = []string{"prestop-missing", "prestop-exceeds-grace", "prestop-
 	"shutdown-exceeds-grace", "readiness-gate-missing"}
 
 // The seeds' recommended snippet (grace 50 > preStop 40 > delay 35, gate on)
-// passes every timing rule.
+// passes every timing rule for requests up to 18 s at the default P 17 s
+// (delay 35 ≥ P + 18), and fails for the default 30 s longest request: a
+// default that drives the verdict.
 func TestSeedsRecommendedPassTimingRules(t *testing.T) {
-	res := checkFiles(t, check.DefaultOptions(), "testdata/seeds/seeds-recommended.yaml")
+	o := check.DefaultOptions()
+	if res := checkFiles(t, o, "testdata/seeds/seeds-recommended.yaml"); !slices.Contains(rulesOf(res), "deregistration-delay-too-short") {
+		t.Errorf("longest request 30s: want deregistration-delay-too-short, got %v", rulesOf(res))
+	}
+	o.MaxRequestDuration = 18e9
+	res := checkFiles(t, o, "testdata/seeds/seeds-recommended.yaml")
 	for _, f := range res.Findings {
 		if slices.Contains(timingRules, f.Rule) {
 			t.Errorf("timing rule fired: %s: %s", f.Rule, f.Message)

@@ -58,8 +58,32 @@ type Finding struct {
 	Workload string `json:"workload"`
 	Message  string `json:"message"`
 	Fix      string `json:"fix"`
-	File     string `json:"file,omitempty"`
-	Line     int    `json:"line,omitempty"`
+	// Patches are Fix in a form a program can apply: applying the patches
+	// of every finding of one run gives manifests with no error finding
+	// (fixes compose). A fix that only text can express (change the app's
+	// code, set an AWS attribute no manifest holds) has none.
+	Patches []Patch `json:"patches,omitempty"`
+	File    string  `json:"file,omitempty"`
+	Line    int     `json:"line,omitempty"`
+}
+
+// Patch types.
+const (
+	// PatchStrategic is a Kubernetes strategic-merge patch for Object
+	// (`kubectl patch --type strategic`): containers merge by name.
+	PatchStrategic = "strategic"
+	// PatchCreate is a whole new object (`kubectl apply`), such as a
+	// PodDisruptionBudget or a Namespace missing from the input.
+	PatchCreate = "create"
+)
+
+// Patch is one machine-applicable change.
+type Patch struct {
+	// Object is the object to patch or create, as Kind/namespace/name.
+	Object string `json:"object"`
+	Type   string `json:"type"`
+	// Patch is the strategic-merge patch, or the object to create.
+	Patch map[string]any `json:"patch"`
 }
 
 // Failed says whether any finding is at or above the threshold: the one

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/rollsafe/rollsafe/internal/rollout"
 	"github.com/rollsafe/rollsafe/manifest"
 )
 
@@ -137,7 +138,9 @@ func Resolve(objs []*manifest.Object, opts Options) ([]*Workload, error) {
 	g := newGraph(objs, opts)
 	ws := make([]*Workload, 0, len(g.workloads))
 	for _, o := range g.workloads {
-		ws = append(ws, g.resolve(o))
+		w := g.resolve(o)
+		g.judgeServed(w)
+		ws = append(ws, w)
 	}
 	return ws, errors.Join(g.errs...)
 }
@@ -167,17 +170,18 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 			w.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
 		}
 		if w.Strategy == string(appsv1.RollingUpdateDeploymentStrategyType) {
-			surge, unavail := intstr.FromString("25%"), intstr.FromString("25%")
+			var surge, unavail *intstr.IntOrString // nil: the API server's 25 %
 			if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
-				if ru.MaxSurge != nil {
-					surge = *ru.MaxSurge
-				}
-				if ru.MaxUnavailable != nil {
-					unavail = *ru.MaxUnavailable
-				}
+				surge, unavail = ru.MaxSurge, ru.MaxUnavailable
 			}
-			w.MaxSurge = g.scaled(o, surge, w.Replicas, true, "maxSurge")
-			w.MaxUnavailable = g.scaled(o, unavail, w.Replicas, false, "maxUnavailable")
+			var err error
+			w.MaxSurge, w.MaxUnavailable, err = rollout.Fenceposts(surge, unavail, w.Replicas)
+			g.fieldErrors(o, err)
+			if rollout.BothZero(surge, unavail) {
+				// The API server rejects it before any controller sees it;
+				// the strategy rule says so.
+				w.MaxSurge, w.MaxUnavailable = 0, 0
+			}
 		}
 	case *appsv1.StatefulSet:
 		meta, w.Template = d.ObjectMeta, &d.Spec.Template
@@ -194,7 +198,9 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 		if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
 			unavail = *ru.MaxUnavailable
 		}
-		w.MaxUnavailable = g.scaled(o, unavail, w.Replicas, false, "maxUnavailable")
+		var err error
+		w.MaxUnavailable, err = rollout.Scale(rollout.FieldMaxUnavailable, &unavail, w.Replicas, false)
+		g.fieldErrors(o, err)
 	}
 	spec := &w.Template.Spec
 	w.TerminationGracePeriod, w.GraceDefaulted = 30*time.Second, true
@@ -233,17 +239,28 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 	return w
 }
 
-func (g *graph) scaled(o *manifest.Object, v intstr.IntOrString, replicas int, roundUp bool, field string) int {
-	n, err := intstr.GetScaledValueFromIntOrPercent(&v, replicas, roundUp)
-	if err != nil || n < 0 {
-		path := []string{"spec", "strategy", "rollingUpdate", field}
-		if o.Kind == "StatefulSet" {
-			path = []string{"spec", "updateStrategy", "rollingUpdate", field}
-		}
-		g.errorf(o, o.Line(path...), "%s %q: want a non-negative integer or a percentage", field, v.String())
-		return 0
+// fieldErrors reports each bad maxSurge/maxUnavailable (rollout.FieldError)
+// at its line in the strategy.
+func (g *graph) fieldErrors(o *manifest.Object, err error) {
+	if err == nil {
+		return
 	}
-	return n
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var fe *rollout.FieldError
+		if !errors.As(e, &fe) {
+			g.errorf(o, 0, "%v", e)
+			continue
+		}
+		path := []string{"spec", "strategy", "rollingUpdate", fe.Field}
+		if o.Kind == "StatefulSet" {
+			path = []string{"spec", "updateStrategy", "rollingUpdate", fe.Field}
+		}
+		g.errorf(o, o.Line(path...), "%v", fe)
+	}
 }
 
 // appFacts reads the app's timeouts from the workload's or its pod

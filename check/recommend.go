@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/json"
 	"math"
 	"time"
 )
@@ -9,12 +10,15 @@ import (
 // time a rollout then costs, so users trade safety and speed knowingly.
 type Recommendation struct {
 	Workload string `json:"workload"`
-	// MinPreStop is the necessary preStop sleep: controller lag + P.
+	// MinPreStop is the necessary preStop sleep: controller lag + P, the
+	// boundary prestop-too-short enforces.
 	MinPreStop time.Duration `json:"minPreStop"`
-	// PreStop also keeps the seeds' ordering preStop ≥ deregistration delay,
-	// so the pod outlives its draining target even if the app does not drain.
+	// PreStop is MinPreStop + Margin, and also keeps the seeds' ordering
+	// preStop ≥ deregistration delay, so the pod outlives its draining
+	// target even if the app does not drain.
 	PreStop time.Duration `json:"preStop"`
-	// DeregistrationDelay lets the longest request finish.
+	// DeregistrationDelay lets the longest request finish when it arrived
+	// at the end of the propagation: P + MaxRequestDuration + Margin.
 	DeregistrationDelay time.Duration `json:"deregistrationDelay"`
 	// TerminationGracePeriod covers PreStop, the drain after SIGTERM and the
 	// app's shutdown, with one second to spare.
@@ -31,14 +35,84 @@ type Recommendation struct {
 	PodReplacement time.Duration `json:"podReplacement"`
 	// Rollout: worst case for the whole rollout at the current strategy.
 	Rollout time.Duration `json:"rollout"`
+	// Inputs are the numbers the settings are derived from, each with
+	// where it came from, so a default that drives a number is never hidden.
+	Inputs []Input `json:"inputs"`
+}
+
+// Input is one number a recommendation is derived from.
+type Input struct {
+	Name  string        `json:"name"`
+	Value time.Duration `json:"-"`
+	// Source is "default" (then Flag changes it), "flag" or "annotation".
+	Source string `json:"source"`
+	Flag   string `json:"flag"`
+	// Note says where a default comes from.
+	Note string `json:"note,omitempty"`
+}
+
+// MarshalJSON writes the value in seconds.
+func (in Input) MarshalJSON() ([]byte, error) {
+	type plain Input
+	return json.Marshal(struct {
+		plain
+		Seconds float64 `json:"seconds"`
+	}{plain(in), in.Value.Seconds()})
+}
+
+// MarshalJSON writes every duration in seconds, as manifests write them.
+func (r Recommendation) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Workload                      string  `json:"workload"`
+		MinPreStopSeconds             float64 `json:"minPreStopSeconds"`
+		PreStopSeconds                float64 `json:"preStopSeconds"`
+		DeregistrationDelaySeconds    float64 `json:"deregistrationDelaySeconds"`
+		TerminationGracePeriodSeconds float64 `json:"terminationGracePeriodSeconds"`
+		LBIdleTimeoutSeconds          float64 `json:"lbIdleTimeoutSeconds"`
+		MinAppIdleTimeoutSeconds      float64 `json:"minAppIdleTimeoutSeconds"`
+		ReadyStepSeconds              float64 `json:"readyStepSeconds"`
+		PodReplacementSeconds         float64 `json:"podReplacementSeconds"`
+		RolloutSeconds                float64 `json:"rolloutSeconds"`
+		Inputs                        []Input `json:"inputs"`
+	}{r.Workload, r.MinPreStop.Seconds(), r.PreStop.Seconds(), r.DeregistrationDelay.Seconds(),
+		r.TerminationGracePeriod.Seconds(), r.LBIdleTimeout.Seconds(), r.MinAppIdleTimeout.Seconds(),
+		r.ReadyStep.Seconds(), r.PodReplacement.Seconds(), r.Rollout.Seconds(), r.Inputs})
+}
+
+// inputs names the numbers behind w's recommendation and their sources.
+// A value equal to the documented default is reported as the default.
+func inputs(w *Workload, o Options) []Input {
+	src := func(v, def time.Duration) string {
+		if v == def {
+			return "default"
+		}
+		return "flag"
+	}
+	p := Input{Name: "propagation P", Value: o.Propagation, Source: src(o.Propagation, DefaultPropagation), Flag: "--propagation"}
+	if p.Source == "default" {
+		p.Note = "the one public measurement, ALB ip target, aws-load-balancer-controller#2366; `rollsafe report` measures yours"
+	}
+	lag := Input{Name: "controller lag", Value: o.ControllerLag, Source: src(o.ControllerLag, DefaultControllerLag), Flag: "--controller-lag"}
+	req := Input{Name: "longest request", Value: w.MaxRequestDuration, Source: src(w.MaxRequestDuration, DefaultMaxRequestDuration),
+		Flag: "--max-request-duration"}
+	if w.MaxRequestAnnotated {
+		req.Source, req.Flag = "annotation", AnnotationMaxRequestDuration
+	} else if req.Source == "default" {
+		req.Note = "Kubernetes' default grace period; set " + AnnotationMaxRequestDuration + " to your app's"
+	}
+	in := []Input{p, lag, req}
+	if w.ShutdownTime > 0 {
+		in = append(in, Input{Name: "shutdown time", Value: w.ShutdownTime, Source: "flag", Flag: "--shutdown-time"})
+	}
+	return in
 }
 
 // Recommend computes the Recommendation for w.
 func Recommend(w *Workload, o Options) Recommendation {
-	r := Recommendation{Workload: w.Ref}
+	r := Recommendation{Workload: w.Ref, Inputs: inputs(w, o)}
 	r.MinPreStop = ceilSec(StopWindow(o))
-	r.DeregistrationDelay = ceilSec(max(w.MaxRequestDuration, time.Second))
-	r.PreStop = max(r.MinPreStop, r.DeregistrationDelay)
+	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + Margin
+	r.PreStop = max(r.MinPreStop+Margin, r.DeregistrationDelay)
 	r.TerminationGracePeriod = minGrace(w, o, r.PreStop)
 	r.LBIdleTimeout = defaultIdle
 	for _, rt := range w.Routes {

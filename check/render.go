@@ -81,8 +81,26 @@ func RenderText(w io.Writer, res *Result, o TextOptions) error {
 		fmt.Fprintf(&b, "  preStop sleep %s (necessary: %s), terminationGracePeriodSeconds %s, deregistration delay %s\n",
 			n(r.PreStop), n(r.MinPreStop), n(r.TerminationGracePeriod), n(r.DeregistrationDelay))
 		fmt.Fprintf(&b, "  app keep-alive > %s (load balancer idle timeout %s)\n", secs(r.MinAppIdleTimeout-1e9), secs(r.LBIdleTimeout))
-		fmt.Fprintf(&b, "  then: new pod Ready in ≤ %s, one replacement ≤ %s, whole rollout ≤ %s\n\n",
+		fmt.Fprintf(&b, "  then: new pod Ready in ≤ %s, one replacement ≤ %s, whole rollout ≤ %s\n",
 			secs(r.ReadyStep), secs(r.PodReplacement), secs(r.Rollout))
+		var from []string
+		for _, in := range r.Inputs {
+			s := in.Name + " " + secs(in.Value) + " (" + in.Source
+			switch in.Source {
+			case "default":
+				s += ", " + in.Flag + " changes it"
+			default:
+				s += " " + in.Flag
+			}
+			if in.Note != "" {
+				s += "; " + in.Note
+			}
+			from = append(from, s+")")
+		}
+		if len(from) > 0 {
+			fmt.Fprintf(&b, "  from: %s\n", strings.Join(from, ", "))
+		}
+		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "%d objects, %d workloads: %d errors, %d warnings, %d info\n",
 		res.Objects, len(res.Workloads), counts[Error], counts[Warning], counts[Info])

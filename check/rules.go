@@ -34,7 +34,7 @@ var Rules = []Rule{
 	{ID: "prestop-too-short", Severity: Error, check: preStopTooShort,
 		Summary: "preStop shorter than controller lag + propagation P: requests still arrive after SIGTERM"},
 	{ID: "deregistration-delay-too-short", Severity: Error, check: delayTooShort,
-		Summary: "deregistration delay below the longest request: the load balancer cuts in-flight requests"},
+		Summary: "deregistration delay below propagation P + the longest request: the load balancer cuts in-flight requests"},
 	{ID: "deregistration-delay-vs-prestop", Severity: Warning, check: delayVsPreStop,
 		Summary: "preStop ends before the deregistration delay: the pod may exit while its target still drains"},
 	{ID: "app-idle-timeout-too-short", Severity: Error, check: appIdleTooShort,
@@ -49,6 +49,8 @@ var Rules = []Rule{
 		Summary: "preStop + drain + shutdown not within the grace period: SIGKILL lands on in-flight requests"},
 	{ID: "healthcheck-slow", Severity: Info, check: healthcheckSlow,
 		Summary: "health check interval × healthy threshold + gate re-check make each pod's rollout step long"},
+	{ID: "unserved", Severity: Info, check: unserved,
+		Summary: "Services are in the input but none selects the workload: the load-balancer rules were skipped"},
 }
 
 // RuleByID finds a rule.
@@ -86,6 +88,7 @@ func Check(objs []*manifest.Object, o Options) (*Result, error) {
 // Run applies every rule to one workload.
 func Run(w *Workload, o Options) []Finding {
 	c := &run{opts: o, rec: Recommend(w, o)}
+	c.grace = c.fixedGrace(w)
 	for i := range Rules {
 		c.rule = &Rules[i]
 		Rules[i].check(c, w)
@@ -97,11 +100,15 @@ func Run(w *Workload, o Options) []Finding {
 type run struct {
 	opts Options
 	rec  Recommendation
-	rule *Rule
-	out  []Finding
+	// grace is the grace period every fix that touches it writes: the
+	// one the preStops left by all fixes of this run need, so that fixes
+	// compose (0: no fix needs one).
+	grace time.Duration
+	rule  *Rule
+	out   []Finding
 }
 
-func (c *run) report(w *Workload, sev Severity, obj *manifest.Object, line int, fix string, format string, a ...any) {
+func (c *run) report(w *Workload, sev Severity, obj *manifest.Object, line int, fix string, patches []Patch, format string, a ...any) {
 	if obj == nil {
 		obj = w.Object
 	}
@@ -109,7 +116,44 @@ func (c *run) report(w *Workload, sev Severity, obj *manifest.Object, line int, 
 		line = obj.Source.Line
 	}
 	c.out = append(c.out, Finding{Rule: c.rule.ID, Severity: sev, Object: obj.Ref(c.opts.DefaultNamespace),
-		Workload: w.Ref, Message: fmt.Sprintf(format, a...), Fix: fix, File: obj.Source.File, Line: line})
+		Workload: w.Ref, Message: fmt.Sprintf(format, a...) + w.assumedNote(), Fix: fix, Patches: patches,
+		File: obj.Source.File, Line: line})
+}
+
+// fixedPreStop is the preStop container ct has once every fix of this run
+// is applied; false when its length cannot be known.
+func (c *run) fixedPreStop(w *Workload, ct Container) (time.Duration, bool) {
+	p := ct.PreStop
+	switch {
+	case p.Kind == "" && w.Served():
+		return c.rec.PreStop, true // prestop-missing
+	case !p.Known:
+		return 0, false
+	case w.Served() && p.Duration < StopWindow(c.opts):
+		return c.rec.PreStop, true // prestop-too-short
+	case w.Served() && c.rec.DeregistrationDelay > p.Duration:
+		for _, r := range w.Routes {
+			if r.TargetType == "ip" && p.Duration < r.DeregistrationDelay {
+				return c.rec.PreStop, true // deregistration-delay-vs-prestop
+			}
+		}
+	}
+	return p.Duration, true
+}
+
+// fixedGrace is the grace period the fixed preStops need, when it is more
+// than the workload has.
+func (c *run) fixedGrace(w *Workload) time.Duration {
+	var g time.Duration
+	for _, ct := range w.Containers {
+		if d, ok := c.fixedPreStop(w, ct); ok {
+			g = max(g, minGrace(w, c.opts, d))
+		}
+	}
+	if g <= w.TerminationGracePeriod {
+		return 0
+	}
+	return g
 }
 
 // secs formats a duration as seconds, the unit every setting here uses.
@@ -118,6 +162,9 @@ func secs(d time.Duration) string {
 }
 
 func n(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+
+// num is a duration as the whole seconds a manifest writes.
+func num(d time.Duration) int64 { return int64(ceilSec(d) / time.Second) }
 
 // graceText names the grace period and says when it is the default.
 func graceText(w *Workload) string {
@@ -139,13 +186,65 @@ func podSpecFix(lines ...string) string {
 	return yamlFix(out...)
 }
 
-func preStopFix(container string, d time.Duration) string {
-	return podSpecFix("containers:",
-		"- name: "+container,
+// podPatch patches the workload's pod template: the given containers
+// (merged by name) and, when grace > 0, the grace period.
+func podPatch(w *Workload, grace time.Duration, containers ...map[string]any) Patch {
+	spec := map[string]any{}
+	if len(containers) > 0 {
+		cs := make([]any, len(containers))
+		for i, c := range containers {
+			cs[i] = c
+		}
+		spec["containers"] = cs
+	}
+	if grace > 0 {
+		spec["terminationGracePeriodSeconds"] = num(grace)
+	}
+	return Patch{Object: w.Ref, Type: PatchStrategic, Patch: map[string]any{"spec": map[string]any{"template": map[string]any{"spec": spec}}}}
+}
+
+// annotationPatch sets annotations on obj.
+func annotationPatch(obj *manifest.Object, ns string, kv ...string) Patch {
+	ann := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		ann[kv[i]] = kv[i+1]
+	}
+	return Patch{Object: obj.Ref(ns), Type: PatchStrategic, Patch: map[string]any{"metadata": map[string]any{"annotations": ann}}}
+}
+
+// preStopFix sets a native preStop sleep of d and, when grace > 0, the
+// grace period that sleep needs: pasting it alone never trades
+// prestop-missing for prestop-exceeds-grace.
+func preStopFix(w *Workload, container string, d, grace time.Duration) (string, Patch) {
+	lines := []string{"containers:",
+		"- name: " + container,
 		"  lifecycle:",
 		"    preStop:",
 		"      sleep:",
-		"        seconds: "+n(d))
+		"        seconds: " + strconv.FormatInt(num(d), 10)}
+	if grace > 0 {
+		lines = append(lines, "terminationGracePeriodSeconds: "+strconv.FormatInt(num(grace), 10))
+	}
+	return podSpecFix(lines...), podPatch(w, grace, map[string]any{"name": container,
+		"lifecycle": map[string]any{"preStop": map[string]any{"sleep": map[string]any{"seconds": num(d)}}}})
+}
+
+// graceFix sets the grace period.
+func graceFix(w *Workload, grace time.Duration) (string, []Patch) {
+	return podSpecFix("terminationGracePeriodSeconds: " + strconv.FormatInt(num(grace), 10)), []Patch{podPatch(w, grace)}
+}
+
+// gateNamespaceFix labels the workload's Namespace for readiness-gate
+// injection: a patch when the Namespace is in the input, else the object.
+func gateNamespaceFix(w *Workload) (string, Patch) {
+	fix := yamlFix("apiVersion: v1", "kind: Namespace", "metadata:", "  name: "+w.Namespace, "  labels:",
+		"    "+LabelGateInject+": enabled")
+	labels := map[string]any{LabelGateInject: "enabled"}
+	if w.NamespaceObject != nil {
+		return fix, Patch{Object: "Namespace/" + w.Namespace, Type: PatchStrategic, Patch: map[string]any{"metadata": map[string]any{"labels": labels}}}
+	}
+	return fix, Patch{Object: "Namespace/" + w.Namespace, Type: PatchCreate, Patch: map[string]any{"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": w.Namespace, "labels": labels}}}
 }
 
 func gateMissing(c *run, w *Workload) {
@@ -162,16 +261,15 @@ func gateMissing(c *run, w *Workload) {
 	if ip == nil {
 		return
 	}
-	fix := yamlFix("apiVersion: v1", "kind: Namespace", "metadata:", "  name: "+w.Namespace, "  labels:",
-		"    "+LabelGateInject+": enabled")
+	fix, patch := gateNamespaceFix(w)
 	if !w.GateKnown {
-		c.report(w, Warning, nil, w.Object.Source.Line, fix,
+		c.report(w, Warning, nil, w.Object.Source.Line, fix, []Patch{patch},
 			"%s sends ip targets to %s (%s) but Namespace %s is not among the inputs, so its %s label cannot be confirmed; without it new pods turn Ready before their targets are healthy",
 			ip.LB, w.Ref, ip.Via, w.Namespace, LabelGateInject)
 		return
 	}
 	ns := w.NamespaceObject
-	c.report(w, Error, ns, ns.Line("metadata", "labels"), fix,
+	c.report(w, Error, ns, ns.Line("metadata", "labels"), fix, []Patch{patch},
 		"%s sends ip targets to %s (%s) but Namespace %s lacks %s=enabled: new pods turn Ready before their targets are healthy, so a rollout can leave only initial/draining targets (fail-open → 502/504)",
 		ip.LB, w.Ref, ip.Via, w.Namespace, LabelGateInject)
 }
@@ -184,21 +282,52 @@ func gateUnsupported(c *run, w *Workload) {
 		}
 		obj, line := r.at(r.typeObj, r.targetTypeAt)
 		var fix string
+		var kv []string
 		switch r.LB {
 		case "ALB":
+			kv = []string{albPrefix + "target-type", "ip"}
 			fix = yamlFix("metadata:", "  annotations:", "    "+albPrefix+"target-type: ip")
 		case "NLB":
+			kv = []string{svcPrefix + "aws-load-balancer-type", "external", svcPrefix + "aws-load-balancer-nlb-target-type", "ip"}
 			fix = yamlFix("metadata:", "  annotations:", "    "+svcPrefix+"aws-load-balancer-type: external",
 				"    "+svcPrefix+"aws-load-balancer-nlb-target-type: ip")
 		default:
+			kv = []string{svcPrefix + "aws-load-balancer-type", "external", svcPrefix + "aws-load-balancer-nlb-target-type", "ip"}
 			fix = yamlFix("# serve through the AWS Load Balancer Controller with ip targets, e.g.", "metadata:",
 				"  annotations:", "    "+svcPrefix+"aws-load-balancer-type: external",
 				"    "+svcPrefix+"aws-load-balancer-nlb-target-type: ip")
 		}
-		c.report(w, Warning, obj, line, fix,
+		patches := []Patch{annotationPatch(obj, c.opts.DefaultNamespace, kv...)}
+		if r.LB != "CLB" && w.Served() && r.DeregistrationDelay < c.opts.Propagation+w.MaxRequestDuration {
+			// ip targets bring deregistration-delay-too-short into play.
+			dobj, _ := r.at(r.delayObj, r.delayAt)
+			dfix, dpatches := c.delayFix(r, dobj, c.rec.DeregistrationDelay)
+			fix += "\n---\n" + dfix
+			patches = append(patches, dpatches...)
+		}
+		if !w.GateActive() {
+			// ip targets need the gate, or the next run reports readiness-gate-missing.
+			nsFix, nsPatch := gateNamespaceFix(w)
+			fix += "\n---\n" + nsFix
+			patches = append(patches, nsPatch)
+		}
+		c.report(w, Warning, obj, line, fix, patches,
 			"%s (%s) uses instance targets: the load balancer sees nodes, not pods, so no readiness gate can hold the rollout until new pods are healthy behind it",
 			r.LB, r.Via)
 	}
+}
+
+// servingPort is the first port container ct declares, by name when it has one.
+func servingPort(w *Workload, ct Container) (any, string) {
+	for _, p := range w.Template.Spec.Containers[ct.Index].Ports {
+		if p.Name != "" {
+			return p.Name, p.Name
+		}
+		if p.ContainerPort > 0 {
+			return int64(p.ContainerPort), strconv.Itoa(int(p.ContainerPort))
+		}
+	}
+	return nil, "<serving port>"
 }
 
 func probeMissing(c *run, w *Workload) {
@@ -209,9 +338,15 @@ func probeMissing(c *run, w *Workload) {
 		if ct.Readiness != nil {
 			continue
 		}
+		port, portText := servingPort(w, ct)
+		var patches []Patch
+		if port != nil {
+			patches = []Patch{podPatch(w, 0, map[string]any{"name": ct.Name, "readinessProbe": map[string]any{
+				"httpGet": map[string]any{"path": "/ready", "port": port}, "periodSeconds": 5}})}
+		}
 		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index)...), podSpecFix("containers:",
-			"- name: "+ct.Name, "  readinessProbe:", "    httpGet:", "      path: /ready", "      port: <serving port>",
-			"    periodSeconds: 5"),
+			"- name: "+ct.Name, "  readinessProbe:", "    httpGet:", "      path: /ready", "      port: "+portText,
+			"    periodSeconds: 5"), patches,
 			"container %q of %s has no readinessProbe: it counts as Ready as soon as it starts and receives traffic before it can answer",
 			ct.Name, w.Ref)
 	}
@@ -225,7 +360,8 @@ func preStopMissing(c *run, w *Workload) {
 		if ct.PreStop.Kind != "" {
 			continue
 		}
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index)...), preStopFix(ct.Name, c.rec.PreStop),
+		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
+		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index)...), fix, []Patch{patch},
 			"container %q of %s has no preStop hook: SIGTERM arrives at once while for up to %s (controller lag %s + propagation %s) the load balancer still sends new requests",
 			ct.Name, w.Ref, secs(StopWindow(c.opts)), secs(c.opts.ControllerLag), secs(c.opts.Propagation))
 	}
@@ -236,9 +372,8 @@ func preStopExceedsGrace(c *run, w *Workload) {
 		if !ct.PreStop.Known || ct.PreStop.Duration < w.TerminationGracePeriod {
 			continue
 		}
-		grace := minGrace(w, c.opts, ct.PreStop.Duration)
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index, "lifecycle", "preStop")...),
-			podSpecFix("terminationGracePeriodSeconds: "+n(grace)),
+		fix, patches := graceFix(w, max(c.grace, minGrace(w, c.opts, ct.PreStop.Duration)))
+		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index, "lifecycle", "preStop")...), fix, patches,
 			"container %q of %s: preStop (%s) takes %s but %s: the kubelet kills the container %s after the hook starts (+2s), mid-sleep, so SIGTERM is never handled gracefully",
 			ct.Name, w.Ref, ct.PreStop.Command, secs(ct.PreStop.Duration), graceText(w), secs(w.TerminationGracePeriod))
 	}
@@ -253,38 +388,66 @@ func preStopTooShort(c *run, w *Workload) {
 		if !ct.PreStop.Known || ct.PreStop.Duration >= need {
 			continue
 		}
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index, "lifecycle", "preStop")...),
-			preStopFix(ct.Name, c.rec.PreStop),
+		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
+		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
 			"container %q of %s: preStop waits %s, less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
 			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(need))
 	}
 }
 
-func delayFix(r *Route, d time.Duration) string {
+// setAttr sets key=val in a "k1=v1,k2=v2" attribute list, keeping the others.
+func setAttr(list, key, val string) string {
+	var out []string
+	found := false
+	for _, kv := range strings.Split(list, ",") {
+		k, _, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		switch {
+		case strings.TrimSpace(kv) == "":
+			continue
+		case strings.TrimSpace(k) == key:
+			if !found {
+				out = append(out, key+"="+val)
+			}
+			found = true
+		default:
+			out = append(out, strings.TrimSpace(kv))
+		}
+	}
+	if !found {
+		out = append(out, key+"="+val)
+	}
+	return strings.Join(out, ",")
+}
+
+// delayFix sets the deregistration delay of route r on obj, the object
+// holding it (the route's front when unset).
+func (c *run) delayFix(r *Route, obj *manifest.Object, d time.Duration) (string, []Patch) {
 	key := r.delayKey
-	val := attrDelay + "=" + n(d)
-	if r.LB == "CLB" {
-		val = n(d)
-	}
 	if key == "" {
-		return "# set deregistration_delay.timeout_seconds=" + n(d) + " on the target group"
+		return "# set deregistration_delay.timeout_seconds=" + n(d) + " on the target group", nil
 	}
-	return yamlFix("metadata:", "  annotations:", "    "+key+": "+val)
+	val := n(d)
+	if r.LB != "CLB" {
+		val = setAttr(annotationsOf(obj)[key], attrDelay, n(d))
+	}
+	return yamlFix("metadata:", "  annotations:", "    "+key+": "+val), []Patch{annotationPatch(obj, c.opts.DefaultNamespace, key, val)}
 }
 
 func delayTooShort(c *run, w *Workload) {
 	if !w.Served() {
 		return
 	}
+	need := c.opts.Propagation + w.MaxRequestDuration
 	for i := range w.Routes {
 		r := &w.Routes[i]
-		if r.TargetType != "ip" || r.DeregistrationDelay >= w.MaxRequestDuration {
+		if r.TargetType != "ip" || r.DeregistrationDelay >= need {
 			continue
 		}
 		obj, line := r.at(r.delayObj, r.delayAt)
-		c.report(w, Error, obj, line, delayFix(r, c.rec.DeregistrationDelay),
-			"%s (%s) deregistration delay is %s, below the longest request %s: when it elapses the load balancer closes connections still carrying a request (502)",
-			r.LB, r.Via, secs(r.DeregistrationDelay), secs(w.MaxRequestDuration))
+		fix, patches := c.delayFix(r, obj, c.rec.DeregistrationDelay)
+		c.report(w, Error, obj, line, fix, patches,
+			"%s (%s) deregistration delay is %s, below propagation %s + the longest request %s = %s: a request load balancer nodes still send up to P after deregistration may run that long, and when the delay elapses the load balancer closes connections still carrying a request (502)",
+			r.LB, r.Via, secs(r.DeregistrationDelay), secs(c.opts.Propagation), secs(w.MaxRequestDuration), secs(need))
 	}
 }
 
@@ -302,12 +465,13 @@ func delayVsPreStop(c *run, w *Workload) {
 				continue
 			}
 			obj, line := r.at(r.delayObj, r.delayAt)
-			fix := delayFix(r, c.rec.DeregistrationDelay)
+			fix, patches := c.delayFix(r, obj, c.rec.DeregistrationDelay)
 			if c.rec.DeregistrationDelay > ct.PreStop.Duration {
-				fix += "\n---\n" + preStopFix(ct.Name, c.rec.PreStop) + "\n      terminationGracePeriodSeconds: " +
-					n(minGrace(w, c.opts, c.rec.PreStop))
+				pfix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
+				fix += "\n---\n" + pfix
+				patches = append(patches, patch)
 			}
-			c.report(w, Warning, obj, line, fix,
+			c.report(w, Warning, obj, line, fix, patches,
 				"container %q of %s: preStop %s ends before the %s deregistration delay %s (%s): SIGTERM reaches the pod while its target is still draining; harmless if the app finishes in-flight requests on SIGTERM, 502s if it exits at once",
 				ct.Name, w.Ref, secs(ct.PreStop.Duration), r.LB, secs(r.DeregistrationDelay), r.Via)
 		}
@@ -323,10 +487,13 @@ func appIdleTooShort(c *run, w *Workload) {
 		if !r.L7 || r.IdleTimeout == 0 || w.AppIdleTimeout > r.IdleTimeout {
 			continue
 		}
+		v := n(c.rec.MinAppIdleTimeout)
 		c.report(w, Error, nil, w.Object.Line("metadata", "annotations", AnnotationAppIdleTimeout),
 			yamlFix("# make the app's keep-alive (idle) timeout longer than the load balancer's, e.g. Go: http.Server{IdleTimeout: "+
-				n(c.rec.MinAppIdleTimeout)+" * time.Second}", "metadata:", "  annotations:",
-				"    "+AnnotationAppIdleTimeout+": \""+n(c.rec.MinAppIdleTimeout)+"\""),
+				v+" * time.Second}", "metadata:", "  annotations:",
+				"    "+AnnotationAppIdleTimeout+": \""+v+"\""),
+			// The patch records the new keep-alive; the app's own setting is a code change.
+			[]Patch{annotationPatch(w.Object, c.opts.DefaultNamespace, AnnotationAppIdleTimeout, v)},
 			"%s keeps idle connections %s but the %s (%s) idle timeout is %s: the app closes connections the load balancer may still reuse, and a request sent on one fails with 502",
 			w.Ref, secs(w.AppIdleTimeout), r.LB, r.Via, secs(r.IdleTimeout))
 	}
@@ -343,19 +510,24 @@ func strategyUnsafe(c *run, w *Workload) {
 	line := w.Object.Line(path...)
 	fix := yamlFix("spec:", "  strategy:", "    type: RollingUpdate", "    rollingUpdate:", "      maxSurge: 1",
 		"      maxUnavailable: 0")
+	patch := Patch{Object: w.Ref, Type: PatchStrategic, Patch: map[string]any{"spec": map[string]any{"strategy": map[string]any{
+		"type": "RollingUpdate", "rollingUpdate": map[string]any{"maxSurge": 1, "maxUnavailable": 0}}}}}
 	switch {
 	case w.Strategy == "Recreate":
-		c.report(w, Error, nil, line, fix,
+		c.report(w, Error, nil, line, fix, []Patch{patch},
 			"%s uses strategy Recreate: every old pod is deleted before any new one starts, so each rollout is an outage", w.Ref)
 	case w.Strategy == "OnDelete":
 	case w.Kind == "Deployment" && w.MaxSurge == 0 && w.MaxUnavailable == 0:
-		c.report(w, Error, nil, line, fix,
+		c.report(w, Error, nil, line, fix, []Patch{patch},
 			"%s: maxSurge and maxUnavailable both resolve to 0 for %d replicas; the API server rejects it and the rollout cannot progress", w.Ref, w.Replicas)
 	case w.Replicas-w.MaxUnavailable < 1:
 		if w.Kind == "StatefulSet" {
-			fix = yamlFix("spec:", "  replicas: 2", "  updateStrategy:", "    rollingUpdate:", "      maxUnavailable: 1")
+			replicas := max(w.Replicas, 2)
+			fix = yamlFix("spec:", "  replicas: "+strconv.Itoa(replicas), "  updateStrategy:", "    rollingUpdate:", "      maxUnavailable: 1")
+			patch.Patch = map[string]any{"spec": map[string]any{"replicas": replicas,
+				"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": 1}}}}
 		}
-		c.report(w, Error, nil, line, fix,
+		c.report(w, Error, nil, line, fix, []Patch{patch},
 			"%s: maxUnavailable resolves to %d of %d replicas, so the rollout may take every ready replica down at once",
 			w.Ref, w.MaxUnavailable, w.Replicas)
 	}
@@ -366,6 +538,7 @@ func singleReplica(c *run, w *Workload) {
 		return
 	}
 	c.report(w, Warning, nil, w.Object.Line("spec", "replicas"), yamlFix("spec:", "  replicas: 2"),
+		[]Patch{{Object: w.Ref, Type: PatchStrategic, Patch: map[string]any{"spec": map[string]any{"replicas": 2}}}},
 		"%s runs 1 replica: a node drain, eviction or a pod that never turns healthy leaves no target behind the load balancer", w.Ref)
 }
 
@@ -374,14 +547,20 @@ func pdbMissing(c *run, w *Workload) {
 		return
 	}
 	var sel []string
+	match := map[string]any{}
 	for k, v := range w.Template.Labels {
 		sel = append(sel, "      "+k+": "+strconv.Quote(v))
+		match[k] = v
 	}
 	sort.Strings(sel)
 	fix := yamlFix(append([]string{"apiVersion: policy/v1", "kind: PodDisruptionBudget", "metadata:",
 		"  name: " + w.Name, "  namespace: " + w.Namespace, "spec:", "  maxUnavailable: 1", "  selector:",
 		"    matchLabels:"}, sel...)...)
-	c.report(w, Warning, nil, w.Object.Line("spec", "template", "metadata", "labels"), fix,
+	patch := Patch{Object: "PodDisruptionBudget/" + w.Namespace + "/" + w.Name, Type: PatchCreate, Patch: map[string]any{
+		"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+		"metadata": map[string]any{"name": w.Name, "namespace": w.Namespace},
+		"spec":     map[string]any{"maxUnavailable": 1, "selector": map[string]any{"matchLabels": match}}}}
+	c.report(w, Warning, nil, w.Object.Line("spec", "template", "metadata", "labels"), fix, []Patch{patch},
 		"no PodDisruptionBudget selects the pods of %s (%d replicas): a node drain may evict all of them at once, skipping preStop ordering across replicas",
 		w.Ref, w.Replicas)
 }
@@ -398,8 +577,8 @@ func shutdownExceedsGrace(c *run, w *Workload) {
 		if ct.PreStop.Duration+drain < w.TerminationGracePeriod {
 			continue
 		}
-		c.report(w, Error, nil, w.Object.Line("spec", "template", "spec", "terminationGracePeriodSeconds"),
-			podSpecFix("terminationGracePeriodSeconds: "+n(minGrace(w, c.opts, ct.PreStop.Duration))),
+		fix, patches := graceFix(w, max(c.grace, minGrace(w, c.opts, ct.PreStop.Duration)))
+		c.report(w, Error, nil, w.Object.Line("spec", "template", "spec", "terminationGracePeriodSeconds"), fix, patches,
 			"container %q of %s: preStop %s + drain after SIGTERM %s (requests arriving until %s may run %s, then shutdown %s) = %s, not within %s: SIGKILL lands on in-flight requests",
 			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(drain), secs(StopWindow(c.opts)), secs(w.MaxRequestDuration),
 			secs(w.ShutdownTime), secs(ct.PreStop.Duration+drain), graceText(w))
@@ -421,8 +600,13 @@ func healthcheckSlow(c *run, w *Workload) {
 			continue
 		}
 		obj, line := r.at(nil, r.healthAt)
+		var patches []Patch
+		if r.LB == "ALB" {
+			patches = []Patch{annotationPatch(obj, c.opts.DefaultNamespace, albPrefix+"healthcheck-interval-seconds", "10",
+				albPrefix+"healthy-threshold-count", "2")}
+		}
 		c.report(w, Info, obj, line, yamlFix("metadata:", "  annotations:",
-			"    "+albPrefix+"healthcheck-interval-seconds: \"10\"", "    "+albPrefix+"healthy-threshold-count: \"2\""),
+			"    "+albPrefix+"healthcheck-interval-seconds: \"10\"", "    "+albPrefix+"healthy-threshold-count: \"2\""), patches,
 			"%s (%s): health check interval %s × healthy threshold %d + gate re-check %s = %s per pod before the rollout moves on; %d replicas take at least %s",
 			r.LB, r.Via, secs(hc.Interval), hc.HealthyThreshold, secs(GateRequeue), secs(step), w.Replicas,
 			secs(time.Duration(w.Replicas)*step))

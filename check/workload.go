@@ -53,6 +53,17 @@ type Workload struct {
 	AppIdleTimeout     time.Duration `json:"appIdleTimeout"`
 	MaxRequestDuration time.Duration `json:"maxRequestDuration"`
 	ShutdownTime       time.Duration `json:"shutdownTime"`
+	// MaxRequestAnnotated: MaxRequestDuration comes from the workload's
+	// annotation, not from Options.
+	MaxRequestAnnotated bool `json:"maxRequestAnnotated"`
+
+	// AssumedPort is set when the input holds no Service at all (it lives
+	// in another file or chart) and the workload declares container ports:
+	// it is then judged as served, and every finding says so.
+	AssumedPort string `json:"assumedPort,omitempty"`
+	// InputServices counts the Services in the input, to say why a
+	// workload none of them selects is not judged as served.
+	InputServices int `json:"-"`
 }
 
 // Container is a serving container's probe and hook.
@@ -130,9 +141,10 @@ type HealthCheck struct {
 	SuccessCodes       string        `json:"successCodes,omitempty"`
 }
 
-// Served says whether any Service selects the workload: only served
-// workloads take traffic that a rollout can drop.
-func (w *Workload) Served() bool { return len(w.Services) > 0 }
+// Served says whether the workload takes traffic a rollout can drop: a
+// Service in the input selects it, or the input holds no Service at all and
+// it declares a container port (AssumedPort).
+func (w *Workload) Served() bool { return len(w.Services) > 0 || w.AssumedPort != "" }
 
 // StopWindow is how long after a pod turns Terminating new requests may
 // still reach it: controller lag plus propagation P.

@@ -56,7 +56,7 @@ func TestRollsafeCheckCatchesBrokenOverlay(t *testing.T) {
 	for _, c := range []struct {
 		file, old, new, rule string
 	}{
-		{"deployment.yaml", "              sleep:\n                seconds: 20\n", "              sleep:\n                seconds: 5\n", "prestop-too-short"},
+		{"deployment.yaml", "              sleep:\n                seconds: 29\n", "              sleep:\n                seconds: 5\n", "prestop-too-short"},
 		{"namespace.yaml", "elbv2.k8s.aws/pod-readiness-gate-inject: enabled", "elbv2.k8s.aws/pod-readiness-gate-inject: disabled", "readiness-gate-missing"},
 		{"deployment.yaml", `rollsafe.dev/app-idle-timeout: "75s"`, `rollsafe.dev/app-idle-timeout: "30s"`, "app-idle-timeout-too-short"},
 		{"deployment.yaml", "terminationGracePeriodSeconds: 40", "terminationGracePeriodSeconds: 20", "prestop-exceeds-grace"},
