@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -19,7 +20,7 @@ type Options struct {
 	// moment later. Default 250 ms.
 	ExitSlack time.Duration
 	// Margin is added to controller lag + P for the implied preStop
-	// (default 2 s, the rounding of check's whole-second settings plus one).
+	// (default check.Margin, what check --recommend adds).
 	Margin time.Duration
 	// CheckPath is the manifests path printed in the implied check command
 	// (default "deploy/").
@@ -31,7 +32,7 @@ func (o Options) withDefaults() Options {
 		o.ExitSlack = 250 * time.Millisecond
 	}
 	if o.Margin <= 0 {
-		o.Margin = 2 * time.Second
+		o.Margin = check.Margin
 	}
 	if o.CheckPath == "" {
 		o.CheckPath = "deploy/"

@@ -25,8 +25,9 @@
 //
 // Each failure gets a cause (timeline.Cause), the chain of evidence it rests
 // on, and a confidence: Certain when no fact it uses lies inside an
-// uncertainty window (a poll interval, the clock-skew estimate), Likely when
-// one does or when the target had to be guessed without an access log, and
+// uncertainty window (between two polls, or an exit recorded just after the
+// request), Likely when one does or when the target had to be guessed
+// without an access log, and
 // Unknown when the evidence does not say. What an extra source would settle
 // is said with it.
 //

@@ -102,7 +102,9 @@ func (r *runData) pod(rec *timeline.Record) {
 // code 137), which during a termination is the grace period's SIGKILL.
 func (p *podHist) killed() bool { return strings.HasSuffix(p.exitedHow, ":137") }
 
-// podAt is the pod that held ip at t: the newest one first seen by then.
+// podAt is the pod that held ip at t: the newest one first seen by then,
+// or up to a second later (a watch may deliver a new pod after its first
+// request).
 func (r *runData) podAt(ip string, t int64) *podHist {
 	var best *podHist
 	for _, p := range r.pods {

@@ -12,8 +12,9 @@ type Confidence string
 const (
 	// Certain: every fact the cause rests on lies outside its uncertainty window.
 	Certain Confidence = "certain"
-	// Likely: a fact lies inside a poll window or the skew estimate, or the
-	// target was inferred without an access-log line.
+	// Likely: a fact lies inside an uncertainty window (between two polls,
+	// an exit recorded just after the request), or the target was inferred
+	// without an access-log line.
 	Likely Confidence = "likely"
 	// Unknown: the evidence at hand does not say why.
 	Unknown Confidence = "unknown"
