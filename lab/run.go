@@ -142,6 +142,12 @@ type Served struct {
 	TargetGroupARN string `json:"target_group_arn"`
 	// Region is the one in the ARN (the SDK needs a region to sign).
 	Region string `json:"region"`
+	// IdleTimeout is the stand-in's listener idle timeout and Poll the
+	// target-health poll interval, both at the lab's time scale: a prober
+	// of the served lab closes idle connections before IdleTimeout, and
+	// polls every Poll, as on AWS at full scale.
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	Poll        time.Duration `json:"poll_interval"`
 }
 
 // Serve brings a scenario up — first revision available, targets healthy —
@@ -163,7 +169,8 @@ func Serve(ctx context.Context, s Scenario, o Options, ready func(Served)) error
 	}
 	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName,
 		Selector: "app=" + deploymentName, ELBv2Endpoint: r.api.URL(),
-		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lb.Config().Region})
+		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lb.Config().Region,
+		IdleTimeout: r.lb.Config().ClientIdleTimeout, Poll: r.scale.Of(r.o.TargetHealthPoll)})
 	<-ctx.Done()
 	return nil
 }

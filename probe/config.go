@@ -26,11 +26,17 @@ const (
 
 // Defaults used when a Config field is zero.
 const (
-	DefaultConnections   = 10
-	DefaultTimeout       = 10 * time.Second
-	DefaultReplicaHeader = "X-Served-By"
-	DefaultLateAfter     = time.Millisecond
-	DefaultSource        = "probe"
+	DefaultConnections = 10
+	DefaultTimeout     = 10 * time.Second
+	// DefaultIdleConnTimeout is half the ALB's default idle timeout (60 s):
+	// the prober closes an idle keep-alive connection before the load
+	// balancer does. Otherwise a request sent on a connection the load
+	// balancer closed that instant fails without reaching it — a failure of
+	// the prober's, not of the rollout.
+	DefaultIdleConnTimeout = 30 * time.Second
+	DefaultReplicaHeader   = "X-Served-By"
+	DefaultLateAfter       = time.Millisecond
+	DefaultSource          = "probe"
 	// MaxVersionBody bounds how much of a body is kept for VersionRegex.
 	MaxVersionBody = 64 << 10
 )
@@ -52,12 +58,15 @@ type Config struct {
 	// Requests bounds the number of requests (0: until Duration or ctx ends).
 	Requests uint64
 	// Timeout bounds one request from its send to the end of its body.
-	Timeout  time.Duration
-	Method   string
-	Headers  http.Header
-	Body     []byte
-	Insecure bool
-	Protocol Protocol
+	Timeout time.Duration
+	// IdleConnTimeout closes a keep-alive connection idle this long; keep
+	// it below the load balancer's idle timeout (0: DefaultIdleConnTimeout).
+	IdleConnTimeout time.Duration
+	Method          string
+	Headers         http.Header
+	Body            []byte
+	Insecure        bool
+	Protocol        Protocol
 	// ReplicaHeader names the response header that says which backend answered.
 	ReplicaHeader string
 	// VersionHeader names a response header carrying the app version; if
@@ -102,13 +111,16 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Duration", c.Duration}, {"Timeout", c.Timeout}, {"LateAfter", c.LateAfter}} {
+	}{{"Duration", c.Duration}, {"Timeout", c.Timeout}, {"LateAfter", c.LateAfter}, {"IdleConnTimeout", c.IdleConnTimeout}} {
 		if d.v < 0 {
 			return c, nil, fmt.Errorf("%s %v: must be >= 0", d.name, d.v)
 		}
 	}
 	if c.Connections == 0 {
 		c.Connections = DefaultConnections
+	}
+	if c.IdleConnTimeout == 0 {
+		c.IdleConnTimeout = DefaultIdleConnTimeout
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout

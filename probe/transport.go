@@ -69,7 +69,7 @@ func newTransport(cfg *Config) *http.Transport {
 		MaxIdleConns:        cfg.Connections,
 		MaxIdleConnsPerHost: cfg.Connections,
 		MaxConnsPerHost:     cfg.Connections,
-		IdleConnTimeout:     90 * time.Second,
+		IdleConnTimeout:     cfg.IdleConnTimeout,
 		// No ResponseHeaderTimeout: the request context bounds the whole
 		// exchange, so every timeout surfaces the same way.
 	}

@@ -113,7 +113,9 @@ func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
 	}
 	total, err := soak.Run(ctx, soak.Config{
 		Client: cs, Namespace: where.Namespace, Deployment: where.Deployment, Trigger: trig,
-		Probe:    probe.Config{URL: where.URL + "/", Rate: 200, Connections: 16, Timeout: 10 * time.Second, VersionHeader: "X-Version"},
+		// Idle connections closed before the stand-in's 6 s (scaled) idle timeout.
+		Probe: probe.Config{URL: where.URL + "/", Rate: 200, Connections: 16, Timeout: 10 * time.Second, VersionHeader: "X-Version",
+			IdleConnTimeout: 3 * time.Second},
 		Rollouts: rollouts, RolloutTimeout: 2 * time.Minute, ReadyTimeout: time.Minute, Settle: time.Second,
 	})
 	if err != nil {

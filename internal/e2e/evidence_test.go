@@ -122,12 +122,13 @@ func TestReportExplainsRolloutOnControlPlane(t *testing.T) {
 	lab, s, labErr := serveLab(t, ctx, "gate-only", accessLog)
 	t.Logf("lab serves %s in %s (ELBv2 %s)", s.url, s.namespace, s.endpoint)
 
-	// The probe line lab --serve prints, with a 200 ms poll (2 s at the
-	// lab's 0.1 time scale).
+	// The probe line lab --serve prints: idle connections closed at half
+	// the stand-in's idle timeout (6 s at the lab's 0.1 time scale), target
+	// health polled every 100 ms (1 s).
 	record := filepath.Join(dir, "run.ndjson")
-	probe := exec.CommandContext(ctx, rollsafe, "probe", s.url, "--rate", "200", "--version-header", "X-Version",
+	probe := exec.CommandContext(ctx, rollsafe, "probe", s.url, "--rate", "200", "--version-header", "X-Version", "--idle-timeout", "3s",
 		"--kube", "--kubeconfig", s.kubeconfig, "--namespace", s.namespace, "-l", "app=jiameng-api",
-		"--target-group-arn", s.arn, "--aws-endpoint", s.endpoint, "--region", "us-east-1", "--poll-interval", "200ms",
+		"--target-group-arn", s.arn, "--aws-endpoint", s.endpoint, "--region", "us-east-1", "--poll-interval", "100ms",
 		"--record", record, "-o", "json")
 	probe.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=lab", "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true")
 	var probeOut, probeErr bytes.Buffer

@@ -145,8 +145,14 @@ func observe(ctx context.Context, t *testing.T, cs kubernetes.Interface, replica
 			t.Fatal("no new ReplicaSet after the template change")
 		}
 	}
-	oldSize := -1
-	waitFor(ctx, t, "the rollout's first sync observed", func() bool {
+	// The controller scales the new ReplicaSet up in one sync and the old
+	// one down in a later one (a busy machine can put a second between
+	// them): wait until the old size has held still for settle after the
+	// template change was observed. With no pod ever ready it cannot go
+	// lower than the first scale-down.
+	const settle = 2 * time.Second
+	oldSize, changed := -1, time.Now()
+	waitFor(ctx, t, "the old ReplicaSet's scale-down to settle", func() bool {
 		d, err := deps.Get(ctx, "web", metav1.GetOptions{})
 		if err != nil || d.Status.ObservedGeneration < dep.Generation {
 			return false
@@ -155,8 +161,10 @@ func observe(ctx context.Context, t *testing.T, cs kubernetes.Interface, replica
 		if err != nil {
 			return false
 		}
-		oldSize = int(*rs.Spec.Replicas)
-		return true
+		if n := int(*rs.Spec.Replicas); n != oldSize {
+			oldSize, changed = n, time.Now()
+		}
+		return time.Since(changed) >= settle
 	})
 	return newSize, int(replicas) - oldSize
 }

@@ -189,8 +189,8 @@ func printServed(f *cmdutil.Factory, name string, s lab.Served, kubeconfig strin
 		kube = fmt.Sprintf(" --kube --kubeconfig %s --namespace %s -l %s", kubeconfig, s.Namespace, s.Selector)
 	}
 	fmt.Fprintf(w, "\ntry:\n  export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_REGION=%s   # any values: the lab checks none\n", s.Region)
-	fmt.Fprintf(w, "  %s probe %s/ --version-header X-Version%s --target-group-arn %s --aws-endpoint %s --record run.ndjson\n",
-		f.Name, s.URL, kube, s.TargetGroupARN, s.ELBv2Endpoint)
+	fmt.Fprintf(w, "  %s probe %s/ --version-header X-Version --idle-timeout %v%s --target-group-arn %s --aws-endpoint %s --poll-interval %v --record run.ndjson\n",
+		f.Name, s.URL, s.IdleTimeout/2, kube, s.TargetGroupARN, s.ELBv2Endpoint, s.Poll)
 	if kubeconfig != "" {
 		fmt.Fprintf(w, "  %s soak --kubeconfig %s -n %s --deployment %s --url %s/ --trigger env:VERSION --version-header X-Version --rollouts 3\n",
 			f.Name, kubeconfig, s.Namespace, s.Deployment, s.URL)

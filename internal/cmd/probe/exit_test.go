@@ -186,6 +186,7 @@ func TestFlagErrorsNameFlagAndValue(t *testing.T) {
 		{[]string{"-c", "0"}, "--connections 0: must be at least 1"},
 		{[]string{"--timeout", "0s"}, "--timeout 0s: must be positive"},
 		{[]string{"--late-after", "-1ms"}, "--late-after -1ms: must be positive"},
+		{[]string{"--idle-timeout", "0s"}, "--idle-timeout 0s: must be positive"},
 		{[]string{"--max-failures", "-2"}, "--max-failures -2: must be ≥ 0, or -1 for no limit"},
 		{[]string{"--error-budget", "lots"}, "--error-budget lots: want a share like 0.1% or 0.001"},
 		{[]string{"--error-budget", "150%"}, "--error-budget 150%: want a share"},

@@ -84,6 +84,8 @@ was sent, the Kubernetes or ELBv2 API could not be reached, or writing the
 	fl.DurationVarP(&o.cfg.Duration, "duration", "d", 0, "how long to send (0: until --requests or Ctrl-C)")
 	fl.Uint64Var(&o.cfg.Requests, "requests", 0, "how many requests to send (0: until --duration or Ctrl-C)")
 	fl.DurationVar(&o.cfg.Timeout, "timeout", probe.DefaultTimeout, "per-request timeout, from send to the end of the body")
+	fl.DurationVar(&o.cfg.IdleConnTimeout, "idle-timeout", probe.DefaultIdleConnTimeout,
+		"close keep-alive connections idle this long: keep it below the load balancer's idle timeout (ALB: 60s), or a request sent as the LB closes the connection fails without reaching it")
 	fl.StringVarP(&o.cfg.Method, "method", "X", "GET", "HTTP method")
 	fl.StringArrayVarP(&o.headers, "header", "H", nil, `request header "Name: value" (repeatable; "Host: x" sets the Host)`)
 	fl.StringVar(&o.body, "body", "", "request body")
@@ -139,6 +141,8 @@ func prepare(o *options) (probe.Budget, error) {
 		return budget, cmdutil.UsageErrorf("--timeout %v: must be positive", c.Timeout)
 	case c.LateAfter <= 0:
 		return budget, cmdutil.UsageErrorf("--late-after %v: must be positive", c.LateAfter)
+	case c.IdleConnTimeout <= 0:
+		return budget, cmdutil.UsageErrorf("--idle-timeout %v: must be positive", c.IdleConnTimeout)
 	case strings.TrimSpace(c.Method) == "" || strings.ContainsAny(c.Method, " \t\r\n"):
 		return budget, cmdutil.UsageErrorf("--method %q: want an HTTP method such as GET or POST", c.Method)
 	case strings.TrimSpace(c.ReplicaHeader) == "":
