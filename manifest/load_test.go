@@ -1,32 +1,15 @@
 package manifest_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/manifest"
 )
-
-// writeTree writes files (path relative to a new temp dir → content) and
-// returns the dir.
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 const workflow = "name: ci\non: [push]\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - run: go test ./...\n"
 
@@ -59,8 +42,8 @@ func notes(in *manifest.Input) string {
 // one error naming the path.
 func TestLoadNothingToJudge(t *testing.T) {
 	empty := t.TempDir()
-	ci := writeTree(t, map[string]string{".github/workflows/ci.yml": workflow, "ci.yml": workflow})
-	blank := writeTree(t, map[string]string{"blank.yaml": "\n# nothing\n"})
+	ci := testutil.WriteTree(t, map[string]string{".github/workflows/ci.yml": workflow, "ci.yml": workflow})
+	blank := testutil.WriteTree(t, map[string]string{"blank.yaml": "\n# nothing\n"})
 	for _, c := range []struct {
 		name, path, stdin, want string
 	}{
@@ -93,7 +76,7 @@ func TestLoadNothingToJudge(t *testing.T) {
 // YAML that is not a Kubernetes object is skipped with a note, and an
 // unusable document does not hide the good ones beside it.
 func TestLoadSkipsNonObjectsAndKeepsGoodDocuments(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := testutil.WriteTree(t, map[string]string{
 		"ci.yml":           workflow,
 		"chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
 		"web.yaml":         deployment,
@@ -115,7 +98,7 @@ func TestLoadSkipsNonObjectsAndKeepsGoodDocuments(t *testing.T) {
 		}
 	}
 
-	bad := writeTree(t, map[string]string{
+	bad := testutil.WriteTree(t, map[string]string{
 		"a-good.yaml":  deployment,
 		"b-bad.yaml":   "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  labels: [\n",
 		"c-typed.yaml": strings.Replace(deployment, "replicas: 2", "replicas: two", 1),
@@ -156,7 +139,7 @@ const kustPatch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web
 // A kustomization is rendered, not read file by file: its base is not
 // rendered alone and its patch is never a second Deployment.
 func TestLoadKustomization(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := testutil.WriteTree(t, map[string]string{
 		"base/kustomization.yaml":    kustBase,
 		"base/deployment.yaml":       deployment,
 		"overlay/kustomization.yaml": kustOverlay,
@@ -202,14 +185,14 @@ func TestLoadKustomization(t *testing.T) {
 	}
 
 	// A generated object has no file of its own: it stays at the kustomization.
-	gen := writeTree(t, map[string]string{"kustomization.yaml": "configMapGenerator:\n  - name: settings\n    literals: [a=b]\n"})
+	gen := testutil.WriteTree(t, map[string]string{"kustomization.yaml": "configMapGenerator:\n  - name: settings\n    literals: [a=b]\n"})
 	objs, err := manifest.Load([]string{gen}, nil)
 	if err != nil || len(objs) != 1 || objs[0].Source.File != filepath.Join(gen, "kustomization.yaml") || objs[0].Source.Line != 0 {
 		t.Errorf("generated: %v %+v", err, objs)
 	}
 
 	// A kustomization that does not build: one line at its file.
-	broken := writeTree(t, map[string]string{"kustomization.yaml": "resources:\n  - missing.yaml\n"})
+	broken := testutil.WriteTree(t, map[string]string{"kustomization.yaml": "resources:\n  - missing.yaml\n"})
 	_, err = manifest.Load([]string{broken}, nil)
 	errs := manifest.Errors(err)
 	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), filepath.Join(broken, "kustomization.yaml")+": kustomize: ") ||

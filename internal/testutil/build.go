@@ -43,3 +43,20 @@ func WriteTimeline(t testing.TB, path string, recs []*timeline.Record) string {
 	}
 	return path
 }
+
+// WriteTree writes files (path relative to a new temporary directory →
+// content) and returns the directory.
+func WriteTree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

@@ -8,22 +8,8 @@ import (
 	"testing"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 )
-
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 func lines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") }
 
@@ -41,8 +27,8 @@ func seed(t *testing.T) string {
 // Nothing to judge never passes a gate: exit 2 and one line naming the input.
 func TestCheckNothingToJudgeExitsTwo(t *testing.T) {
 	empty := t.TempDir()
-	ci := writeTree(t, map[string]string{".github/workflows/ci.yml": workflow, "gitlab-ci.yml": workflow})
-	configOnly := writeTree(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"})
+	ci := testutil.WriteTree(t, map[string]string{".github/workflows/ci.yml": workflow, "gitlab-ci.yml": workflow})
+	configOnly := testutil.WriteTree(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"})
 	for _, c := range []struct {
 		name  string
 		stdin string
@@ -79,7 +65,7 @@ func TestCheckNothingToJudgeExitsTwo(t *testing.T) {
 // One bad document beside good ones: the good ones' findings are printed,
 // the bad one gets its file:line, and the exit is 2 (not 1, and never 0).
 func TestCheckBadDocumentBesideGoodOnes(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := testutil.WriteTree(t, map[string]string{
 		"ci.yml":      workflow,
 		"seed.yaml":   seed(t),
 		"broken.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  labels: [\n",
@@ -116,7 +102,7 @@ patches:
 // A kustomization directory is judged as kubectl kustomize renders it:
 // one Deployment, the patch applied and never counted as a second one.
 func TestCheckKustomization(t *testing.T) {
-	dir := writeTree(t, map[string]string{
+	dir := testutil.WriteTree(t, map[string]string{
 		"base/kustomization.yaml":    "resources:\n  - seed.yaml\n",
 		"base/seed.yaml":             seed(t),
 		"overlay/kustomization.yaml": kustOverlay,
