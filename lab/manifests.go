@@ -9,9 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rollsafe/rollsafe/alb"
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/graceful"
+	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/manifest"
 )
 

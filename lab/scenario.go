@@ -19,7 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
 // Defaults with their sources. Spec time (unscaled).

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -27,7 +27,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
 func main() {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/alb"
-	"github.com/rollsafe/rollsafe/alb/elbv2api"
+	"github.com/rollsafe/rollsafe/lab/alb"
+	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

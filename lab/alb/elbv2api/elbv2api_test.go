@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
 // The client under test is the real aws-sdk-go-v2 ELBv2 client; the only

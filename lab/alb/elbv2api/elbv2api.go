@@ -18,7 +18,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rollsafe/rollsafe/alb"
+	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
 const (

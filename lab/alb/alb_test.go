@@ -3,7 +3,6 @@ package alb
 import (
 	"bufio"
 	"fmt"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rollsafe/rollsafe/internal/testutil"
 
 	"github.com/rollsafe/rollsafe/timeline"
 )
