@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/rollsafe/rollsafe/albcontroller"
 	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/lab/albcontroller"
 	"github.com/rollsafe/rollsafe/nodeagent"
 	"github.com/rollsafe/rollsafe/observe/kube"
 )
