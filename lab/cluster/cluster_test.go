@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"net/netip"
 	"os"
 	"regexp"
@@ -11,14 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rollsafe/rollsafe/cluster"
 	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/lab/cluster"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
