@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rollsafe/rollsafe/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

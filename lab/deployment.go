@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollsafe/rollsafe/graceful"
-	"github.com/rollsafe/rollsafe/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 )
 
 const (

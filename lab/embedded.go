@@ -9,9 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
 	"github.com/rollsafe/rollsafe/lab/cluster"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -23,7 +23,7 @@ import (
 	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/internal/testutil"
-	"github.com/rollsafe/rollsafe/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -16,10 +16,10 @@ import (
 	awselbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/observe/elbv2"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/probe"

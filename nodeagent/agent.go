@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/rollsafe/rollsafe/kubelet"
 	"github.com/rollsafe/rollsafe/lab/cluster"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

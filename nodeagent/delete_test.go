@@ -10,7 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
 )
 
 // kubectl delete --grace-period=1 on a pod whose spec allows 3000 s (300 s

@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
 )
 
 // A Deployment goes through the real deployment, ReplicaSet and scheduler

@@ -3,7 +3,6 @@ package nodeagent
 import (
 	"context"
 	"fmt"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"io"
 	"net/http"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,8 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rollsafe/rollsafe/controlplane"
-	"github.com/rollsafe/rollsafe/kubelet"
-	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
 )
 
 func TestMain(m *testing.M) {

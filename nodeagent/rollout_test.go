@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
 )
 
 // A change to the pod template (an env value, as seed 003 did) rolls

@@ -11,7 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/rollsafe/rollsafe/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 )
 
 // Options configure the cluster stand-in.

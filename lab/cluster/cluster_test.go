@@ -17,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rollsafe/rollsafe/kubelet"
-	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
 	"github.com/rollsafe/rollsafe/lab/cluster"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

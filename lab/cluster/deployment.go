@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
 
-	"github.com/rollsafe/rollsafe/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
 )
 
 // ErrSuperseded is returned by Rollout when a newer template replaced its own

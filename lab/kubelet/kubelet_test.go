@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"net"
 	"net/http"
 	"os"
@@ -17,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rollsafe/rollsafe/kubelet"
-	"github.com/rollsafe/rollsafe/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
