@@ -17,7 +17,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
-	"github.com/rollsafe/rollsafe/nodeagent"
+	"github.com/rollsafe/rollsafe/lab/nodeagent"
 	"github.com/rollsafe/rollsafe/observe/kube"
 )
 
