@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/accesslog"
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/observe/kube"

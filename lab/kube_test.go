@@ -7,10 +7,11 @@ package lab_test
 
 import (
 	"context"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"testing"
 
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/rollsafe/rollsafe/internal/testutil"
 
 	"github.com/rollsafe/rollsafe/accesslog"
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -3,7 +3,6 @@ package soak_test
 import (
 	"context"
 	"errors"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,13 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/soak"
 	"github.com/rollsafe/rollsafe/soak/soaktest"

@@ -7,7 +7,6 @@ package soak_test
 
 import (
 	"context"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/soak"

@@ -14,7 +14,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/soak/soaktest"
 )
 

@@ -17,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/manifest"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/google/shlex"
 	"github.com/spf13/cobra"
 
-	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/report"
 	"github.com/rollsafe/rollsafe/timeline"

@@ -18,9 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/observe/kube"

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rollsafe/rollsafe/controlplane"
 	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 )
 
 func TestExitCodes(t *testing.T) {

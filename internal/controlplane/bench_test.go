@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 )
 
 // BenchmarkStartStop measures a cold etcd + kube-apiserver start to /readyz

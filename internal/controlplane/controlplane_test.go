@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/rollsafe/rollsafe/controlplane"
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 )
 
 func TestMain(m *testing.M) {
