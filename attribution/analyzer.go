@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -16,9 +16,9 @@ import (
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
 
-	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 )
 
 // Inputs are report's arguments sorted by what they hold. Paths keep the

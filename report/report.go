@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rollsafe/rollsafe/accesslog"
 	"github.com/rollsafe/rollsafe/attribution"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
 )

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 )
 
 // logBuf holds one line being formatted and the scratch its Entry's byte

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 )
 
 func main() {

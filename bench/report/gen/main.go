@@ -30,7 +30,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rollsafe/rollsafe/accesslog"
+	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
