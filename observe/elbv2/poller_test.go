@@ -2,6 +2,7 @@ package elbv2
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -232,6 +233,26 @@ func TestRunEmitsAndStopsOnCancel(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run after cancel: %v", err)
+	}
+}
+
+// A sink error ends Run with that error, and nothing more reaches the sink.
+func TestRunStopsOnSinkError(t *testing.T) {
+	l := startLab(t)
+	awsEnv(t, "us-east-2")
+	if err := l.lb.Register(l.backend); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(context.Background(), Config{TargetGroupARN: l.lb.TargetGroupARN(), Endpoint: l.api.URL(),
+		Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("disk full")
+	calls := 0
+	err = p.Run(context.Background(), func(*timeline.Record) error { calls++; return boom })
+	if !errors.Is(err, boom) || calls != 1 {
+		t.Errorf("Run: err %v after %d records, want disk full after 1", err, calls)
 	}
 }
 
