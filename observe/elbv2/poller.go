@@ -194,8 +194,8 @@ func (p *Poller) Poll(ctx context.Context) ([]timeline.Record, error) {
 }
 
 // record builds a target record. The change happened between the previous
-// poll and at; prev_poll says when the window opened, so a report can tell
-// how precise the time is.
+// poll and at; prev_poll says when the window opened, so package
+// attribution (in report and the lab) takes the time as that window.
 func (p *Poller) record(at time.Time, key string, s targetState) timeline.Record {
 	r := timeline.Record{Kind: timeline.KindTarget, Time: at, Source: Source, Object: key,
 		State: s.state, Reason: s.reason,
