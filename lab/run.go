@@ -390,7 +390,9 @@ func (r *run) stop() {
 	}
 	if r.lb != nil {
 		if err := r.lb.Close(); err != nil {
-			r.fail(err) // its recording broke: already failed, unless at the last flush
+			// Its recording's errors have failed the run already (emit,
+			// failWriter); fail keeps the first, and any other stops it too.
+			r.fail(err)
 		}
 	}
 	r.attributeFailures()

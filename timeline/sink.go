@@ -3,8 +3,10 @@ package timeline
 import "sync"
 
 // Sink is where a producer sends its records — the prober, the kubelet
-// and ALB stand-ins, the observers, the lab — and what every consumer is: a
-// file (Writer.Write), a lab run, a test's collector.
+// and ALB stand-ins, the target-health poller (observe/elbv2), the lab,
+// Read — and what every consumer is: a file (Writer.Write), a lab run, a
+// test's collector. (observe/kube hands its records over a channel to the
+// caller, who sends them on to a Sink.)
 //
 // The record belongs to the sink once passed: the producer does not touch
 // it again, the sink may keep or change it.

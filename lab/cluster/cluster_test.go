@@ -277,15 +277,9 @@ func lifetimesOverlap(a, b *podTimes) bool {
 func TestRolloutWaitsForGateAndDeletesThroughKubelet(t *testing.T) {
 	rec := &recorder{}
 	c := newCluster(t, context.Background(), rec.Add)
-	d, err := c.CreateDeployment(deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := d.WaitComplete(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := createWeb(t, ctx, c)
 	if err := d.Rollout(ctx, template("v2")); err != nil {
 		t.Fatal(err)
 	}
@@ -331,15 +325,9 @@ func TestSinkErrorIsKept(t *testing.T) {
 		}
 		return nil
 	})
-	d, err := c.CreateDeployment(deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := d.WaitComplete(ctx); err != nil {
-		t.Fatal(err)
-	}
+	createWeb(t, ctx, c)
 	c.Close()
 	if !errors.Is(c.Err(), boom) {
 		t.Errorf("Err() = %v, want disk full", c.Err())
@@ -347,6 +335,20 @@ func TestSinkErrorIsKept(t *testing.T) {
 	if n := calls.Load(); n != 3 {
 		t.Errorf("the sink got %d records, want 3 (none after its error)", n)
 	}
+}
+
+// createWeb creates the two-replica deployment "web" (surge 1, none
+// unavailable) and waits within ctx until it is available.
+func createWeb(t *testing.T, ctx context.Context, c *cluster.Cluster) *cluster.Deployment {
+	t.Helper()
+	d, err := c.CreateDeployment(deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitComplete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func inOrder(states []string, want ...string) bool {

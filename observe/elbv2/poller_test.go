@@ -200,9 +200,9 @@ func TestPollerRecordsTheTargetLifecycle(t *testing.T) {
 	}
 }
 
-func TestRunEmitsAndStopsOnCancel(t *testing.T) {
-	l := startLab(t)
-	l.setReady()
+// fastPoller registers the lab's backend and polls its target group every 10 ms.
+func fastPoller(t *testing.T, l *lab) *Poller {
+	t.Helper()
 	awsEnv(t, "us-east-2")
 	if err := l.lb.Register(l.backend); err != nil {
 		t.Fatal(err)
@@ -212,6 +212,13 @@ func TestRunEmitsAndStopsOnCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestRunEmitsAndStopsOnCancel(t *testing.T) {
+	l := startLab(t)
+	l.setReady()
+	p := fastPoller(t, l)
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan timeline.Record, 100)
 	done := make(chan error, 1)
@@ -238,19 +245,10 @@ func TestRunEmitsAndStopsOnCancel(t *testing.T) {
 
 // A sink error ends Run with that error, and nothing more reaches the sink.
 func TestRunStopsOnSinkError(t *testing.T) {
-	l := startLab(t)
-	awsEnv(t, "us-east-2")
-	if err := l.lb.Register(l.backend); err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(context.Background(), Config{TargetGroupARN: l.lb.TargetGroupARN(), Endpoint: l.api.URL(),
-		Interval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := fastPoller(t, startLab(t))
 	boom := errors.New("disk full")
 	calls := 0
-	err = p.Run(context.Background(), func(*timeline.Record) error { calls++; return boom })
+	err := p.Run(context.Background(), func(*timeline.Record) error { calls++; return boom })
 	if !errors.Is(err, boom) || calls != 1 {
 		t.Errorf("Run: err %v after %d records, want disk full after 1", err, calls)
 	}
