@@ -17,8 +17,8 @@ import "sync"
 // loop, the ALB stand-in's health checkers and request path) keeps the
 // first one in a Latch and fails with it when next asked (its Err, Close).
 //
-// A producer documents how it calls its sink: probe.Run from one goroutine
-// at a time, a kubelet pod from one goroutine of its own, the ALB stand-in
+// A producer documents how it calls its sink: probe.Run and Read from one
+// goroutine, a kubelet pod from one goroutine of its own, the ALB stand-in
 // from many at once. A sink given to a producer that calls it concurrently,
 // or shared between producers (the lab shares one between all of them),
 // must be safe for concurrent use; Writer.Write is.
