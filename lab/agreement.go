@@ -74,8 +74,8 @@ func (r *run) attributeEvidence() (*Evidence, error) {
 }
 
 // scenarioMark is the record that tells a reader of the timeline which
-// scenario starts and at what time scale (report turns measured seconds
-// back into spec time with it).
+// scenario starts and at what time scale (package attribution, in report
+// and here, turns the settings it implies back into spec time with it).
 func (r *run) scenarioMark() *timeline.Record {
 	return &timeline.Record{Kind: timeline.KindEvent, Time: r.began, Source: "lab", Scenario: r.s.Name,
 		Object: r.s.Name, Reason: "scenario", State: "started",

@@ -44,7 +44,7 @@ func startEmbedded(ctx context.Context, r *run) (platform, error) {
 	var err error
 	e.cl, err = cluster.New(ctx, cluster.Options{
 		Port: AppPort, Command: r.o.App, Scale: r.scale, Scenario: r.s.Name,
-		Sink:   sinkFunc(r.onPodRecord),
+		Sink:   r.onPodRecord,
 		OnPod:  func(ev cluster.PodEvent) { view.observe(ev); e.ctrl.Observe(ev.Pod) },
 		Stdout: r.o.PodOutput, Stderr: r.o.PodOutput,
 	})

@@ -67,7 +67,7 @@ func playEvidence(t *testing.T, s Scenario, o Options) *evidenceRun {
 	o.TimeScale, o.Rollouts, o.Rate, o.App, o.Sink = 0.1, 1, 200, []string{buildDemo(t)}, rec.Add
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := newRun(s, o.withDefaults())
+	r := newRun(s, o.withDefaults(), cancel)
 	r.evidenceOn = true // as Run
 	res, err := r.play(ctx)
 	if err != nil {

@@ -43,9 +43,13 @@ type Options struct {
 	// App is the command every pod runs (the demo API by default; the
 	// caller resolves it). Env PORT, POD_IP, POD_NAME tell it where to listen.
 	App []string
-	// Sink gets every record: requests, pod and target changes, rollout marks.
-	Sink func(*timeline.Record)
-	// AccessLog gets the ALB stand-in's access log lines.
+	// Sink gets every record: requests, pod and target changes, rollout
+	// marks. Every part of the lab calls it, many at once: it must be safe
+	// for concurrent use. Its first error stops the run, and Run (or Serve)
+	// returns it; nothing reaches it after that.
+	Sink timeline.Sink
+	// AccessLog gets the ALB stand-in's access log lines. Its first error
+	// stops the run as the Sink's does.
 	AccessLog io.Writer
 	// Progress gets one line per phase (nil: quiet).
 	Progress func(format string, a ...any)
@@ -71,9 +75,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Rate <= 0 {
 		o.Rate = DefaultRate
-	}
-	if o.Sink == nil {
-		o.Sink = func(*timeline.Record) {}
 	}
 	if o.Progress == nil {
 		o.Progress = func(string, ...any) {}
@@ -117,13 +118,16 @@ func Run(ctx context.Context, s Scenario, o Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := newRun(s, o)
+	r := newRun(s, o, cancel)
 	r.evidenceOn = true
 	return r.play(ctx)
 }
 
-func newRun(s Scenario, o Options) *run {
+// newRun prepares a run; cancel ends the context it will run in, which a
+// failing recording does.
+func newRun(s Scenario, o Options, cancel context.CancelFunc) *run {
 	return &run{s: s, o: o, scale: kubelet.TimeScale(o.TimeScale), began: time.Now(),
+		rec: timeline.NewLatch(o.Sink), cancel: cancel,
 		failInfo: map[string]alb.RequestInfo{}, procs: newProcesses()}
 }
 
@@ -160,19 +164,22 @@ func Serve(ctx context.Context, s Scenario, o Options, ready func(Served)) error
 	if len(o.App) == 0 {
 		return errors.New("lab: no app command")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// No evidence is kept here: a served lab runs for as long as the user
 	// likes, and whoever probes it records their own.
-	r := newRun(s, o)
-	defer r.stop()
+	r := newRun(s, o, cancel)
 	if err := r.start(ctx); err != nil {
-		return err
+		r.stop()
+		return r.failure(err)
 	}
 	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName,
 		Selector: "app=" + deploymentName, ELBv2Endpoint: r.api.URL(),
 		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lb.Config().Region,
 		IdleTimeout: r.lb.Config().ClientIdleTimeout, Poll: r.scale.Of(r.o.TargetHealthPoll)})
 	<-ctx.Done()
-	return nil
+	r.stop()
+	return r.failure(nil)
 }
 
 // run is the state of one scenario while it plays.
@@ -181,6 +188,10 @@ type run struct {
 	o     Options
 	scale kubelet.TimeScale
 	began time.Time
+	// rec is in front of the caller's Sink, and also fails on the access
+	// log's errors; cancel ends the run when it fails.
+	rec    *timeline.Latch
+	cancel context.CancelFunc
 
 	lb          *alb.LB
 	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
@@ -212,11 +223,11 @@ func (r *run) play(ctx context.Context) (*Result, error) {
 	r.emit(r.scenarioMark())
 	if err := r.start(ctx); err != nil {
 		r.stop()
-		return nil, err
+		return nil, r.failure(err)
 	}
 	err := r.rollUnderLoad(ctx)
 	r.stop()
-	if err != nil {
+	if err = r.failure(err); err != nil {
 		return nil, err
 	}
 	res := r.result()
@@ -282,14 +293,16 @@ func (r *run) lbConfig() alb.Config {
 	cfg.HealthCheck = hc
 	cfg.DeregistrationDelay = sc(r.s.DeregistrationDelay)
 	cfg.Propagation = sc(r.s.Propagation)
-	cfg.AccessLog = r.o.AccessLog
+	if r.o.AccessLog != nil {
+		cfg.AccessLog = failWriter{r.o.AccessLog, r.fail}
+	}
 	if r.evidenceOn {
 		// The attribution always gets the access log, --access-log or not.
 		// The buffer goes first: a failing user writer stops MultiWriter.
 		r.accessLog = &bytes.Buffer{}
 		cfg.AccessLog = r.accessLog
 		if r.o.AccessLog != nil {
-			cfg.AccessLog = io.MultiWriter(r.accessLog, r.o.AccessLog)
+			cfg.AccessLog = io.MultiWriter(r.accessLog, failWriter{r.o.AccessLog, r.fail})
 		}
 	}
 	cfg.Sink = r.emit
@@ -376,9 +389,43 @@ func (r *run) stop() {
 		r.api.Close()
 	}
 	if r.lb != nil {
-		r.lb.Close()
+		if err := r.lb.Close(); err != nil {
+			// Its recording's errors have failed the run already (emit,
+			// failWriter); fail keeps the first, and any other stops it too.
+			r.fail(err)
+		}
 	}
 	r.attributeFailures()
+}
+
+// fail stops the run with err, unless it failed already: what was recorded
+// since is missing, and the run must not pass as if whole.
+func (r *run) fail(err error) {
+	r.rec.Fail(err)
+	r.cancel()
+}
+
+// failure is the run's error: the recording's, which stopped it, before
+// err (often only the cancellation that followed).
+func (r *run) failure(err error) error {
+	if rerr := r.rec.Err(); rerr != nil {
+		return fmt.Errorf("recording: %w", rerr)
+	}
+	return err
+}
+
+// failWriter is the caller's access log; its first error fails the run.
+type failWriter struct {
+	w    io.Writer
+	fail func(error)
+}
+
+func (f failWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil {
+		f.fail(fmt.Errorf("access log: %w", err))
+	}
+	return n, err
 }
 
 // pollTargetHealth polls the target group's health through the lab's ELBv2
@@ -415,7 +462,9 @@ func (r *run) pollTargetHealth(ctx context.Context) error {
 		r.emit(&first[i])
 	}
 	r.observing.Go(func() {
-		p.Run(ctx, func(rec *timeline.Record) error { r.emit(rec); return nil })
+		// Only a sink error can end Run before ctx does, and emit has
+		// failed the run with it already.
+		p.Run(ctx, r.emit)
 	})
 	return nil
 }
@@ -425,8 +474,10 @@ func (r *run) mark(kind timeline.Kind, object, state string) {
 }
 
 // emit sends a record to the caller's sink, labelled with the scenario, and
-// keeps a copy of evidence for the attribution.
-func (r *run) emit(rec *timeline.Record) {
+// keeps a copy of evidence for the attribution. It is the Sink of every
+// part of the lab; a failing sink fails the run (and emit returns its
+// error, for a producer that stops on it).
+func (r *run) emit(rec *timeline.Record) error {
 	rec.Scenario = r.s.Name
 	if r.evidenceOn && isEvidence(rec) {
 		c := *rec
@@ -435,7 +486,11 @@ func (r *run) emit(rec *timeline.Record) {
 		r.evidence = append(r.evidence, &c)
 		r.evMu.Unlock()
 	}
-	r.o.Sink(rec)
+	if err := r.rec.Write(rec); err != nil {
+		r.cancel()
+		return err
+	}
+	return nil
 }
 
 // isEvidence: what a user on AWS could record — requests as the prober saw
@@ -497,8 +552,7 @@ func (r *run) onPodRecord(rec *timeline.Record) error {
 		r.killed++
 		r.mu.Unlock()
 	}
-	r.emit(rec)
-	return nil
+	return r.emit(rec)
 }
 
 // platform is where the pods run: the embedded cluster stand-in, or a real
@@ -515,7 +569,7 @@ type platform interface {
 	namespace() string
 }
 
-// sinkFunc adapts a function to kubelet.Sink.
-type sinkFunc func(*timeline.Record) error
-
-func (f sinkFunc) Write(r *timeline.Record) error { return f(r) }
+// sinkFunc is timeline.Sink under the name lab/kube.go still spells
+// (sinkFunc(r.onPodRecord)), from when the kubelet took a Sink interface
+// and a function needed an adapter.
+type sinkFunc = timeline.Sink

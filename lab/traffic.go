@@ -26,6 +26,17 @@ func (p *probes) wait() error {
 	return nil
 }
 
+// run runs one probe; its error (a failing sink) is kept for wait.
+func (p *probes) run(ctx context.Context, cfg probe.Config, sink timeline.Sink) error {
+	_, err := probe.Run(ctx, cfg, sink)
+	if err != nil {
+		p.mu.Lock()
+		p.errs = append(p.errs, err)
+		p.mu.Unlock()
+	}
+	return err
+}
+
 // startProbes starts the constant load on / and, when the scenario asks
 // for it, a side stream of long /slow requests.
 func (r *run) startProbes(ctx context.Context) *probes {
@@ -51,7 +62,7 @@ func (r *run) startProbes(ctx context.Context) *probes {
 		ps.wg.Add(1)
 		go func() {
 			defer ps.wg.Done()
-			r.bursts(ctx, timeout)
+			r.bursts(ctx, ps, timeout)
 		}()
 	}
 	for _, cfg := range streams {
@@ -59,11 +70,7 @@ func (r *run) startProbes(ctx context.Context) *probes {
 		ps.wg.Add(1)
 		go func() {
 			defer ps.wg.Done()
-			if _, err := probe.Run(ctx, cfg, r.onProbeRecord); err != nil {
-				ps.mu.Lock()
-				ps.errs = append(ps.errs, err)
-				ps.mu.Unlock()
-			}
+			ps.run(ctx, cfg, r.onProbeRecord)
 		}()
 	}
 	return ps
@@ -72,8 +79,9 @@ func (r *run) startProbes(ctx context.Context) *probes {
 // burstSize is how many requests one burst sends at once.
 const burstSize = 24
 
-// bursts sends burstSize concurrent requests every BurstEvery until ctx ends.
-func (r *run) bursts(ctx context.Context, timeout time.Duration) {
+// bursts sends burstSize concurrent requests every BurstEvery until ctx
+// ends or a burst's recording fails.
+func (r *run) bursts(ctx context.Context, ps *probes, timeout time.Duration) {
 	every := r.scale.Of(r.s.BurstEvery)
 	for {
 		select {
@@ -86,7 +94,9 @@ func (r *run) bursts(ctx context.Context, timeout time.Duration) {
 			IdleConnTimeout: r.lb.Config().ClientIdleTimeout / 2,
 			VersionHeader:   "X-Version", Source: "probe", Scenario: r.s.Name,
 		}
-		probe.Run(ctx, cfg, r.onProbeRecord)
+		if ps.run(ctx, cfg, r.onProbeRecord) != nil {
+			return
+		}
 	}
 }
 
@@ -102,7 +112,7 @@ func (r *run) onProbeRecord(rec *timeline.Record) error {
 	}
 	r.mu.Unlock()
 	if rec != nil {
-		r.emit(rec)
+		return r.emit(rec)
 	}
 	return nil
 }

@@ -10,19 +10,18 @@ import (
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
-// Sink receives every record, in completion order, from one goroutine. A
-// Sink error stops the run: a recording with holes would mislead. The
-// record belongs to the sink once passed.
-type Sink func(*timeline.Record) error
-
 // Run sends requests as cfg says until the schedule ends or ctx is done,
-// streams every record to sink (may be nil) and returns the summary.
+// streams every record to sink (may be nil) and returns the summary. The
+// sink gets the records in completion order from Run's own goroutine, one
+// at a time, so it need not be safe for concurrent use unless it is shared.
 //
 // When ctx is cancelled no new request is sent; requests in flight finish
 // or time out (cfg.Timeout), their records still reach sink, and Summary
-// has Interrupted set. An error is returned only for a bad Config or a
-// failing sink; request failures are data, not errors.
-func Run(ctx context.Context, cfg Config, sink Sink) (*Summary, error) {
+// has Interrupted set. A sink error stops the run as cancelling does, and
+// later records reach only the Summary: a recording with holes would
+// mislead. An error is returned only for a bad Config or a failing sink;
+// request failures are data, not errors.
+func Run(ctx context.Context, cfg Config, sink timeline.Sink) (*Summary, error) {
 	cfg, u, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

@@ -71,10 +71,11 @@ func soakLab(t *testing.T, scenario string, rollouts int) *soak.Total {
 		labDone <- lab.Serve(ctx, ss[0], lab.Options{
 			TimeScale: 0.1, App: []string{demoAPI(t)}, Kube: &lab.KubeOptions{Config: cp.Config()},
 			AccessLog: &access,
-			Sink: func(r *timeline.Record) {
+			Sink: func(r *timeline.Record) error {
 				recMu.Lock()
 				podRecs = append(podRecs, *r)
 				recMu.Unlock()
+				return nil
 			},
 		}, func(s lab.Served) { served <- s })
 	}()

@@ -82,7 +82,7 @@ type Config struct {
 	// default soak stops there, since patching again would pile rollouts up.
 	KeepGoing bool
 	// Sink receives every request record and rollout mark (nil: none).
-	Sink probe.Sink
+	Sink timeline.Sink
 	// OnResult receives each rollout's Result once its in-flight requests
 	// are in, in rollout order. Do not keep it.
 	OnResult func(*Result)

@@ -3,7 +3,8 @@ package timeline
 // Cause is the stable name of why a failed request failed, as the lab knows
 // it (its ground truth, KindTruth records) or as package attribution infers
 // it from evidence alone (probe records, pod states from the Kubernetes API,
-// polled target health, access logs). Never rename one.
+// polled target health, access logs) when report explains a recording or
+// the lab checks itself against its truth. Never rename one.
 type Cause string
 
 const (

@@ -8,8 +8,9 @@ import (
 	"sync"
 )
 
-// Writer streams Records as NDJSON. It is safe for concurrent use; records
-// are buffered and reach the underlying writer on Flush or Close.
+// Writer streams Records as NDJSON; its Write is a Sink. It is safe for
+// concurrent use; records are buffered and reach the underlying writer on
+// Flush or Close.
 type Writer struct {
 	mu  sync.Mutex
 	bw  *bufio.Writer
@@ -93,7 +94,7 @@ func (e *ReadError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.L
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // ReadFile reads every record of the NDJSON file at path.
-func ReadFile(path string, fn func(*Record) error) error {
+func ReadFile(path string, fn Sink) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

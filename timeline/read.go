@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// Read calls fn for every record in r, in order. name is used in errors.
+// Read passes every record in r, in order, to fn. name is used in errors.
 // A line that is not a valid record stops the read with a *ReadError naming
 // file and line: a timeline with a hole in it would give wrong numbers.
 // Blank lines are skipped; a record without "kind" is not valid; an error
@@ -23,7 +23,7 @@ import (
 // order, and the first bad line in file order is the one reported. Every
 // call gets a Record of its own, which fn may keep. When Read returns, it
 // no longer reads r.
-func Read(r io.Reader, name string, fn func(*Record) error) error {
+func Read(r io.Reader, name string, fn Sink) error {
 	lr := &lineReader{r: r, size: firstBlock}
 	first := lr.next()
 	if lr.done { // all of it in one block: no goroutines
@@ -132,7 +132,7 @@ type chunk struct {
 }
 
 // deliver calls fn for c's records; base is the number of lines before c.
-func (c *chunk) deliver(name string, base int, fn func(*Record) error) error {
+func (c *chunk) deliver(name string, base int, fn Sink) error {
 	for k, rec := range c.recs {
 		if err := fn(rec); err != nil {
 			return &ReadError{File: name, Line: base + int(c.lines[k]), Err: err}

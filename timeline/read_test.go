@@ -20,7 +20,7 @@ import (
 // readStd is Read as it was, bufio.Scanner and encoding/json, line after
 // line: the reference Read must agree with, and the baseline of
 // BenchmarkRead.
-func readStd(r io.Reader, name string, fn func(*Record) error) error {
+func readStd(r io.Reader, name string, fn Sink) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	line := 0
@@ -48,7 +48,7 @@ func readStd(r io.Reader, name string, fn func(*Record) error) error {
 }
 
 // collect reads all of r with read, keeping every record fn was given.
-func collect(read func(io.Reader, string, func(*Record) error) error, r io.Reader, failAt int) ([]*Record, error) {
+func collect(read func(io.Reader, string, Sink) error, r io.Reader, failAt int) ([]*Record, error) {
 	var recs []*Record
 	err := read(r, "t.ndjson", func(rec *Record) error {
 		recs = append(recs, rec)
@@ -389,7 +389,7 @@ func BenchmarkRead(b *testing.B) {
 	data := probeData(n)
 	for _, c := range []struct {
 		name string
-		read func(io.Reader, string, func(*Record) error) error
+		read func(io.Reader, string, Sink) error
 	}{{"json", readStd}, {"fast", Read}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
@@ -419,7 +419,7 @@ func BenchmarkReadFile(b *testing.B) {
 	}
 	for _, c := range []struct {
 		name string
-		read func(io.Reader, string, func(*Record) error) error
+		read func(io.Reader, string, Sink) error
 	}{{"json", readStd}, {"fast", Read}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(fi.Size())

@@ -20,8 +20,9 @@ const (
 	KindEvent   Kind = "event"   // anything else worth a mark: a signal, a kill, a scenario boundary
 	// KindTruth is the lab's ground truth for one failed request (Source
 	// "lab"): its Cause, joined to the request by TraceID. Only the lab can
-	// write one; attribution never reads it as evidence, report uses it to
-	// say how often the evidence-only attribution agrees.
+	// write one. Package attribution never reads it as evidence: it only
+	// compares its own causes with it (Agreement), which report and the
+	// lab show.
 	KindTruth Kind = "truth"
 )
 
@@ -54,8 +55,9 @@ type Record struct {
 	State  string `json:"state,omitempty"`  // pod: Pending/Running/Ready/Terminating/Exited; target: initial/healthy/unhealthy/draining/unused
 	Reason string `json:"reason,omitempty"`
 
-	// Cause is why a failed request failed: on a KindTruth record the lab's
-	// ground truth; on a request record, what an attribution concluded.
+	// Cause is why a failed request failed, on a KindTruth record: the
+	// lab's ground truth. Request records leave it empty; package
+	// attribution gives its causes in its Result, not on records.
 	Cause Cause `json:"cause,omitempty"`
 	// Attrs holds further facts (pod IP, exit code, target group) as strings.
 	Attrs map[string]string `json:"attrs,omitempty"`

@@ -9,24 +9,19 @@ import (
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
-// Records collects timeline records from concurrent writers; it is a
-// kubelet.Sink and, through Add, a func(*timeline.Record) sink.
+// Records collects timeline records from concurrent writers; its Add is a
+// timeline.Sink that never fails.
 type Records struct {
 	mu   sync.Mutex
 	recs []timeline.Record
 }
 
-// Write keeps a copy of r.
-func (s *Records) Write(r *timeline.Record) error {
-	s.Add(r)
-	return nil
-}
-
 // Add keeps a copy of r.
-func (s *Records) Add(r *timeline.Record) {
+func (s *Records) Add(r *timeline.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recs = append(s.recs, *r)
+	return nil
 }
 
 // All returns a copy of the records, in time order.

@@ -65,12 +65,17 @@ type Config struct {
 	Seed int64
 
 	// AccessLog receives one ALB-format line per request; nil disables it.
-	// Lines are buffered and flushed periodically and on Close.
+	// Lines are buffered and flushed periodically and on Close. A write
+	// error is kept: Err and Close return it.
 	AccessLog io.Writer
 	// Sink receives target state changes (Kind target) and per-node
-	// propagation marks (Kind event). It is called from the LB's own
-	// goroutines, never while the LB holds a lock.
-	Sink func(*timeline.Record)
+	// propagation marks (Kind event). It is called from many goroutines at
+	// once (health checkers, timers, Register's and Deregister's callers)
+	// and must be safe for concurrent use; never while the LB holds a
+	// lock, so it may call back into the LB. After its first error (or the
+	// access log's) the LB sends it nothing more: Err and Close return
+	// that error.
+	Sink timeline.Sink
 	// OnRequest is called once per request, on the request's goroutine,
 	// after the response has been written. It must be fast.
 	OnRequest func(*RequestInfo)

@@ -97,10 +97,11 @@ type recorder struct {
 	reqs []RequestInfo
 }
 
-func (r *recorder) sink(rec *timeline.Record) {
+func (r *recorder) sink(rec *timeline.Record) error {
 	r.mu.Lock()
 	r.recs = append(r.recs, rec)
 	r.mu.Unlock()
+	return nil
 }
 
 func (r *recorder) onRequest(ri *RequestInfo) {

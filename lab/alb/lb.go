@@ -31,6 +31,7 @@ import (
 // LB is a running load balancer.
 type LB struct {
 	cfg                   Config
+	rec                   *timeline.Latch // in front of cfg.Sink; also fails on the access log's errors
 	matcher               matcher
 	ln                    net.Listener
 	srv                   *http.Server
@@ -76,6 +77,7 @@ func New(cfg Config) (*LB, error) {
 	id := hex.EncodeToString(sum[:8])
 	lb := &LB{
 		cfg:     cfg,
+		rec:     timeline.NewLatch(cfg.Sink),
 		matcher: m,
 		ln:      ln,
 		dialer:  net.Dialer{Timeout: cfg.ConnectTimeout},
@@ -371,8 +373,15 @@ func (lb *LB) Close() error {
 	if ferr := lb.FlushAccessLog(); err == nil {
 		err = ferr
 	}
+	if err == nil {
+		err = lb.Err()
+	}
 	return err
 }
+
+// Err is the first error writing the LB's records (Config.Sink) or its
+// access log: what it recorded since is missing.
+func (lb *LB) Err() error { return lb.rec.Err() }
 
 // record builds a target state record; call with lb.mu held.
 func (lb *LB) record(t *target) *timeline.Record {
@@ -383,14 +392,14 @@ func (lb *LB) record(t *target) *timeline.Record {
 	}
 }
 
-// emit hands records to the sink; never call it with lb.mu held, so a sink
-// may call back into the LB.
+// emit hands records to the sink until it fails (the latch keeps the
+// error for Err); never call it with lb.mu held, so a sink may call back
+// into the LB.
 func (lb *LB) emit(recs []*timeline.Record) {
-	if lb.cfg.Sink == nil {
-		return
-	}
 	for _, r := range recs {
-		lb.cfg.Sink(r)
+		if lb.rec.Write(r) != nil {
+			return
+		}
 	}
 }
 
@@ -417,7 +426,7 @@ func (lb *LB) janitor() {
 			for _, t := range ts {
 				t.pool.expire(now.Add(-lb.cfg.BackendIdleTimeout))
 			}
-			lb.FlushAccessLog()
+			lb.FlushAccessLog() // an error is kept for Err
 		}
 	}
 }
@@ -429,7 +438,16 @@ func (lb *LB) FlushAccessLog() error {
 	}
 	lb.logMu.Lock()
 	defer lb.logMu.Unlock()
-	return lb.logW.Flush()
+	return lb.logFailed(lb.logW.Flush())
+}
+
+// logFailed keeps an access-log write error for Err and returns it.
+func (lb *LB) logFailed(err error) error {
+	if err != nil {
+		err = fmt.Errorf("alb: access log: %w", err)
+		lb.rec.Fail(err)
+	}
+	return err
 }
 
 // discardLogger silences net/http's per-connection error lines: failures

@@ -78,7 +78,8 @@ func (lb *LB) logRequest(r *http.Request, ri *RequestInfo) {
 	}
 	buf.line = append(e.Append(buf.line[:0]), '\n')
 	lb.logMu.Lock()
-	lb.logW.Write(buf.line)
+	_, err := lb.logW.Write(buf.line)
+	lb.logFailed(err) // the request path cannot return it: Err and Close will
 	lb.logMu.Unlock()
 	logBufs.Put(buf)
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/timeline"
 )
 
 // Options configure the cluster stand-in.
@@ -22,8 +23,10 @@ type Options struct {
 	Command []string
 	// Scale shrinks every duration (see kubelet.TimeScale).
 	Scale kubelet.TimeScale
-	// Sink gets every pod's timeline records (optional).
-	Sink kubelet.Sink
+	// Sink gets every pod's timeline records (optional), from each pod's
+	// own goroutine at once: it must be safe for concurrent use. After its
+	// first error no pod sends it anything more, and Err returns it.
+	Sink timeline.Sink
 	// OnPod gets every pod change (optional): what the lab's controller
 	// stand-in reacts to (kubelet.StateContainersReady, StateTerminating,
 	// StateDeleted, ...). Calls for one pod come in order; calls for
@@ -47,6 +50,7 @@ type PodEvent struct {
 // kills every pod.
 type Cluster struct {
 	opts   Options
+	rec    *timeline.Latch // in front of opts.Sink, for every pod
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -68,7 +72,7 @@ func New(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: first pod IP %s is not in 127.0.0.0/8", opts.FirstIP)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cluster{opts: opts, ctx: ctx, cancel: cancel, ipam: newIPAM(opts.FirstIP, opts.Port),
+	c := &Cluster{opts: opts, rec: timeline.NewLatch(opts.Sink), ctx: ctx, cancel: cancel, ipam: newIPAM(opts.FirstIP, opts.Port),
 		pods: map[string]*kubelet.Pod{}, early: map[string]bool{}, deps: map[string]*Deployment{}}
 	return c, nil
 }
@@ -90,6 +94,9 @@ func (c *Cluster) Close() {
 		}
 	})
 }
+
+// Err is the sink's first error: the pods' records since are missing.
+func (c *Cluster) Err() error { return c.rec.Err() }
 
 // SetCondition sets a pod condition (a readiness gate) on a pod by name.
 func (c *Cluster) SetCondition(pod string, t corev1.PodConditionType, s corev1.ConditionStatus) error {
@@ -165,7 +172,7 @@ func (c *Cluster) startPod(pod *corev1.Pod, onStatus func(*corev1.Pod, kubelet.S
 	}
 	p, err := kubelet.Start(c.ctx, kubelet.Options{
 		Pod: pod, IP: ip.String(), Port: c.opts.Port, Command: c.opts.Command,
-		Scale: c.opts.Scale, Sink: c.opts.Sink, Scenario: c.opts.Scenario,
+		Scale: c.opts.Scale, Sink: c.rec.Write, Scenario: c.opts.Scenario,
 		Stdout: c.opts.Stdout, Stderr: c.opts.Stderr,
 		OnStatus: func(snap *corev1.Pod, change kubelet.State) {
 			if change == kubelet.StateDeleted {

@@ -2,11 +2,13 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +54,7 @@ func firstIP() netip.Addr {
 
 // newCluster runs a cluster whose OnPod plays the load-balancer controller:
 // it sets the readiness gate a little after the containers are ready.
-func newCluster(t *testing.T, ctx context.Context, rec *recorder) *cluster.Cluster {
+func newCluster(t *testing.T, ctx context.Context, sink timeline.Sink) *cluster.Cluster {
 	t.Helper()
 	port, err := kubelettest.FreePort()
 	if err != nil {
@@ -60,7 +62,7 @@ func newCluster(t *testing.T, ctx context.Context, rec *recorder) *cluster.Clust
 	}
 	var c *cluster.Cluster
 	c, err = cluster.New(ctx, cluster.Options{
-		Port: port, Scale: scale, Sink: rec, FirstIP: firstIP(),
+		Port: port, Scale: scale, Sink: sink, FirstIP: firstIP(),
 		OnPod: func(ev cluster.PodEvent) {
 			if ev.Change == kubelet.StateContainersReady {
 				name := ev.Pod.Name
@@ -172,7 +174,7 @@ func TestRollingUpdateRespectsSurgeAndUnavailable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
-			c := newCluster(t, context.Background(), rec)
+			c := newCluster(t, context.Background(), rec.Add)
 			d, err := c.CreateDeployment(deployment("web", tc.replicas, tc.surge, tc.unavailable, "v1"))
 			if err != nil {
 				t.Fatal(err)
@@ -274,16 +276,10 @@ func lifetimesOverlap(a, b *podTimes) bool {
 
 func TestRolloutWaitsForGateAndDeletesThroughKubelet(t *testing.T) {
 	rec := &recorder{}
-	c := newCluster(t, context.Background(), rec)
-	d, err := c.CreateDeployment(deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCluster(t, context.Background(), rec.Add)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := d.WaitComplete(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := createWeb(t, ctx, c)
 	if err := d.Rollout(ctx, template("v2")); err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +315,42 @@ func TestRolloutWaitsForGateAndDeletesThroughKubelet(t *testing.T) {
 	}
 }
 
+// A sink that fails gets nothing more from any pod, and Err says why.
+func TestSinkErrorIsKept(t *testing.T) {
+	boom := errors.New("disk full")
+	var calls atomic.Int64
+	c := newCluster(t, context.Background(), func(*timeline.Record) error {
+		if calls.Add(1) == 3 {
+			return boom
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	createWeb(t, ctx, c)
+	c.Close()
+	if !errors.Is(c.Err(), boom) {
+		t.Errorf("Err() = %v, want disk full", c.Err())
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("the sink got %d records, want 3 (none after its error)", n)
+	}
+}
+
+// createWeb creates the two-replica deployment "web" (surge 1, none
+// unavailable) and waits within ctx until it is available.
+func createWeb(t *testing.T, ctx context.Context, c *cluster.Cluster) *cluster.Deployment {
+	t.Helper()
+	d, err := c.CreateDeployment(deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitComplete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func inOrder(states []string, want ...string) bool {
 	i := 0
 	for _, s := range states {
@@ -335,7 +367,7 @@ func TestNoProcessLeftAfterCloseOrCancel(t *testing.T) {
 			rec := &recorder{}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			c := newCluster(t, ctx, rec)
+			c := newCluster(t, ctx, rec.Add)
 			d, err := c.CreateDeployment(deployment("web", 3, intstr.FromInt32(1), intstr.FromInt32(1), "v1"))
 			if err != nil {
 				t.Fatal(err)
@@ -377,7 +409,7 @@ func TestNoProcessLeftAfterCloseOrCancel(t *testing.T) {
 
 func TestBadDeployments(t *testing.T) {
 	rec := &recorder{}
-	c := newCluster(t, context.Background(), rec)
+	c := newCluster(t, context.Background(), rec.Add)
 	zero := deployment("zero", 2, intstr.FromInt32(0), intstr.FromInt32(0), "v1")
 	badPct := deployment("pct", 2, intstr.FromString("abc%"), intstr.FromInt32(0), "v1")
 	two := deployment("two", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1")
@@ -418,7 +450,7 @@ func TestBadDeployments(t *testing.T) {
 
 func TestProgressDeadline(t *testing.T) {
 	rec := &recorder{}
-	c := newCluster(t, context.Background(), rec)
+	c := newCluster(t, context.Background(), rec.Add)
 	dep := deployment("stuck", 1, intstr.FromInt32(1), intstr.FromInt32(0), "v1")
 	deadline := int32(20) // 1 s
 	dep.Spec.ProgressDeadlineSeconds = &deadline
@@ -444,7 +476,7 @@ func TestProgressDeadline(t *testing.T) {
 
 func TestRecreateDeletesBeforeCreating(t *testing.T) {
 	rec := &recorder{}
-	c := newCluster(t, context.Background(), rec)
+	c := newCluster(t, context.Background(), rec.Add)
 	dep := deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1")
 	dep.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	d, err := c.CreateDeployment(dep)

@@ -3,6 +3,7 @@ package kubelet_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +63,8 @@ func parentHelper() {
 	select {}
 }
 
-// recorder is a Sink that keeps every record and lets tests wait for states.
+// recorder's Write is a timeline.Sink that keeps every record and lets
+// tests wait for states.
 type recorder struct {
 	mu   sync.Mutex
 	recs []timeline.Record
@@ -167,7 +170,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) start(t *testing.T, ctx context.Context, pod *corev1.Pod) *kubelet.Pod {
 	t.Helper()
-	p, err := kubelet.Start(ctx, kubelet.Options{Pod: pod, IP: e.ip, Port: e.port, Scale: scale, Sink: e.rec})
+	p, err := kubelet.Start(ctx, kubelet.Options{Pod: pod, IP: e.ip, Port: e.port, Scale: scale, Sink: e.rec.Write})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,6 +237,35 @@ func TestNoReadinessProbeIsReadyWhenRunning(t *testing.T) {
 	e := newEnv(t)
 	e.start(t, context.Background(), testPod("noprobe", kubelettest.Server{}))
 	e.rec.wait(t, kubelet.StateReady)
+}
+
+// A sink that fails gets nothing more, and Err says why; the pod runs on.
+func TestSinkErrorIsKept(t *testing.T) {
+	e := newEnv(t)
+	boom := errors.New("disk full")
+	var calls atomic.Int64
+	sink := func(*timeline.Record) error {
+		if calls.Add(1) == 2 {
+			return boom
+		}
+		return nil
+	}
+	p, err := kubelet.Start(context.Background(), kubelet.Options{Pod: testPod("sinkfail", kubelettest.Server{}),
+		IP: e.ip, Port: e.port, Scale: scale, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Delete()
+	waitDone(t, p)
+	if !errors.Is(p.Err(), boom) {
+		t.Errorf("Err() = %v, want disk full", p.Err())
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the sink got %d records, want 2 (none after its error)", n)
+	}
+	if ph := p.Status().Status.Phase; ph != corev1.PodSucceeded && ph != corev1.PodFailed {
+		t.Errorf("phase %s: the pod did not run to its end", ph)
+	}
 }
 
 func TestReadinessGateHoldsReady(t *testing.T) {
@@ -526,7 +558,7 @@ func TestBadInput(t *testing.T) {
 		{grpc, e.ip, "readinessProbe.grpc"},
 		{testPod("badip", kubelettest.Server{}), "not-an-ip", "bad pod IP"},
 	} {
-		_, err := kubelet.Start(context.Background(), kubelet.Options{Pod: tc.pod, IP: tc.ip, Port: e.port, Sink: e.rec})
+		_, err := kubelet.Start(context.Background(), kubelet.Options{Pod: tc.pod, IP: tc.ip, Port: e.port, Sink: e.rec.Write})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.pod.Name) {
 			t.Errorf("%s: err = %v, want one naming the pod and %q", tc.pod.Name, err, tc.want)
 		}
@@ -597,7 +629,7 @@ func TestOutputToWriter(t *testing.T) {
 	pod := testPod("talky", kubelettest.Server{})
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from $POD_NAME; sleep 600 & exit 0"}
 	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
-	p, err := kubelet.Start(context.Background(), kubelet.Options{Pod: pod, IP: e.ip, Port: e.port, Scale: scale, Sink: e.rec, Stdout: &out, Stderr: &out})
+	p, err := kubelet.Start(context.Background(), kubelet.Options{Pod: pod, IP: e.ip, Port: e.port, Scale: scale, Sink: e.rec.Write, Stdout: &out, Stderr: &out})
 	if err != nil {
 		t.Fatal(err)
 	}

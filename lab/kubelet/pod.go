@@ -30,12 +30,6 @@ const (
 // ErrGone is returned by SetCondition on a pod whose termination finished.
 var ErrGone = errors.New("pod is gone")
 
-// Sink receives timeline records; *timeline.Writer is one. Write must be
-// safe for concurrent use when several pods share a sink.
-type Sink interface {
-	Write(*timeline.Record) error
-}
-
 // Options say what to run and where to report.
 type Options struct {
 	// Pod to run. Exactly one container; it is not modified.
@@ -50,8 +44,11 @@ type Options struct {
 	Command []string
 	// Scale shrinks every duration (see TimeScale).
 	Scale TimeScale
-	// Sink gets one Record per change (optional).
-	Sink Sink
+	// Sink gets one Record per change (optional), in order, from one
+	// goroutine of the pod's own: a sink shared by several pods must be
+	// safe for concurrent use. After its first error the pod sends it
+	// nothing more and Err returns that error; the pod itself runs on.
+	Sink timeline.Sink
 	// OnStatus gets a snapshot of the pod after each change, with what
 	// changed (optional). Calls for one pod come in order from one goroutine,
 	// never under the pod's lock: it may call the pod's methods.
@@ -66,6 +63,7 @@ type Options struct {
 // Pod is one running pod. Its methods are safe for concurrent use.
 type Pod struct {
 	opts      Options
+	rec       *timeline.Latch // in front of opts.Sink
 	container *corev1.Container
 	env       map[string]string
 	argv      []string
@@ -113,6 +111,7 @@ func Start(ctx context.Context, opts Options) (*Pod, error) {
 	k8s := opts.Pod.DeepCopy()
 	p := &Pod{
 		opts:      opts,
+		rec:       timeline.NewLatch(opts.Sink),
 		pod:       k8s,
 		container: &k8s.Spec.Containers[0],
 		grace:     opts.Scale.Seconds(orDefault(k8s.Spec.TerminationGracePeriodSeconds, defaultGraceSeconds)),
@@ -178,6 +177,9 @@ func (p *Pod) Name() string { return p.pod.Name }
 
 // IP is the pod's address.
 func (p *Pod) IP() string { return p.opts.IP }
+
+// Err is the sink's first error: the pod's records since are missing.
+func (p *Pod) Err() error { return p.rec.Err() }
 
 // Done is closed when the pod is gone (terminated after Delete, or killed
 // after Close or context end) and every change has been reported.
@@ -707,9 +709,7 @@ func (p *Pod) dispatch() {
 		p.queue = nil
 		p.mu.Unlock()
 		for _, e := range batch {
-			if p.opts.Sink != nil {
-				_ = p.opts.Sink.Write(e.rec) // a sink's errors stick in the sink (timeline.Writer)
-			}
+			p.rec.Write(e.rec) // the latch keeps its error for Err
 			if p.opts.OnStatus != nil {
 				p.opts.OnStatus(e.pod, e.state)
 			}

@@ -46,8 +46,10 @@ type Options struct {
 	// Scale shrinks every pod duration (see kubelet.TimeScale).
 	Scale kubelet.TimeScale
 	// Sink gets the pods' timeline records and the agent's own warnings
-	// (optional; must be safe for concurrent use).
-	Sink kubelet.Sink
+	// (optional), from many goroutines at once: it must be safe for
+	// concurrent use. After its first error the agent and its pods send it
+	// nothing more, and Err returns it.
+	Sink timeline.Sink
 	// PodOutput receives every pod's stdout and stderr (nil discards them);
 	// it must be safe for concurrent writes.
 	PodOutput io.Writer
@@ -64,6 +66,7 @@ type Options struct {
 // Agent is a running node.
 type Agent struct {
 	opts Options
+	rec  *timeline.Latch // in front of opts.Sink, for the agent and every pod
 	cs   kubernetes.Interface
 	node *node
 	ipam *cluster.IPAM
@@ -102,7 +105,7 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nodeagent: %w", err)
 	}
-	a := &Agent{opts: opts, cs: cs, node: n, ipam: cluster.NewIPAM(opts.FirstIP, opts.Port),
+	a := &Agent{opts: opts, rec: timeline.NewLatch(opts.Sink), cs: cs, node: n, ipam: cluster.NewIPAM(opts.FirstIP, opts.Port),
 		pods: map[types.UID]*podRun{}, informerStop: make(chan struct{}),
 		beatDone: make(chan struct{}), stopped: make(chan struct{})}
 	a.podCtx, a.killPods = context.WithCancel(context.Background())
@@ -227,12 +230,12 @@ func (a *Agent) beat() {
 	}
 }
 
+// Err is the sink's first error: the records since are missing.
+func (a *Agent) Err() error { return a.rec.Err() }
+
 // warn records something the agent could not do.
 func (a *Agent) warn(object, msg string) {
-	if a.opts.Sink == nil {
-		return
-	}
-	_ = a.opts.Sink.Write(&timeline.Record{Kind: timeline.KindEvent, Time: time.Now(), Source: kubelet.Source,
+	a.rec.Write(&timeline.Record{Kind: timeline.KindEvent, Time: time.Now(), Source: kubelet.Source,
 		Object: object, State: string(kubelet.StateWarning), Reason: "nodeagent: " + msg})
 }
 

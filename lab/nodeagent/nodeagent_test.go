@@ -74,7 +74,7 @@ func newLab(t *testing.T, first netip.Addr) *lab {
 	}
 	l := &lab{t: t, cp: cp, cs: cs, ns: ns.Name, node: "node-" + ns.Name, port: port, events: t.TempDir(), sink: &recSink{}}
 	l.agent, err = Start(ctx, Options{Config: cp.Config(), NodeName: l.node, Port: port,
-		Command: kubelettest.Command(), Scale: scale, Sink: l.sink, FirstIP: first})
+		Command: kubelettest.Command(), Scale: scale, Sink: l.sink.Add, FirstIP: first})
 	if err != nil {
 		t.Fatal(err)
 	}

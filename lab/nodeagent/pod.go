@@ -57,7 +57,7 @@ func (a *Agent) run(pod *corev1.Pod) *podRun {
 	if err == nil {
 		kp, err = kubelet.Start(a.podCtx, kubelet.Options{
 			Pod: pod, IP: ip.String(), Port: a.opts.Port, Command: a.opts.Command,
-			Scale: a.opts.Scale, Sink: a.opts.Sink, OnStatus: r.onStatus,
+			Scale: a.opts.Scale, Sink: a.rec.Write, OnStatus: r.onStatus,
 			Stdout: a.opts.PodOutput, Stderr: a.opts.PodOutput,
 		})
 		if err != nil {

@@ -249,8 +249,9 @@ func RootTraceID(v []byte) []byte {
 }
 
 // Record converts an entry to a timeline request record (Source
-// "accesslog"), so report can join it with the prober's record of the same
-// request by TraceID. Time is when the LB received the request; Latency is
+// "accesslog", what `rollsafe logs --record` writes), so package
+// attribution, run by report on that file, joins it with the prober's
+// record of the same request by TraceID. Time is when the LB received the request; Latency is
 // from then to the response.
 func Record(at Pos, e *Entry) timeline.Record {
 	r := timeline.Record{

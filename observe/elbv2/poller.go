@@ -103,10 +103,11 @@ func New(ctx context.Context, cfg Config) (*Poller, error) {
 	return p, nil
 }
 
-// Run polls until ctx is done, passing every change to emit in the order
-// seen. The first poll emits every target's state and the attributes. It
-// returns nil when ctx is cancelled, the first poll's error, or emit's error.
-func (p *Poller) Run(ctx context.Context, emit func(*timeline.Record) error) error {
+// Run polls until ctx is done, passing every change to sink in the order
+// seen, from Run's goroutine. The first poll emits every target's state
+// and the attributes. It returns nil when ctx is cancelled, the first
+// poll's error, or sink's first error, which ends the polling.
+func (p *Poller) Run(ctx context.Context, sink timeline.Sink) error {
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
 	for first := true; ; first = false {
@@ -120,7 +121,7 @@ func (p *Poller) Run(ctx context.Context, emit func(*timeline.Record) error) err
 			p.cfg.OnError(err)
 		}
 		for i := range recs {
-			if err := emit(&recs[i]); err != nil {
+			if err := sink(&recs[i]); err != nil {
 				return err
 			}
 		}
@@ -193,8 +194,8 @@ func (p *Poller) Poll(ctx context.Context) ([]timeline.Record, error) {
 }
 
 // record builds a target record. The change happened between the previous
-// poll and at; prev_poll says when the window opened, so a report can tell
-// how precise the time is.
+// poll and at; prev_poll says when the window opened, so package
+// attribution (in report and the lab) takes the time as that window.
 func (p *Poller) record(at time.Time, key string, s targetState) timeline.Record {
 	r := timeline.Record{Kind: timeline.KindTarget, Time: at, Source: Source, Object: key,
 		State: s.state, Reason: s.reason,

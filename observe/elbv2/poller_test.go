@@ -2,6 +2,7 @@ package elbv2
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -199,9 +200,9 @@ func TestPollerRecordsTheTargetLifecycle(t *testing.T) {
 	}
 }
 
-func TestRunEmitsAndStopsOnCancel(t *testing.T) {
-	l := startLab(t)
-	l.setReady()
+// fastPoller registers the lab's backend and polls its target group every 10 ms.
+func fastPoller(t *testing.T, l *lab) *Poller {
+	t.Helper()
 	awsEnv(t, "us-east-2")
 	if err := l.lb.Register(l.backend); err != nil {
 		t.Fatal(err)
@@ -211,6 +212,13 @@ func TestRunEmitsAndStopsOnCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestRunEmitsAndStopsOnCancel(t *testing.T) {
+	l := startLab(t)
+	l.setReady()
+	p := fastPoller(t, l)
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan timeline.Record, 100)
 	done := make(chan error, 1)
@@ -232,6 +240,17 @@ func TestRunEmitsAndStopsOnCancel(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run after cancel: %v", err)
+	}
+}
+
+// A sink error ends Run with that error, and nothing more reaches the sink.
+func TestRunStopsOnSinkError(t *testing.T) {
+	p := fastPoller(t, startLab(t))
+	boom := errors.New("disk full")
+	calls := 0
+	err := p.Run(context.Background(), func(*timeline.Record) error { calls++; return boom })
+	if !errors.Is(err, boom) || calls != 1 {
+		t.Errorf("Run: err %v after %d records, want disk full after 1", err, calls)
 	}
 }
 

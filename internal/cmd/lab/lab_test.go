@@ -99,6 +99,9 @@ func TestBadInputOneLineNoChildren(t *testing.T) {
 		{[]string{"--manifests", filepath.Join(dir, "missing")}, 2, "missing"},
 		{[]string{"--output", "yaml"}, 2, `--output "yaml"`},
 		{[]string{"--listen", busy.Addr().String(), "--scenario", "naive", "--report", ""}, 3, "address already in use"},
+		// A full disk stops the run: the records would have a hole.
+		{[]string{"--record", "/dev/full", "--scenario", "recommended", "--rollouts", "1", "--time-scale", "0.05", "--report", ""}, 3, "no space left on device"},
+		{[]string{"--access-log", "/dev/full", "--scenario", "recommended", "--rollouts", "1", "--time-scale", "0.05", "--report", ""}, 3, "no space left on device"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, append([]string{"lab"}, c.args...)...)

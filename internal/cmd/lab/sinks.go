@@ -57,7 +57,9 @@ func tempFile(pattern string) (string, error) {
 	return f.Name(), nil
 }
 
-func (s *sinks) write(r *timeline.Record) { s.w.Write(r) }
+// write records r; its error (a full disk) stops the lab run, which
+// returns it.
+func (s *sinks) write(r *timeline.Record) error { return s.w.Write(r) }
 
 // close flushes and closes the files once.
 func (s *sinks) close() error {

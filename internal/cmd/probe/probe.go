@@ -220,7 +220,7 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if err := o.observe.check(o.record); err != nil {
 		return err
 	}
-	var sink probe.Sink
+	var sink timeline.Sink
 	var rec *timeline.Writer
 	if o.record != "" {
 		if o.record == "-" && out == cmdutil.OutputJSON {
