@@ -4,22 +4,12 @@
 package cmdutil
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
-)
-
-// Exit codes, decided in one place (Code).
-const (
-	ExitOK      = 0 // ran and everything was within budget
-	ExitFailed  = 1 // ran, and the gate failed: failures past the budget, findings past the threshold
-	ExitUsage   = 2 // bad flag, bad argument, bad input file
-	ExitRuntime = 3 // could not do the job: a server would not start, the network failed
 )
 
 // IOStreams are the streams a command writes to.
@@ -56,40 +46,6 @@ func InvokedName(argv0 string) string {
 		return "kubectl " + strings.ReplaceAll(strings.TrimPrefix(base, "kubectl-"), "_", "-")
 	}
 	return "rollsafe"
-}
-
-// ExitError carries an exit code with the message to print.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// UsageErrorf reports a bad flag, argument or input: exit 2.
-func UsageErrorf(format string, a ...any) error {
-	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
-}
-
-// Failedf reports a run whose gate failed: exit 1.
-func Failedf(format string, a ...any) error {
-	return &ExitError{Code: ExitFailed, Err: fmt.Errorf(format, a...)}
-}
-
-// ErrSilent ends a command with exit 1 after it has already said why.
-var ErrSilent = &ExitError{Code: ExitFailed, Err: errors.New("")}
-
-// Code maps an error returned by a command to the process exit code.
-func Code(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	return ExitRuntime
 }
 
 // Output is the value of a command's --output flag.

@@ -133,7 +133,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	for _, s := range scenarios {
 		res, err := lab.Run(cmd.Context(), s, opts)
 		if err != nil {
-			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", s.Name, err)}
+			return fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
 		results = append(results, res)
 	}
@@ -165,7 +165,7 @@ func serve(cmd *cobra.Command, f *cmdutil.Factory, scenarios []lab.Scenario, opt
 	}
 	err := lab.Serve(cmd.Context(), scenarios[0], opts, func(s lab.Served) { printServed(f, scenarios[0].Name, s, kubeconfig) })
 	if err != nil {
-		return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", scenarios[0].Name, err)}
+		return fmt.Errorf("scenario %s: %w", scenarios[0].Name, err)
 	}
 	return nil
 }
@@ -213,7 +213,7 @@ func startControlPlane(cmd *cobra.Command, f *cmdutil.Factory) (*controlplane.Co
 		return nil, cmdutil.UsageErrorf("--kube: %v", err)
 	}
 	if err != nil {
-		return nil, &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("--kube: %w", err)}
+		return nil, fmt.Errorf("--kube: %w", err)
 	}
 	return cp, nil
 }

@@ -181,8 +181,9 @@ func TestProbeKubeRecordsPodsBesideRequests(t *testing.T) {
 	}
 }
 
-// An identity with no permissions: one line naming the refusal, exit 2,
-// nothing sent, no record file left behind.
+// An identity with no permissions: one line naming the refusal, exit 3 as
+// in soak and check --live (cmdutil.Code), nothing sent, no record file
+// left behind.
 func TestProbeKubeForbiddenBeforeTraffic(t *testing.T) {
 	cp, _, ns := kubeSetup(t)
 	cfg, err := cp.ServiceAccount(t.Context(), ns, "nobody", nil)
@@ -196,8 +197,8 @@ func TestProbeKubeForbiddenBeforeTraffic(t *testing.T) {
 	ts, served := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
 	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--record", rec, "--kube", "--kubeconfig", kubeconfig)
-	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "forbidden") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-		t.Errorf("exit %d, stderr %q: want 2 and one line saying forbidden", code, errOut)
+	if code != cmdutil.ExitRuntime || !strings.Contains(errOut, "forbidden") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q: want 3 and one line saying forbidden", code, errOut)
 	}
 	if served.Load() != 0 {
 		t.Errorf("%d requests sent before the error", served.Load())

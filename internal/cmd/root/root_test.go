@@ -24,6 +24,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--bogus"}, 2, "rollsafe: unknown flag: --bogus (see 'rollsafe --help')\n"},
 		{[]string{"nope"}, 2, `rollsafe: unknown command "nope" for "rollsafe"` + "\n"},
 		{[]string{"version", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe version"` + "\n"},
+		{[]string{"labb"}, 2, `rollsafe: unknown command "labb" for "rollsafe"` + "\n\nDid you mean this?\n\tlab\n\n"},
+		{[]string{"report"}, 2, "rollsafe: requires at least 1 arg(s), only received 0\n"},
+		{[]string{"probe", "--rate", "x", "http://127.0.0.1:1/"}, 2,
+			`rollsafe: invalid argument "x" for "--rate" flag: strconv.ParseFloat: parsing "x": invalid syntax (see 'rollsafe probe --help')` + "\n"},
+		{[]string{"completion", "bash", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe completion bash"` + "\n"},
 	} {
 		var out, errOut bytes.Buffer
 		f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}

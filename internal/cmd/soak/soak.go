@@ -19,8 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/probe"
@@ -30,8 +28,7 @@ import (
 
 type options struct {
 	cfg           soak.Config
-	kubeconfig    string
-	context       string
+	kube          *cmdutil.KubeFlags
 	trigger       string
 	versionRegex  string
 	errorBudget   string
@@ -82,11 +79,9 @@ API or the URL unreachable, or a permission missing.`,
 	}
 	c := &o.cfg
 	fl := cmd.Flags()
-	fl.StringVarP(&c.Namespace, "namespace", "n", "", "namespace of the Deployment (default: the kubeconfig context's)")
 	fl.StringVar(&c.Deployment, "deployment", "", "the Deployment to roll (required)")
 	fl.StringVar(&c.Probe.URL, "url", "", "where the app answers, through the load balancer (required)")
-	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount)")
-	fl.StringVar(&o.context, "context", "", "kubeconfig context")
+	o.kube = cmdutil.AddKubeFlags(fl, "namespace of the Deployment (default: the kubeconfig context's, or the pod's in a cluster)")
 	fl.StringVar(&o.trigger, "trigger", "annotation", "what a rollout changes: annotation, env:NAME or arg:INDEX")
 	fl.StringVar(&c.Probe.VersionHeader, "version-header", "", "response header carrying the app version (env/arg triggers)")
 	fl.StringVar(&o.versionRegex, "version-regex", "", "regexp finding the version in the body (first group, or the match)")
@@ -158,34 +153,13 @@ func prepare(o *options) (maxRatio float64, out cmdutil.Output, err error) {
 	return maxRatio, out, nil
 }
 
-// client loads the kubeconfig as kubectl does (in-cluster when none).
-func client(o *options) (kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, cmdutil.UsageErrorf("kubeconfig: %v", err)
-	}
-	if o.cfg.Namespace == "" {
-		if o.cfg.Namespace, _, err = cc.Namespace(); err != nil {
-			return nil, cmdutil.UsageErrorf("kubeconfig namespace: %v", err)
-		}
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, cmdutil.UsageErrorf("kubeconfig: %v", err)
-	}
-	return cs, nil
-}
-
 func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 	maxRatio, out, err := prepare(o)
 	if err != nil {
 		return err
 	}
 	c := &o.cfg
-	if c.Client, err = client(o); err != nil {
+	if c.Client, c.Namespace, err = o.kube.Client(); err != nil {
 		return err
 	}
 	var ms soak.MultiMetrics
@@ -287,7 +261,7 @@ func exitError(err error) error {
 	if errors.As(err, &ie) {
 		return cmdutil.UsageErrorf("%v", err)
 	}
-	return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: err}
+	return err
 }
 
 // serveMetrics listens at once (a taken port is a usage error before any
