@@ -155,7 +155,7 @@ func Run(ctx context.Context, opts *Options) error {
 		scanOpts.S3 = cl
 	}
 
-	stopProgress := progress(opts.IO, scanOpts.Counters)
+	stopProgress := progress(cmdutil.NewProgress(opts.IO), scanOpts.Counters)
 	start := time.Now()
 	var mu sync.Mutex
 	var parts []*accesslog.Summary
@@ -355,28 +355,25 @@ func renderText(w io.Writer, r *Result) error {
 	return tw.Flush()
 }
 
-// progress draws a live line on a terminal; the returned func erases it.
-func progress(io *cmdutil.IOStreams, c *accesslog.Counters) func() {
-	if !io.ErrTTY {
+// progress redraws the line every 200 ms from the scan's counters; the
+// returned func stops and erases it.
+func progress(p *cmdutil.Progress, c *accesslog.Counters) func() {
+	if !p.On() {
 		return func() {}
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(io.ErrOut, "\r\033[K")
 				return
 			case <-t.C:
-				fmt.Fprintf(io.ErrOut, "\r\033[Kreading: %d files, %d lines, %.1f MB",
-					c.Files.Load(), c.Lines.Load(), float64(c.Bytes.Load())/1e6)
+				p.Printf("reading: %d files, %d lines, %.1f MB", c.Files.Load(), c.Lines.Load(), float64(c.Bytes.Load())/1e6)
 			}
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+	})
+	return func() { close(done); wg.Wait(); p.Clear() }
 }

@@ -240,13 +240,12 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		}
 	}
 	start := time.Now()
-	if f.IO.ErrTTY {
-		o.cfg.Progress = func(s *probe.Summary) { fmt.Fprintf(f.IO.ErrOut, "\r\033[K%s", progressLine(s, time.Since(start))) }
+	progress := cmdutil.NewProgress(f.IO)
+	if progress.On() {
+		o.cfg.Progress = func(s *probe.Summary) { progress.Printf("%s", progressLine(s, time.Since(start))) }
 	}
 	sum, runErr := probe.Run(cmd.Context(), o.cfg, sink)
-	if f.IO.ErrTTY {
-		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
-	}
+	progress.Clear()
 	obsErr := obs.stop() // the watchers end with the probe; their last records are written
 	if sum == nil {      // the Config was refused before anything was sent
 		if rec != nil {

@@ -193,40 +193,28 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 		c.Sink = rec.Write
 	}
 
-	var mu sync.Mutex // results and the progress line share ErrOut/Out
-	clearLine := func() {
-		if f.IO.ErrTTY {
-			fmt.Fprint(f.IO.ErrOut, "\r\033[K")
-		}
-	}
+	progress := cmdutil.NewProgress(f.IO)
 	enc := json.NewEncoder(f.IO.Out)
 	var outErr error
 	c.OnResult = func(r *soak.Result) {
-		mu.Lock()
-		defer mu.Unlock()
-		clearLine()
-		var err error
-		if out == cmdutil.OutputJSON {
-			err = enc.Encode(r)
-		} else {
-			_, err = fmt.Fprintln(f.IO.Out, resultLine(r))
-		}
-		if err != nil && outErr == nil {
-			outErr = err
-		}
+		progress.Above(func() {
+			var err error
+			if out == cmdutil.OutputJSON {
+				err = enc.Encode(r)
+			} else {
+				_, err = fmt.Fprintln(f.IO.Out, resultLine(r))
+			}
+			if err != nil && outErr == nil {
+				outErr = err
+			}
+		})
 	}
-	if f.IO.ErrTTY {
-		c.Progress = func(p soak.Progress) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(f.IO.ErrOut, "\r\033[K%s", progressLine(p))
-		}
+	if progress.On() {
+		c.Progress = func(p soak.Progress) { progress.Printf("%s", progressLine(p)) }
 	}
 
 	total, runErr := soak.Run(ctx, *c)
-	mu.Lock()
-	clearLine()
-	mu.Unlock()
+	progress.Clear()
 	if rec != nil {
 		if err := rec.Close(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("--record %s: %w", o.record, err)
