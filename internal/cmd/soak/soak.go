@@ -7,17 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/DataDog/datadog-go/v5/statsd"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
@@ -162,29 +156,14 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 	if c.Client, c.Namespace, err = o.kube.Client(); err != nil {
 		return err
 	}
-	var ms soak.MultiMetrics
-	if o.metricsListen != "" {
-		stop, m, err := serveMetrics(o.metricsListen, f.IO.ErrOut)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		ms = append(ms, m)
+	metrics, stopMetrics, err := soak.StartMetrics(soak.MetricsConfig{Listen: o.metricsListen, StatsD: o.statsd,
+		Tags: []string{"namespace:" + c.Namespace, "deployment:" + c.Deployment},
+		Warn: func(err error) { fmt.Fprintf(f.IO.ErrOut, "warning: %v\n", err) }})
+	if err != nil {
+		return exitError(err)
 	}
-	if o.statsd != "" {
-		sc, err := statsd.New(o.statsd, statsd.WithoutTelemetry())
-		if err != nil {
-			return cmdutil.UsageErrorf("--statsd %q: %v", o.statsd, err)
-		}
-		defer sc.Close() // flushes what is buffered
-		sm := soak.NewStatsD(sc, "namespace:"+c.Namespace, "deployment:"+c.Deployment)
-		var once sync.Once
-		sm.OnError = func(err error) { once.Do(func() { fmt.Fprintf(f.IO.ErrOut, "warning: --statsd: %v\n", err) }) }
-		ms = append(ms, sm)
-	}
-	if len(ms) > 0 {
-		c.Metrics = ms
-	}
+	defer stopMetrics()
+	c.Metrics = metrics
 	var rec *timeline.Writer
 	if o.record != "" {
 		if rec, err = timeline.Create(o.record); err != nil {
@@ -192,51 +171,45 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 		}
 		c.Sink = rec.Write
 	}
-
-	progress := cmdutil.NewProgress(f.IO)
-	enc := json.NewEncoder(f.IO.Out)
-	var outErr error
-	c.OnResult = func(r *soak.Result) {
-		progress.Above(func() {
-			var err error
-			if out == cmdutil.OutputJSON {
-				err = enc.Encode(r)
-			} else {
-				_, err = fmt.Fprintln(f.IO.Out, resultLine(r))
-			}
-			if err != nil && outErr == nil {
-				outErr = err
-			}
-		})
-	}
-	if progress.On() {
-		c.Progress = func(p soak.Progress) { progress.Printf("%s", progressLine(p)) }
-	}
-
+	p := newPrinter(f, out)
+	c.OnResult, c.Progress = p.result, p.progressFunc()
 	total, runErr := soak.Run(ctx, *c)
-	progress.Clear()
+	p.progress.Clear()
 	if rec != nil {
-		if err := rec.Close(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("--record %s: %w", o.record, err)
-		}
-		if total == nil {
-			os.Remove(o.record) // nothing was sent: no half-empty file left behind
-		}
+		runErr = closeRecord(rec, o.record, total == nil, runErr)
 	}
 	if total == nil {
 		return exitError(runErr)
 	}
+	return verdict(f.IO.Out, out, total, maxRatio, runErr, p.err)
+}
+
+// closeRecord closes the --record file, and removes it when nothing was
+// sent (no half-empty file left behind). A close error is the run's error
+// unless it already has one.
+func closeRecord(rec *timeline.Writer, path string, nothingSent bool, runErr error) error {
+	if err := rec.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("--record %s: %w", path, err)
+	}
+	if nothingSent {
+		os.Remove(path)
+	}
+	return runErr
+}
+
+// verdict prints the totals and decides the exit: the run's own error
+// first, then a failure writing the results, then the gate.
+func verdict(w io.Writer, out cmdutil.Output, total *soak.Total, maxRatio float64, runErr, outErr error) error {
 	gate := total.Gate(maxRatio)
-	if err := renderTotal(f.IO.Out, out, total, gate); err != nil {
+	if err := renderTotal(w, out, total, gate); err != nil {
 		return err
 	}
-	if runErr != nil {
+	switch {
+	case runErr != nil:
 		return exitError(runErr)
-	}
-	if outErr != nil {
+	case outErr != nil:
 		return outErr
-	}
-	if gate != "" {
+	case gate != "":
 		return cmdutil.Failedf("soak failed: %s", gate)
 	}
 	return nil
@@ -247,42 +220,53 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 func exitError(err error) error {
 	var ie *soak.InputError
 	if errors.As(err, &ie) {
-		return cmdutil.UsageErrorf("%v", err)
+		return &cmdutil.UsageError{Err: err}
 	}
 	return err
 }
 
-// serveMetrics listens at once (a taken port is a usage error before any
-// rollout) and serves /metrics until stop.
-func serveMetrics(addr string, warn io.Writer) (stop func(), m *soak.Prometheus, err error) {
-	reg := prometheus.NewRegistry()
-	if m, err = soak.NewPrometheus(reg); err != nil {
-		return nil, nil, err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, cmdutil.UsageErrorf("--metrics-listen: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(warn, "warning: --metrics-listen: %v\n", err)
-		}
-	}()
-	return func() { srv.Close() }, m, nil
+// printer streams each rollout's result to Out (a JSON line or a text
+// line) above the progress line, and keeps the first write error.
+type printer struct {
+	out      io.Writer
+	json     *json.Encoder // nil: text
+	progress *cmdutil.Progress
+	err      error
 }
 
-// Summary is the last JSON line.
-type Summary struct {
-	Total *soak.Total `json:"total"`
-	Gate  string      `json:"gate"`
+func newPrinter(f *cmdutil.Factory, out cmdutil.Output) *printer {
+	p := &printer{out: f.IO.Out, progress: cmdutil.NewProgress(f.IO)}
+	if out == cmdutil.OutputJSON {
+		p.json = json.NewEncoder(f.IO.Out)
+	}
+	return p
+}
+
+func (p *printer) result(r *soak.Result) {
+	p.progress.Above(func() {
+		var err error
+		if p.json != nil {
+			err = p.json.Encode(r)
+		} else {
+			_, err = fmt.Fprintln(p.out, resultLine(r))
+		}
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+	})
+}
+
+// progressFunc is soak's Progress callback, nil when no line is drawn.
+func (p *printer) progressFunc() func(soak.Progress) {
+	if !p.progress.On() {
+		return nil
+	}
+	return func(s soak.Progress) { p.progress.Printf("%s", progressLine(s)) }
 }
 
 func renderTotal(w io.Writer, out cmdutil.Output, t *soak.Total, gate string) error {
 	if out == cmdutil.OutputJSON {
-		return json.NewEncoder(w).Encode(Summary{Total: t, Gate: gate})
+		return json.NewEncoder(w).Encode(soak.Summary{Total: t, Gate: gate})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d rollouts in %s: %d clean, %d lost requests, %d failed", t.Rollouts,
@@ -348,5 +332,3 @@ func progressLine(p soak.Progress) string {
 	}
 	return line + fmt.Sprintf("  requests %d  lost %d", p.Total.Requests, p.Total.Lost)
 }
-
-// failureList renders the non-zero classes in report order.
