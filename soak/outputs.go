@@ -29,7 +29,9 @@ type MetricsConfig struct {
 
 // StartMetrics starts what c names and returns it as one Metrics (nil when
 // c names nothing) and the stop that shuts it down, flushing StatsD. A
-// listen address or a StatsD address soak cannot use is an *InputError.
+// malformed listen address or an unusable StatsD address is an
+// *InputError; a well-formed address that cannot be bound (taken, not
+// ours) is a server that would not start, like the lab's --listen.
 func StartMetrics(c MetricsConfig) (Metrics, func(), error) {
 	if c.Warn == nil {
 		c.Warn = func(error) {}
@@ -73,8 +75,12 @@ func servePrometheus(addr string, warn func(error)) (*Prometheus, func(), error)
 		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	var bad *net.AddrError
+	if errors.As(err, &bad) {
 		return nil, nil, &InputError{fmt.Sprintf("--metrics-listen: %v", err)}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--metrics-listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -25,8 +25,11 @@ func TestStartMetrics(t *testing.T) {
 	}
 	defer taken.Close()
 	var ie *soak.InputError
-	if _, _, err := soak.StartMetrics(soak.MetricsConfig{Listen: taken.Addr().String()}); !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), "--metrics-listen: ") {
-		t.Fatalf("taken port: %v", err)
+	if _, _, err := soak.StartMetrics(soak.MetricsConfig{Listen: taken.Addr().String()}); err == nil || errors.As(err, &ie) || !strings.HasPrefix(err.Error(), "--metrics-listen: ") {
+		t.Fatalf("taken port: %v, want a runtime error", err)
+	}
+	if _, _, err := soak.StartMetrics(soak.MetricsConfig{Listen: "127.0.0.1"}); !errors.As(err, &ie) || !strings.Contains(err.Error(), "missing port") {
+		t.Fatalf("no port: %v, want an InputError", err)
 	}
 	if _, _, err := soak.StartMetrics(soak.MetricsConfig{StatsD: "no-port"}); !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), `--statsd "no-port": `) {
 		t.Fatalf("bad StatsD address: %v", err)

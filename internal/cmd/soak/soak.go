@@ -64,7 +64,8 @@ pods and replicasets (deploy/soak/rbac.yaml); nothing else.
 
 Exit status: 0 every rollout clean, 1 a rollout lost a request (or the lost
 share passed --error-budget) or did not complete, 2 bad usage or input, 3 the
-API or the URL unreachable, or a permission missing.`,
+API or the URL unreachable, a permission missing, or the --metrics-listen
+address taken.`,
 		Example: `  rollsafe soak -n shop --deployment api --url https://api.example.com/ --rollouts 20
   rollsafe soak -n shop --deployment api --url http://127.0.0.1:8080/ --trigger env:VERSION \
       --version-header X-Version --duration 2h --metrics-listen :9090 --record soak.ndjson`,
