@@ -4,6 +4,7 @@
 package cmdutil
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -67,4 +68,13 @@ func ParseOutput(v string, allowed ...Output) (Output, error) {
 		names = append(names, string(a))
 	}
 	return "", UsageErrorf("--output %q: want one of %s", v, strings.Join(names, ", "))
+}
+
+// WriteJSON writes v as one indented JSON document: the -o json of the
+// commands that print a single summary (soak and report stream compact
+// lines instead).
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -34,15 +34,17 @@ func AddKubeFlags(fl *pflag.FlagSet, namespaceUsage string) *KubeFlags {
 	return &KubeFlags{cf: cf, fs: fs}
 }
 
-// Given names the connection flags given on the command line, -n too.
+// Given lists the flags other than -n given on the command line, each as
+// "--name value", for the message that refuses them where no cluster is
+// read.
 func (k *KubeFlags) Given() []string {
-	var names []string
+	var given []string
 	k.fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
-			names = append(names, "--"+f.Name)
+		if f.Changed && f.Name != "namespace" {
+			given = append(given, "--"+f.Name+" "+f.Value.String())
 		}
 	})
-	return names
+	return given
 }
 
 // Namespace is -n's value ("" when not given).

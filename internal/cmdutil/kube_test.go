@@ -20,7 +20,7 @@ func TestKubeFlags(t *testing.T) {
 	if err := fl.Parse([]string{"-n", "shop", "--context", "prod"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := k.Given(); !slices.Equal(got, []string{"--context", "--namespace"}) || k.Namespace() != "shop" {
+	if got := k.Given(); !slices.Equal(got, []string{"--context prod"}) || k.Namespace() != "shop" {
 		t.Fatalf("Given %v, Namespace %q", got, k.Namespace())
 	}
 	if fl.Lookup("insecure-skip-tls-verify") != nil || fl.Lookup("namespace").Usage != "the namespace" {

@@ -152,7 +152,7 @@ func load(cmd *cobra.Command, f *cmdutil.Factory, o *Options) (objs []*manifest.
 	case len(o.Paths) == 0:
 		return nil, nil, cmdutil.UsageErrorf("give at least one PATH (a file, a directory, or - for stdin), or --live")
 	}
-	if given := o.Kube.Given(); len(given) > 1 || len(given) == 1 && given[0] != "--namespace" {
+	if given := o.Kube.Given(); len(given) > 0 {
 		return nil, nil, cmdutil.UsageErrorf("%s: needs --live (with files, only -n applies)", strings.Join(given, ", "))
 	}
 	if ns := o.Kube.Namespace(); ns != "" {

@@ -136,3 +136,15 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Files name no cluster: a connection flag without --live is refused, -n
+// (the namespace of objects that name none) is not.
+func TestKubeFlagsNeedLive(t *testing.T) {
+	code, _, stderr := run(t, "", "--context", "prod", seed003)
+	if code != cmdutil.ExitUsage || stderr != "rollsafe: --context prod: needs --live (with files, only -n applies)\n" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := run(t, "", "-n", "shop", seed003); code != cmdutil.ExitFailed {
+		t.Fatalf("-n with files: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -4,7 +4,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -145,9 +144,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		return err
 	}
 	if out == cmdutil.OutputJSON {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"scenarios": results})
+		return cmdutil.WriteJSON(f.IO.Out, map[string]any{"scenarios": results})
 	}
 	printTable(f.IO.Out, results)
 	if o.html != "" {

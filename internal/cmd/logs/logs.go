@@ -4,7 +4,6 @@ package logs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,9 +128,7 @@ func verdict(errOut io.Writer, res *logs.Result) error {
 
 func render(w io.Writer, out cmdutil.Output, res *logs.Result) error {
 	if out == cmdutil.OutputJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return cmdutil.WriteJSON(w, res)
 	}
 	return renderText(w, res)
 }

@@ -2,7 +2,6 @@
 package probe
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -279,9 +278,7 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 
 func render(w io.Writer, out cmdutil.Output, s *probe.Summary) error {
 	if out == cmdutil.OutputJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return cmdutil.WriteJSON(w, s)
 	}
 	return writeText(w, s)
 }
