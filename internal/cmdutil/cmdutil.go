@@ -1,6 +1,8 @@
 // Package cmdutil holds what every rollsafe command shares: the I/O streams
 // (with a settable TTY so tests can see the progress line), the exit-code
-// contract, and the output-format flag.
+// policy (Code, over the error types here), the output-format flag, the
+// Kubernetes connection flags, the progress line and the atomic file
+// writer.
 package cmdutil
 
 import (
