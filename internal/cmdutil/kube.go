@@ -53,12 +53,12 @@ func (k *KubeFlags) Namespace() string { return *k.cf.Namespace }
 // Config loads the client config the way kubectl does ($KUBECONFIG, then
 // ~/.kube/config, then the pod's ServiceAccount; the flags win) and
 // resolves the namespace: -n, else the context's, else "default". A
-// kubeconfig that cannot be loaded, or none at all, is a usage error:
-// without one, kubectl's fallback would talk to localhost:8080.
+// kubeconfig that cannot be loaded, or no cluster in any (and no pod to
+// fall back on), is a usage error: kubectl would try localhost:8080.
 func (k *KubeFlags) Config() (*rest.Config, string, error) {
 	loader := k.cf.ToRawKubeConfigLoader()
 	if raw, err := loader.RawConfig(); err == nil && len(raw.Clusters) == 0 && !inCluster() {
-		return nil, "", UsageErrorf("kubeconfig: none found (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in a pod")
+		return nil, "", UsageErrorf("kubeconfig: no cluster in --kubeconfig, $KUBECONFIG or ~/.kube/config, and not in a pod")
 	}
 	cfg, err := k.cf.ToRESTConfig()
 	if err != nil {

@@ -27,7 +27,7 @@ func TestKubeFlags(t *testing.T) {
 		t.Fatal("want only the cluster, identity and namespace flags, -n with the command's help")
 	}
 	// No kubeconfig anywhere: one usage line, not kubectl's localhost:8080.
-	if _, _, err := k.Config(); cmdutil.Code(err) != cmdutil.ExitUsage || !strings.Contains(err.Error(), "kubeconfig: none found") {
+	if _, _, err := k.Config(); cmdutil.Code(err) != cmdutil.ExitUsage || !strings.Contains(err.Error(), "kubeconfig: no cluster in") {
 		t.Fatalf("no kubeconfig: %v (exit %d)", err, cmdutil.Code(err))
 	}
 	fl = pflag.NewFlagSet("x", pflag.ContinueOnError)
