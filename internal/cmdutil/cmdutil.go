@@ -1,25 +1,18 @@
 // Package cmdutil holds what every rollsafe command shares: the I/O streams
 // (with a settable TTY so tests can see the progress line), the exit-code
-// contract, and the output-format flag.
+// policy (Code, over the error types here), the output-format flag, the
+// Kubernetes connection flags, the progress line and the atomic file
+// writer.
 package cmdutil
 
 import (
-	"errors"
-	"fmt"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
-)
-
-// Exit codes, decided in one place (Code).
-const (
-	ExitOK      = 0 // ran and everything was within budget
-	ExitFailed  = 1 // ran, and the gate failed: failures past the budget, findings past the threshold
-	ExitUsage   = 2 // bad flag, bad argument, bad input file
-	ExitRuntime = 3 // could not do the job: a server would not start, the network failed
 )
 
 // IOStreams are the streams a command writes to.
@@ -58,40 +51,6 @@ func InvokedName(argv0 string) string {
 	return "rollsafe"
 }
 
-// ExitError carries an exit code with the message to print.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// UsageErrorf reports a bad flag, argument or input: exit 2.
-func UsageErrorf(format string, a ...any) error {
-	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, a...)}
-}
-
-// Failedf reports a run whose gate failed: exit 1.
-func Failedf(format string, a ...any) error {
-	return &ExitError{Code: ExitFailed, Err: fmt.Errorf(format, a...)}
-}
-
-// ErrSilent ends a command with exit 1 after it has already said why.
-var ErrSilent = &ExitError{Code: ExitFailed, Err: errors.New("")}
-
-// Code maps an error returned by a command to the process exit code.
-func Code(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	return ExitRuntime
-}
-
 // Output is the value of a command's --output flag.
 type Output string
 
@@ -111,4 +70,13 @@ func ParseOutput(v string, allowed ...Output) (Output, error) {
 		names = append(names, string(a))
 	}
 	return "", UsageErrorf("--output %q: want one of %s", v, strings.Join(names, ", "))
+}
+
+// WriteJSON writes v as one indented JSON document: the -o json of the
+// commands that print a single summary (soak and report stream compact
+// lines instead).
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -20,15 +20,13 @@ import (
 
 // Options are the command's flags.
 type Options struct {
-	Paths      []string
-	Output     string
-	FailOn     string
-	Recommend  bool
-	Live       bool
-	Kubeconfig string
-	Context    string
-	Namespace  string
-	Check      check.Options
+	Paths     []string
+	Output    string
+	FailOn    string
+	Recommend bool
+	Live      bool
+	Kube      *cmdutil.KubeFlags
+	Check     check.Options
 }
 
 // NewCmd builds `rollsafe check`.
@@ -72,10 +70,8 @@ with no Kubernetes object).`,
 	fl.DurationVar(&o.Check.MaxRequestDuration, "max-request-duration", check.DefaultMaxRequestDuration, "longest request the app serves (annotation "+check.AnnotationMaxRequestDuration+" overrides)")
 	fl.DurationVar(&o.Check.AppIdleTimeout, "app-idle-timeout", 0, "the app's keep-alive idle timeout; 0 = unknown (annotation "+check.AnnotationAppIdleTimeout+" overrides)")
 	fl.DurationVar(&o.Check.ShutdownTime, "shutdown-time", 0, "what the app needs after SIGTERM beyond in-flight requests (annotation "+check.AnnotationShutdownTime+" overrides)")
-	fl.BoolVar(&o.Live, "live", false, "read the objects from the cluster instead of files")
-	fl.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file for --live (default: $KUBECONFIG or ~/.kube/config)")
-	fl.StringVar(&o.Context, "context", "", "kubeconfig context for --live")
-	fl.StringVarP(&o.Namespace, "namespace", "n", "", "namespace to read with --live (default: the context's); namespace of objects that name none (default: default)")
+	fl.BoolVar(&o.Live, "live", false, "read the objects from the cluster instead of files (--kubeconfig, --context, -n … choose which)")
+	o.Kube = cmdutil.AddKubeFlags(fl, "namespace to read with --live (default: the context's); namespace of objects that name none (default: default)")
 	return cmd
 }
 
@@ -94,35 +90,9 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 			return cmdutil.UsageErrorf("%s %s: must not be negative", name, d)
 		}
 	}
-	var objs []*manifest.Object
-	var loadErr error // unusable input: the good documents are still judged, the exit is 2
-	switch {
-	case o.Live && len(o.Paths) > 0:
-		return cmdutil.UsageErrorf("--live reads the cluster: give no PATH")
-	case o.Live:
-		cfg, ns, err := cmdutil.KubeConfig(o.Kubeconfig, o.Context, o.Namespace)
-		if err != nil {
-			return cmdutil.UsageErrorf("--live: %v", err)
-		}
-		o.Check.DefaultNamespace = ns
-		objs, err = manifest.LoadLiveConfig(cmd.Context(), cfg, ns)
-		if err != nil {
-			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("--live: %w", err)}
-		}
-	case len(o.Paths) == 0:
-		return cmdutil.UsageErrorf("give at least one PATH (a file, a directory, or - for stdin), or --live")
-	default:
-		if o.Namespace != "" {
-			o.Check.DefaultNamespace = o.Namespace
-		}
-		in, err := manifest.Read(o.Paths, f.IO.In)
-		for _, n := range in.Notes {
-			fmt.Fprintf(f.IO.ErrOut, "%s: note: %s\n", cmd.CommandPath(), n)
-		}
-		objs, loadErr = in.Objects, err
-		if loadErr != nil && len(objs) == 0 {
-			return inputErrors(f, cmd, loadErr)
-		}
+	objs, loadErr, err := load(cmd, f, o)
+	if err != nil {
+		return err
 	}
 	res, err := check.Check(objs, o.Check)
 	if err != nil {
@@ -134,7 +104,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 			where = strings.Join(o.Paths, " ")
 		}
 		fmt.Fprintf(f.IO.ErrOut, "%s: %s: nothing to judge: %d objects read, none a Deployment or StatefulSet\n", cmd.CommandPath(), where, res.Objects)
-		return &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: errors.New("")}
+		return cmdutil.ErrBadInput
 	}
 	if o.Recommend {
 		for _, w := range res.Workloads {
@@ -161,15 +131,51 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 	return nil
 }
 
+// load reads the objects to judge: from the cluster with --live, else from
+// the paths. loadErr is unusable input beside usable objects: the good
+// documents are still judged, and the exit is 2.
+func load(cmd *cobra.Command, f *cmdutil.Factory, o *Options) (objs []*manifest.Object, loadErr, err error) {
+	switch {
+	case o.Live && len(o.Paths) > 0:
+		return nil, nil, cmdutil.UsageErrorf("--live reads the cluster: give no PATH")
+	case o.Live:
+		cfg, ns, err := o.Kube.Config()
+		if err != nil {
+			return nil, nil, fmt.Errorf("--live: %w", err)
+		}
+		o.Check.DefaultNamespace = ns
+		objs, err = manifest.LoadLiveConfig(cmd.Context(), cfg, ns)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--live: %w", err)
+		}
+		return objs, nil, nil
+	case len(o.Paths) == 0:
+		return nil, nil, cmdutil.UsageErrorf("give at least one PATH (a file, a directory, or - for stdin), or --live")
+	}
+	if given := o.Kube.Given(); len(given) > 0 {
+		return nil, nil, cmdutil.UsageErrorf("%s: needs --live (with files, only -n applies)", strings.Join(given, ", "))
+	}
+	if ns := o.Kube.Namespace(); ns != "" {
+		o.Check.DefaultNamespace = ns
+	}
+	in, err := manifest.Read(o.Paths, f.IO.In)
+	for _, n := range in.Notes {
+		fmt.Fprintf(f.IO.ErrOut, "%s: note: %s\n", cmd.CommandPath(), n)
+	}
+	if err != nil && len(in.Objects) == 0 {
+		return nil, nil, inputErrors(f, cmd, err)
+	}
+	return in.Objects, err, nil
+}
+
 // inputErrors prints one line per unusable input and exits 2.
 func inputErrors(f *cmdutil.Factory, cmd *cobra.Command, err error) error {
 	for _, e := range manifest.Errors(err) {
 		fmt.Fprintf(f.IO.ErrOut, "%s: %v\n", cmd.CommandPath(), e)
 	}
-	return &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: errors.New("")}
+	return cmdutil.ErrBadInput
 }
 
-// restConfig loads the kubeconfig the way kubectl does.
 // colorable says whether w is a terminal that wants colour (NO_COLOR unset).
 // cmdutil.IOStreams only knows whether ErrOut is a terminal; findings go to Out.
 func colorable(w io.Writer) bool {

@@ -1,23 +1,18 @@
 package check_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 )
 
+// run is `rollsafe check args...` with stdin.
 func run(t *testing.T, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-	code := root.Run(context.Background(), f, append([]string{"check"}, args...))
-	return code, out.String(), errOut.String()
+	return clitest.Run(t.Context(), stdin, append([]string{"check"}, args...)...)
 }
 
 const seed003 = "../../../check/testdata/seeds/seed003-dummy.yaml"
@@ -139,5 +134,17 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 		if !strings.Contains(text, s) {
 			t.Errorf("text lacks %q:\n%s", s, text)
 		}
+	}
+}
+
+// Files name no cluster: a connection flag without --live is refused, -n
+// (the namespace of objects that name none) is not.
+func TestKubeFlagsNeedLive(t *testing.T) {
+	code, _, stderr := run(t, "", "--context", "prod", seed003)
+	if code != cmdutil.ExitUsage || stderr != "rollsafe: --context prod: needs --live (with files, only -n applies)\n" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := run(t, "", "-n", "shop", seed003); code != cmdutil.ExitFailed {
+		t.Fatalf("-n with files: exit %d, stderr %q", code, stderr)
 	}
 }

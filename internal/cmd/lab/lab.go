@@ -4,7 +4,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,9 +110,11 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		Sink: sinks.write, Listen: o.listen,
 	}
 	opts.AccessLog = sinks.access
+	progress := cmdutil.NewProgress(f.IO)
+	defer progress.Clear()
 	kubeconfig := ""
 	if o.kube {
-		cp, err := startControlPlane(cmd, f)
+		cp, err := startControlPlane(cmd, progress)
 		if err != nil {
 			return err
 		}
@@ -121,25 +122,21 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		opts.Kube = &lab.KubeOptions{Config: cp.Config()}
 		kubeconfig = cp.KubeconfigPath
 	}
-	if f.IO.ErrTTY {
-		opts.Progress = func(format string, a ...any) {
-			fmt.Fprintf(f.IO.ErrOut, "\r\033[K"+format, a...)
-		}
+	if progress.On() {
+		opts.Progress = progress.Printf
 	}
 	if o.serve {
-		return serve(cmd, f, scenarios, opts, kubeconfig)
+		return serve(cmd, f, progress, scenarios, opts, kubeconfig)
 	}
 	var results []*lab.Result
 	for _, s := range scenarios {
 		res, err := lab.Run(cmd.Context(), s, opts)
 		if err != nil {
-			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", s.Name, err)}
+			return fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
 		results = append(results, res)
 	}
-	if f.IO.ErrTTY {
-		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
-	}
+	progress.Clear()
 	if err := sinks.close(); err != nil {
 		return err
 	}
@@ -147,9 +144,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		return err
 	}
 	if out == cmdutil.OutputJSON {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"scenarios": results})
+		return cmdutil.WriteJSON(f.IO.Out, map[string]any{"scenarios": results})
 	}
 	printTable(f.IO.Out, results)
 	if o.html != "" {
@@ -159,13 +154,15 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 }
 
 // serve keeps one scenario up until Ctrl-C and says where it is.
-func serve(cmd *cobra.Command, f *cmdutil.Factory, scenarios []lab.Scenario, opts lab.Options, kubeconfig string) error {
+func serve(cmd *cobra.Command, f *cmdutil.Factory, progress *cmdutil.Progress, scenarios []lab.Scenario, opts lab.Options, kubeconfig string) error {
 	if len(scenarios) != 1 {
 		return cmdutil.UsageErrorf("--serve brings up one scenario: give --scenario NAME (or --manifests)")
 	}
-	err := lab.Serve(cmd.Context(), scenarios[0], opts, func(s lab.Served) { printServed(f, scenarios[0].Name, s, kubeconfig) })
+	err := lab.Serve(cmd.Context(), scenarios[0], opts, func(s lab.Served) {
+		progress.Above(func() { printServed(f, scenarios[0].Name, s, kubeconfig) })
+	})
 	if err != nil {
-		return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("scenario %s: %w", scenarios[0].Name, err)}
+		return fmt.Errorf("scenario %s: %w", scenarios[0].Name, err)
 	}
 	return nil
 }
@@ -200,20 +197,16 @@ func printServed(f *cmdutil.Factory, name string, s lab.Served, kubeconfig strin
 // startControlPlane starts etcd, kube-apiserver, kube-controller-manager
 // and kube-scheduler on loopback from the binaries scripts/controlplane.sh
 // builds.
-func startControlPlane(cmd *cobra.Command, f *cmdutil.Factory) (*controlplane.ControlPlane, error) {
-	if f.IO.ErrTTY {
-		fmt.Fprint(f.IO.ErrOut, "starting a Kubernetes control plane on loopback…")
-	}
+func startControlPlane(cmd *cobra.Command, progress *cmdutil.Progress) (*controlplane.ControlPlane, error) {
+	progress.Printf("starting a Kubernetes control plane on loopback…")
 	cp, err := controlplane.Start(cmd.Context(), controlplane.Options{ControllerManager: true, Scheduler: true})
-	if f.IO.ErrTTY {
-		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
-	}
+	progress.Clear()
 	var missing *controlplane.MissingBinaryError
 	if errors.As(err, &missing) {
 		return nil, cmdutil.UsageErrorf("--kube: %v", err)
 	}
 	if err != nil {
-		return nil, &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("--kube: %w", err)}
+		return nil, fmt.Errorf("--kube: %w", err)
 	}
 	return cp, nil
 }
@@ -330,5 +323,5 @@ func writeHTML(ctx context.Context, path string, inputs ...string) error {
 	if err != nil {
 		return err
 	}
-	return cmdutil.WriteFileAtomic(path, func(w io.Writer) error { return report.HTML(w, rep) })
+	return cmdutil.WriteFileAtomic("--report", path, func(w io.Writer) error { return report.HTML(w, rep) })
 }

@@ -1,4 +1,4 @@
-package logs
+package logs_test
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
+	"github.com/rollsafe/rollsafe/logs"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -71,20 +71,9 @@ func squash(s string) string {
 	return strings.Join(lines, "\n")
 }
 
+// run is `rollsafe logs args...`.
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-	cmd := NewCmd(f)
-	cmd.SetArgs(args)
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
-		fmt.Fprintf(&errOut, "rollsafe: %v\n", err)
-	}
-	return cmdutil.Code(err), out.String(), errOut.String()
+	return clitest.Run(t.Context(), "", append([]string{"logs"}, args...)...)
 }
 
 func writeLog(t *testing.T, dir string, lines ...string) string {
@@ -122,7 +111,7 @@ func TestSeedFailureOnDrainingTarget(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("json exit %d", code)
 	}
-	var res Result
+	var res logs.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("json: %v\n%s", err, out)
 	}
@@ -211,24 +200,9 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
-// TestMain lets the test binary act as `rollsafe logs` in a child process
-// (as root.Main does: context cancelled on SIGINT/SIGTERM), so the signal
-// test runs a real process without building the whole CLI.
 func TestMain(m *testing.M) {
-	if os.Getenv("ROLLSAFE_LOGS_CHILD") != "1" {
-		os.Exit(m.Run())
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	f := &cmdutil.Factory{IO: cmdutil.System(), Name: "rollsafe"}
-	cmd := NewCmd(f)
-	cmd.SetArgs(os.Args[1:])
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.ExecuteContext(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "rollsafe: %v\n", err)
-	}
-	os.Exit(cmdutil.Code(err))
+	clitest.ActAsChild() // TestInterruptFlushes's process
+	os.Exit(m.Run())
 }
 
 // TestInterruptFlushes runs `rollsafe logs` as a real process reading a
@@ -239,8 +213,7 @@ func TestInterruptFlushes(t *testing.T) {
 	recPath := filepath.Join(dir, "rec.ndjson")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "--output", "json", "--record", recPath, "-")
-	cmd.Env = append(os.Environ(), "ROLLSAFE_LOGS_CHILD=1")
+	cmd := clitest.Command(ctx, "logs", "--output", "json", "--record", recPath, "-")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +248,7 @@ func TestInterruptFlushes(t *testing.T) {
 	if !strings.Contains(errOut.String(), "interrupted") {
 		t.Errorf("stderr: %s", errOut.String())
 	}
-	var res Result
+	var res logs.Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("json: %v\n%s", err, out.String())
 	}

@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 )
 
 func oneLine(t *testing.T, errOut string) {
@@ -50,7 +52,7 @@ func TestNeverAnsweredRefusedExits3(t *testing.T) {
 	ln.Close()
 	for _, budget := range [][]string{nil, {"--max-failures", "0"}, {"--error-budget", "100%"}} {
 		args := append([]string{"probe", url, "--requests", "5", "--rate", "100", "-o", "json"}, budget...)
-		code, out, errOut := runCLI(t, args...)
+		code, out, errOut := clitest.Run(context.Background(), "", args...)
 		if code != cmdutil.ExitRuntime {
 			t.Errorf("%v: exit %d, want 3: %s", budget, code, errOut)
 		}
@@ -95,7 +97,7 @@ func TestNeverAnsweredTimeoutsExits3(t *testing.T) {
 		}
 	}()
 	url := "http://" + ln.Addr().String() + "/"
-	code, out, errOut := runCLI(t, "probe", url, "--requests", "3", "--rate", "50", "--timeout", "200ms",
+	code, out, errOut := clitest.Run(context.Background(), "", "probe", url, "--requests", "3", "--rate", "50", "--timeout", "200ms",
 		"--max-failures", "10", "-o", "json")
 	if code != cmdutil.ExitRuntime || !strings.Contains(errOut, "never answered: none of 3 requests got a response (timeout 3)") {
 		t.Errorf("exit %d, stderr %q; want 3 and the timeouts", code, errOut)
@@ -127,7 +129,7 @@ func TestAnsweredThenDiedIsTheGates(t *testing.T) {
 			ts.Close()
 		}()
 		args := append([]string{"probe", ts.URL, "--requests", "40", "--rate", "100", "-c", "1", "-o", "json"}, c.budget...)
-		code, out, errOut := runCLI(t, args...)
+		code, out, errOut := clitest.Run(context.Background(), "", args...)
 		close(stop)
 		ts.Close()
 		n, a := answered(t, out)
@@ -146,7 +148,7 @@ func TestAnsweredThenDiedIsTheGates(t *testing.T) {
 func TestRecordUnwritable(t *testing.T) {
 	ts, served := counting(t)
 	for _, path := range []string{filepath.Join(t.TempDir(), "no", "such", "dir.ndjson"), t.TempDir()} {
-		code, _, errOut := runCLI(t, "probe", ts.URL, "--requests", "5", "--record", path)
+		code, _, errOut := clitest.Run(context.Background(), "", "probe", ts.URL, "--requests", "5", "--record", path)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, "--record "+path+": ") {
 			t.Errorf("%s: exit %d, stderr %q; want 2 naming --record and the path", path, code, errOut)
 		}
@@ -158,7 +160,7 @@ func TestRecordUnwritable(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full here")
 	}
-	code, out, errOut := runCLI(t, "probe", ts.URL, "--requests", "5", "--record", "/dev/full", "-o", "json")
+	code, out, errOut := clitest.Run(context.Background(), "", "probe", ts.URL, "--requests", "5", "--record", "/dev/full", "-o", "json")
 	if code != cmdutil.ExitRuntime || !strings.Contains(errOut, "recording /dev/full") {
 		t.Errorf("exit %d, stderr %q; want 3, recording failed", code, errOut)
 	}
@@ -205,7 +207,7 @@ func TestFlagErrorsNameFlagAndValue(t *testing.T) {
 		{[]string{"--record", "-", "-o", "json"}, "--record - and --output json both want stdout"},
 		{[]string{"--requests", "-1"}, `invalid argument "-1" for "--requests" flag`},
 	} {
-		code, _, errOut := runCLI(t, append([]string{"probe", u}, c.args...)...)
+		code, _, errOut := clitest.Run(context.Background(), "", append([]string{"probe", u}, c.args...)...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, errOut, c.want)
 		}

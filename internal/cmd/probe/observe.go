@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/smithy-go"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/observe/elbv2"
@@ -23,11 +22,9 @@ import (
 // observeOptions are the flags that record the cluster and the target group
 // beside the requests.
 type observeOptions struct {
-	kube       bool
-	namespace  string
-	selector   string
-	kubeconfig string
-	context    string
+	kube     bool
+	selector string
+	flags    *cmdutil.KubeFlags
 
 	targetGroupARN string
 	awsEndpoint    string
@@ -40,16 +37,15 @@ func (o *observeOptions) any() bool { return o.kube || o.targetGroupARN != "" }
 // check refuses flag combinations before anything is contacted.
 func (o *observeOptions) check(record string) error {
 	if !o.kube {
-		for _, f := range []struct{ name, v string }{{"--namespace", o.namespace}, {"--selector", o.selector},
-			{"--kubeconfig", o.kubeconfig}, {"--context", o.context}} {
-			if f.v == "" {
-				continue
-			}
-			if f.name == "--namespace" {
-				// -n was --requests before it meant the namespace, as in kubectl.
-				return cmdutil.UsageErrorf("--namespace (-n) %s: needs --kube; the number of requests is --requests", f.v)
-			}
-			return cmdutil.UsageErrorf("%s %s: needs --kube", f.name, f.v)
+		if ns := o.flags.Namespace(); ns != "" {
+			// -n was --requests before it meant the namespace, as in kubectl.
+			return cmdutil.UsageErrorf("--namespace (-n) %s: needs --kube; the number of requests is --requests", ns)
+		}
+		if given := o.flags.Given(); len(given) > 0 {
+			return cmdutil.UsageErrorf("%s: needs --kube", strings.Join(given, ", "))
+		}
+		if o.selector != "" {
+			return cmdutil.UsageErrorf("--selector %s: needs --kube", o.selector)
 		}
 	}
 	if o.targetGroupARN == "" {
@@ -83,9 +79,9 @@ type observers struct {
 }
 
 // startObservers connects to the cluster and the ELBv2 API and records
-// their initial state, failing with one line (exit 2 for what the user can
-// fix in flags or kubeconfig, 3 when a server cannot be reached) before the
-// prober sends anything. Later poll errors go to warn.
+// their initial state, failing with one line (exit 2 for a bad flag,
+// kubeconfig or ARN; 3 when a server cannot be reached or refuses us)
+// before the prober sends anything. Later poll errors go to warn.
 func startObservers(ctx context.Context, o *observeOptions, rec *timeline.Writer, warn io.Writer) (*observers, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	obs := &observers{cancel: cancel}
@@ -106,7 +102,7 @@ func startObservers(ctx context.Context, o *observeOptions, rec *timeline.Writer
 			Region: o.region, Interval: o.pollInterval,
 			OnError: func(err error) { fmt.Fprintf(warn, "warning: --target-group-arn: %v\n", err) }})
 		if err != nil {
-			return fail(cmdutil.UsageErrorf("--target-group-arn: %v", err))
+			return fail(cmdutil.UsageErrorf("--target-group-arn: %w", err))
 		}
 		// The first poll here, not in Run, so a wrong ARN stops us before traffic.
 		first, err := p.Poll(ctx)
@@ -145,44 +141,31 @@ func (obs *observers) stop() error {
 	return obs.err
 }
 
-// startKube loads the kubeconfig the way kubectl does and starts the watch;
-// kube.Start lists every resource once first, so a wrong namespace or a
-// missing permission is an error here rather than an informer retrying.
+// startKube builds the client from the Kubernetes flags and starts the
+// watch; kube.Start lists every resource once first, so a missing
+// permission or an unreachable server is an error here (exit 3, as
+// cmdutil.Code decides) rather than an informer retrying.
 func startKube(ctx context.Context, o *observeOptions) (<-chan timeline.Record, error) {
-	cfg, ns, err := cmdutil.KubeConfig(o.kubeconfig, o.context, o.namespace)
+	cs, ns, err := o.flags.Client()
 	if err != nil {
-		return nil, cmdutil.UsageErrorf("--kube: kubeconfig: %v", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, cmdutil.UsageErrorf("--kube: %v", err)
+		return nil, fmt.Errorf("--kube: %w", err)
 	}
 	recs, err := kube.Start(ctx, cs, kube.Options{Namespace: ns, Selector: o.selector})
-	if err == nil {
-		return recs, nil
+	if err != nil {
+		return nil, fmt.Errorf("--kube: %w", err)
 	}
-	err = fmt.Errorf("--kube: %s: %w", cfg.Host, err)
-	if isAPIRefusal(err) {
-		return nil, &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: err}
-	}
-	return nil, err // unreachable, timed out: exit 3
+	return recs, nil
 }
 
-// isAPIRefusal: the apiserver answered and said no — forbidden, bad
-// credentials, no such resource. The user fixes that in kubeconfig or RBAC.
-func isAPIRefusal(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) || apierrors.IsBadRequest(err)
-}
-
-// awsError maps the first poll's error: an API error response (bad ARN,
-// target group not found, access denied) is input to fix, exit 2; no answer
-// at all (wrong endpoint, no network) is exit 3.
+// awsError maps the first poll's error: an API error response about the
+// request (bad ARN, target group not found) is input to fix, exit 2; no
+// answer at all (wrong endpoint, no network) and access denied are exit 3.
 func awsError(err error) error {
 	err = fmt.Errorf("--target-group-arn: %w", err)
 	var api smithy.APIError
 	var netErr net.Error
 	if errors.As(err, &api) && !errors.As(err, &netErr) {
-		return &cmdutil.ExitError{Code: cmdutil.ExitUsage, Err: err}
+		return &cmdutil.UsageError{Err: err}
 	}
 	return err
 }

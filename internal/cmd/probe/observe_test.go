@@ -18,9 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/internal/controlplane"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/observe/kube"
@@ -33,6 +33,7 @@ import (
 // client against the lab's ELBv2 API over a running lab load balancer: AWS
 // itself is the only thing replaced.
 func TestMain(m *testing.M) {
+	clitest.ActAsChild() // TestSIGTERMFlushesEverything's process
 	os.Exit(controlplane.RunTests(m, controlplane.TestOptions))
 }
 
@@ -42,14 +43,6 @@ func counting(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
 	t.Cleanup(ts.Close)
 	return ts, &n
-}
-
-// runCtx runs the CLI with a context the test cancels, as SIGINT would.
-func runCtx(ctx context.Context, args ...string) (int, string) {
-	var out, errOut strings.Builder
-	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-	code := root.Run(ctx, f, args)
-	return code, errOut.String()
 }
 
 func readAll(t *testing.T, path string) []timeline.Record {
@@ -130,7 +123,7 @@ func TestProbeKubeRecordsPodsBesideRequests(t *testing.T) {
 	var errOut string
 	go func() {
 		defer close(done)
-		code, errOut = runCtx(ctx, "probe", ts.URL, "--rate", "100", "--duration", "2m", "--record", rec,
+		code, _, errOut = clitest.Run(ctx, "", "probe", ts.URL, "--rate", "100", "--duration", "2m", "--record", rec,
 			"--kube", "--kubeconfig", kubeconfig, "--selector", "app=web")
 	}()
 	waitUntil(t, "traffic", func() bool { return served.Load() >= 5 })
@@ -181,8 +174,9 @@ func TestProbeKubeRecordsPodsBesideRequests(t *testing.T) {
 	}
 }
 
-// An identity with no permissions: one line naming the refusal, exit 2,
-// nothing sent, no record file left behind.
+// An identity with no permissions: one line naming the refusal, exit 3 as
+// in soak and check --live (cmdutil.Code), nothing sent, no record file
+// left behind.
 func TestProbeKubeForbiddenBeforeTraffic(t *testing.T) {
 	cp, _, ns := kubeSetup(t)
 	cfg, err := cp.ServiceAccount(t.Context(), ns, "nobody", nil)
@@ -195,9 +189,9 @@ func TestProbeKubeForbiddenBeforeTraffic(t *testing.T) {
 	}
 	ts, served := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--record", rec, "--kube", "--kubeconfig", kubeconfig)
-	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "forbidden") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-		t.Errorf("exit %d, stderr %q: want 2 and one line saying forbidden", code, errOut)
+	code, _, errOut := clitest.Run(t.Context(), "", "probe", ts.URL, "--requests", "5", "--record", rec, "--kube", "--kubeconfig", kubeconfig)
+	if code != cmdutil.ExitRuntime || !strings.Contains(errOut, "forbidden") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q: want 3 and one line saying forbidden", code, errOut)
 	}
 	if served.Load() != 0 {
 		t.Errorf("%d requests sent before the error", served.Load())
@@ -250,7 +244,7 @@ func TestProbeTargetGroupRecordsTargets(t *testing.T) {
 	lb, api, target := labTargetGroup(t)
 	ts, _ := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "30", "--rate", "100", "--record", rec,
+	code, _, errOut := clitest.Run(t.Context(), "", "probe", ts.URL, "--requests", "30", "--rate", "100", "--record", rec,
 		"--target-group-arn", lb.TargetGroupARN(), "--aws-endpoint", api.URL(), "--poll-interval", "20ms")
 	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -280,7 +274,7 @@ func TestProbeTargetGroupBadARNBeforeTraffic(t *testing.T) {
 	bad := strings.Replace(lb.TargetGroupARN(), "targetgroup/", "targetgroup/nope-", 1)
 	ts, served := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--record", rec,
+	code, _, errOut := clitest.Run(t.Context(), "", "probe", ts.URL, "--requests", "5", "--record", rec,
 		"--target-group-arn", bad, "--aws-endpoint", api.URL())
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "--target-group-arn") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q: want 2 and one line", code, errOut)
@@ -296,7 +290,7 @@ func TestProbeTargetGroupBadARNBeforeTraffic(t *testing.T) {
 // Without --record the timelines would go nowhere: refused up front.
 func TestProbeObserversNeedRecord(t *testing.T) {
 	ts, served := counting(t)
-	code, errOut := runCtx(t.Context(), "probe", ts.URL, "--requests", "5", "--target-group-arn", "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/x/1")
+	code, _, errOut := clitest.Run(t.Context(), "", "probe", ts.URL, "--requests", "5", "--target-group-arn", "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/x/1")
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "give --record") || served.Load() != 0 {
 		t.Errorf("exit %d, stderr %q, %d sent", code, errOut, served.Load())
 	}

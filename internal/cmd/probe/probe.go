@@ -2,7 +2,6 @@
 package probe
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,11 +62,12 @@ probe before it sends anything.
 
 Exit status: 0 within budget; 1 past --max-failures/--error-budget (the
 server answered at least once, then failed); 2 bad usage, including a
---record file that cannot be created and a kubeconfig, RBAC or ARN the
-server refused; 3 could not run: the URL never answered (every request
-refused, timed out or cut before a response; one line says so), no request
-was sent, the Kubernetes or ELBv2 API could not be reached, or writing the
---record file failed during the run.`,
+--record file that cannot be created, a kubeconfig that cannot be loaded
+and an ARN the ELBv2 API rejected; 3 could not run: the URL never answered
+(every request refused, timed out or cut before a response; one line says
+so), no request was sent, the Kubernetes or ELBv2 API could not be reached
+or refused our identity (RBAC, credentials), or writing the --record file
+failed during the run.`,
 		Example: `  rollsafe probe https://app.example.com/healthz --rate 50 --duration 10m --record run.ndjson
   rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json
   rollsafe probe https://app.example.com/ --kube -n prod -l app=web --record run.ndjson`,
@@ -103,10 +103,8 @@ was sent, the Kubernetes or ELBv2 API could not be reached, or writing the
 	fl.DurationVar(&o.cfg.LateAfter, "late-after", probe.DefaultLateAfter, "count a send as late when it starts this far behind schedule")
 	ob := &o.observe
 	fl.BoolVar(&ob.kube, "kube", false, "record pod, endpoint and rollout states from the Kubernetes API into --record")
-	fl.StringVarP(&ob.namespace, "namespace", "n", "", "namespace to watch with --kube (default: the kubeconfig context's)")
 	fl.StringVarP(&ob.selector, "selector", "l", "", `label selector for --kube ("app=web")`)
-	fl.StringVar(&ob.kubeconfig, "kubeconfig", "", "kubeconfig for --kube (default: $KUBECONFIG or ~/.kube/config)")
-	fl.StringVar(&ob.context, "context", "", "kubeconfig context for --kube")
+	ob.flags = cmdutil.AddKubeFlags(fl, "namespace to watch with --kube (default: the kubeconfig context's)")
 	fl.StringVar(&ob.targetGroupARN, "target-group-arn", "", "record this target group's target health (DescribeTargetHealth) into --record")
 	fl.StringVar(&ob.awsEndpoint, "aws-endpoint", "", "ELBv2 API endpoint for --target-group-arn (the lab's, or a proxy)")
 	fl.StringVar(&ob.region, "region", "", "AWS region for --target-group-arn (default: the AWS config chain's)")
@@ -202,10 +200,10 @@ func pathErr(err error) error {
 // about a rollout, so it must not pass (or fail) as if it had.
 func neverAnswered(url string, s *probe.Summary) error {
 	if s.Requests == 0 {
-		return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf("%s: no request was sent", url)}
+		return fmt.Errorf("%s: no request was sent", url)
 	}
-	return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: fmt.Errorf(
-		"%s never answered: none of %d requests got a response (%s)", url, s.Requests, cmdutil.Counts(s.Failures, timeline.FailureClasses))}
+	return fmt.Errorf("%s never answered: none of %d requests got a response (%s)",
+		url, s.Requests, cmdutil.Counts(s.Failures, timeline.FailureClasses))
 }
 
 func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
@@ -241,13 +239,12 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		}
 	}
 	start := time.Now()
-	if f.IO.ErrTTY {
-		o.cfg.Progress = func(s *probe.Summary) { fmt.Fprintf(f.IO.ErrOut, "\r\033[K%s", progressLine(s, time.Since(start))) }
+	progress := cmdutil.NewProgress(f.IO)
+	if progress.On() {
+		o.cfg.Progress = func(s *probe.Summary) { progress.Printf("%s", progressLine(s, time.Since(start))) }
 	}
 	sum, runErr := probe.Run(cmd.Context(), o.cfg, sink)
-	if f.IO.ErrTTY {
-		fmt.Fprint(f.IO.ErrOut, "\r\033[K")
-	}
+	progress.Clear()
 	obsErr := obs.stop() // the watchers end with the probe; their last records are written
 	if sum == nil {      // the Config was refused before anything was sent
 		if rec != nil {
@@ -281,9 +278,7 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 
 func render(w io.Writer, out cmdutil.Output, s *probe.Summary) error {
 	if out == cmdutil.OutputJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return cmdutil.WriteJSON(w, s)
 	}
 	return writeText(w, s)
 }

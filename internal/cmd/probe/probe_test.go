@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -15,18 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
-
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-	code := root.Run(context.Background(), f, args)
-	return code, out.String(), errOut.String()
-}
 
 // every 4th request gets a 502.
 func flaky502(t *testing.T) *httptest.Server {
@@ -43,7 +34,7 @@ func flaky502(t *testing.T) *httptest.Server {
 func TestJSONShapeRecordAndBudget(t *testing.T) {
 	ts := flaky502(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	code, out, errOut := runCLI(t, "probe", ts.URL, "--requests", "40", "--rate", "500", "--record", rec,
+	code, out, errOut := clitest.Run(context.Background(), "", "probe", ts.URL, "--requests", "40", "--rate", "500", "--record", rec,
 		"--output", "json", "--max-failures", "9")
 	if code != cmdutil.ExitFailed {
 		t.Fatalf("exit %d, want 1 (10 failures > 9): %s", code, errOut)
@@ -82,7 +73,7 @@ func TestJSONShapeRecordAndBudget(t *testing.T) {
 	if n != 40 || failed != 10 {
 		t.Errorf("record has %d requests, %d failed; want 40, 10", n, failed)
 	}
-	code, _, _ = runCLI(t, "probe", ts.URL, "--requests", "40", "--rate", "500", "--error-budget", "30%")
+	code, _, _ = clitest.Run(context.Background(), "", "probe", ts.URL, "--requests", "40", "--rate", "500", "--error-budget", "30%")
 	if code != 0 {
 		t.Errorf("25%% failures within a 30%% budget: exit %d", code)
 	}
@@ -99,7 +90,7 @@ func TestUsageErrors(t *testing.T) {
 		{"probe", "http://127.0.0.1:1/", "--rate", "fast"},
 		{"probe", "http://127.0.0.1:1/", "--body-file", "/nonexistent/body"},
 	} {
-		code, _, errOut := runCLI(t, args...)
+		code, _, errOut := clitest.Run(context.Background(), "", args...)
 		if code != cmdutil.ExitUsage || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
 		}
@@ -110,10 +101,6 @@ func TestUsageErrors(t *testing.T) {
 // sending, waits for them, and everything the server answered is in both
 // the record and the summary.
 func TestSIGTERMFlushesEverything(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "rollsafe")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rollsafe/rollsafe/cmd/rollsafe").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	var served, blocked atomic.Int64
 	release := make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +111,7 @@ func TestSIGTERMFlushesEverything(t *testing.T) {
 	}))
 	defer ts.Close()
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
-	cmd := exec.Command(bin, "probe", ts.URL, "--rate", "200", "-c", "3", "--record", rec, "--output", "json")
+	cmd := clitest.Command(t.Context(), "probe", ts.URL, "--rate", "200", "-c", "3", "--record", rec, "--output", "json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

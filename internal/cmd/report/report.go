@@ -3,10 +3,8 @@ package report
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"text/tabwriter"
 	"time"
 
@@ -59,7 +57,7 @@ causes table and the propagation section.`,
 				return cmdutil.UsageErrorf("%v", err)
 			}
 			if html != "" {
-				if err := writeHTML(html, rep); err != nil {
+				if err := cmdutil.WriteFileAtomic("--html", html, func(w io.Writer) error { return report.HTML(w, rep) }); err != nil {
 					return err
 				}
 			}
@@ -81,14 +79,6 @@ causes table and the propagation section.`,
 	fl.StringVarP(&output, "output", "o", "text", "text or json (the report's numbers)")
 	fl.DurationVar(&opts.Bin, "bin", 100*time.Millisecond, "time bin width (widened to fit 2000 bins)")
 	return cmd
-}
-
-func writeHTML(path string, rep *report.Report) error {
-	err := cmdutil.WriteFileAtomic(path, func(w io.Writer) error { return report.HTML(w, rep) })
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-		return cmdutil.UsageErrorf("--html: %v", err)
-	}
-	return err
 }
 
 // printText is the story per run: the headline, the causes with their

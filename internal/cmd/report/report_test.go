@@ -12,16 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 )
-
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-	return root.Run(context.Background(), f, args), out.String(), errOut.String()
-}
 
 type numbers struct {
 	Requests  uint64             `json:"requests"`
@@ -42,12 +35,12 @@ func TestReportMatchesProbe(t *testing.T) {
 	defer ts.Close()
 	dir := t.TempDir()
 	rec := filepath.Join(dir, "run.ndjson")
-	code, probeOut, errOut := runCLI(t, "probe", ts.URL, "--requests", "200", "--rate", "1000", "--record", rec, "-o", "json")
+	code, probeOut, errOut := clitest.Run(context.Background(), "", "probe", ts.URL, "--requests", "200", "--rate", "1000", "--record", rec, "-o", "json")
 	if code != 0 {
 		t.Fatalf("probe exit %d: %s", code, errOut)
 	}
 	page := filepath.Join(dir, "r.html")
-	code, repOut, errOut := runCLI(t, "report", rec, "--html", page, "-o", "json")
+	code, repOut, errOut := clitest.Run(context.Background(), "", "report", rec, "--html", page, "-o", "json")
 	if code != 0 {
 		t.Fatalf("report exit %d: %s", code, errOut)
 	}
@@ -89,12 +82,12 @@ func TestReportBadInput(t *testing.T) {
 		{"report", filepath.Join(dir, "missing.ndjson")},
 		{"report", bad, "--bin", "0s"},
 	} {
-		code, _, errOut := runCLI(t, args...)
+		code, _, errOut := clitest.Run(context.Background(), "", args...)
 		if code != cmdutil.ExitUsage || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, %q; want 2 and one line", args, code, errOut)
 		}
 	}
-	_, _, errOut := runCLI(t, "report", bad, "--html", "")
+	_, _, errOut := clitest.Run(context.Background(), "", "report", bad, "--html", "")
 	if !strings.Contains(errOut, "bad.ndjson:2") {
 		t.Errorf("error does not point at file:line: %q", errOut)
 	}
@@ -118,7 +111,7 @@ func TestReportBadInputFileLine(t *testing.T) {
 		{[]string{"report", trunc, "--html", ""}, "run.ndjson:2:"},
 		{[]string{"report", log, "--html", ""}, "alb.log:3:"},
 	} {
-		code, _, errOut := runCLI(t, c.args...)
+		code, _, errOut := clitest.Run(context.Background(), "", c.args...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, %q; want 2 and one line naming %s", c.args, code, errOut, c.want)
 		}

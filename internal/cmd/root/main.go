@@ -34,9 +34,5 @@ func Run(ctx context.Context, f *cmdutil.Factory, args []string) int {
 	if err != nil && err.Error() != "" {
 		fmt.Fprintf(f.IO.ErrOut, "%s: %v\n", f.Name, err)
 	}
-	code := cmdutil.Code(err)
-	if code == cmdutil.ExitRuntime && isCobraUsage(err) {
-		code = cmdutil.ExitUsage
-	}
-	return code
+	return cmdutil.Code(err)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -47,11 +48,12 @@ proves the fix: on a laptop with the local lab, in CI, and on the cluster.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       f.Version,
-		// A bad flag is a usage error: exit 2, not a runtime failure.
+		// With Args and RunE set, cobra hands an unknown command to Args
+		// (a typed usage error) instead of failing in Find with an untyped one.
+		Args:                       unknownCommand,
+		SuggestionsMinimumDistance: 2,
+		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return cmdutil.UsageErrorf("%v (see '%s --help')", err, c.CommandPath())
-	})
 	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
@@ -59,7 +61,24 @@ proves the fix: on a laptop with the local lab, in CI, and on the cluster.`,
 	for _, sub := range commands(f) {
 		cmd.AddCommand(sub)
 	}
+	// cobra would add these at Execute, after the walk below.
+	cmd.InitDefaultHelpCmd()
+	cmd.InitDefaultCompletionCmd()
+	cmdutil.TypeUsageErrors(cmd)
 	return cmd
+}
+
+// unknownCommand rejects a first word that names no command, with cobra's
+// own message and suggestions.
+func unknownCommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+	}
+	return errors.New(msg)
 }
 
 // commands is the one list of rollsafe's commands.
@@ -102,19 +121,6 @@ func newVersionCmd(f *cmdutil.Factory) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintf(f.IO.Out, "rollsafe %s\n", f.Version)
 			return err
-		},
-	}
-}
-
-// notBuilt is the placeholder for a command whose issue has not landed.
-func notBuilt(use, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:                use,
-		Short:              short + " (not built yet)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return &cmdutil.ExitError{Code: cmdutil.ExitRuntime,
-				Err: fmt.Errorf("%s: not built yet", cmd.CommandPath())}
 		},
 	}
 }

@@ -1,7 +1,6 @@
 package root_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -9,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rollsafe/rollsafe/internal/cmd/root"
-	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/internal/controlplane"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -24,11 +22,14 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--bogus"}, 2, "rollsafe: unknown flag: --bogus (see 'rollsafe --help')\n"},
 		{[]string{"nope"}, 2, `rollsafe: unknown command "nope" for "rollsafe"` + "\n"},
 		{[]string{"version", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe version"` + "\n"},
+		{[]string{"labb"}, 2, `rollsafe: unknown command "labb" for "rollsafe"` + "\n\nDid you mean this?\n\tlab\n\n"},
+		{[]string{"report"}, 2, "rollsafe: requires at least 1 arg(s), only received 0\n"},
+		{[]string{"probe", "--rate", "x", "http://127.0.0.1:1/"}, 2,
+			`rollsafe: invalid argument "x" for "--rate" flag: strconv.ParseFloat: parsing "x": invalid syntax (see 'rollsafe probe --help')` + "\n"},
+		{[]string{"completion", "bash", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe completion bash"` + "\n"},
 	} {
-		var out, errOut bytes.Buffer
-		f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-		if code := root.Run(context.Background(), f, c.args); code != c.code || errOut.String() != c.err {
-			t.Errorf("rollsafe %v: exit %d, stderr %q; want %d, %q", c.args, code, errOut.String(), c.code, c.err)
+		if code, _, errOut := clitest.Run(context.Background(), "", c.args...); code != c.code || errOut != c.err {
+			t.Errorf("rollsafe %v: exit %d, stderr %q; want %d, %q", c.args, code, errOut, c.code, c.err)
 		}
 	}
 }

@@ -7,20 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/DataDog/datadog-go/v5/statsd"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/probe"
@@ -30,8 +22,7 @@ import (
 
 type options struct {
 	cfg           soak.Config
-	kubeconfig    string
-	context       string
+	kube          *cmdutil.KubeFlags
 	trigger       string
 	versionRegex  string
 	errorBudget   string
@@ -73,7 +64,8 @@ pods and replicasets (deploy/soak/rbac.yaml); nothing else.
 
 Exit status: 0 every rollout clean, 1 a rollout lost a request (or the lost
 share passed --error-budget) or did not complete, 2 bad usage or input, 3 the
-API or the URL unreachable, or a permission missing.`,
+API or the URL unreachable, a permission missing, or the --metrics-listen
+address taken.`,
 		Example: `  rollsafe soak -n shop --deployment api --url https://api.example.com/ --rollouts 20
   rollsafe soak -n shop --deployment api --url http://127.0.0.1:8080/ --trigger env:VERSION \
       --version-header X-Version --duration 2h --metrics-listen :9090 --record soak.ndjson`,
@@ -82,11 +74,9 @@ API or the URL unreachable, or a permission missing.`,
 	}
 	c := &o.cfg
 	fl := cmd.Flags()
-	fl.StringVarP(&c.Namespace, "namespace", "n", "", "namespace of the Deployment (default: the kubeconfig context's)")
 	fl.StringVar(&c.Deployment, "deployment", "", "the Deployment to roll (required)")
 	fl.StringVar(&c.Probe.URL, "url", "", "where the app answers, through the load balancer (required)")
-	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount)")
-	fl.StringVar(&o.context, "context", "", "kubeconfig context")
+	o.kube = cmdutil.AddKubeFlags(fl, "namespace of the Deployment (default: the kubeconfig context's, or the pod's in a cluster)")
 	fl.StringVar(&o.trigger, "trigger", "annotation", "what a rollout changes: annotation, env:NAME or arg:INDEX")
 	fl.StringVar(&c.Probe.VersionHeader, "version-header", "", "response header carrying the app version (env/arg triggers)")
 	fl.StringVar(&o.versionRegex, "version-regex", "", "regexp finding the version in the body (first group, or the match)")
@@ -158,59 +148,23 @@ func prepare(o *options) (maxRatio float64, out cmdutil.Output, err error) {
 	return maxRatio, out, nil
 }
 
-// client loads the kubeconfig as kubectl does (in-cluster when none).
-func client(o *options) (kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, cmdutil.UsageErrorf("kubeconfig: %v", err)
-	}
-	if o.cfg.Namespace == "" {
-		if o.cfg.Namespace, _, err = cc.Namespace(); err != nil {
-			return nil, cmdutil.UsageErrorf("kubeconfig namespace: %v", err)
-		}
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, cmdutil.UsageErrorf("kubeconfig: %v", err)
-	}
-	return cs, nil
-}
-
 func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 	maxRatio, out, err := prepare(o)
 	if err != nil {
 		return err
 	}
 	c := &o.cfg
-	if c.Client, err = client(o); err != nil {
+	if c.Client, c.Namespace, err = o.kube.Client(); err != nil {
 		return err
 	}
-	var ms soak.MultiMetrics
-	if o.metricsListen != "" {
-		stop, m, err := serveMetrics(o.metricsListen, f.IO.ErrOut)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		ms = append(ms, m)
+	metrics, stopMetrics, err := soak.StartMetrics(soak.MetricsConfig{Listen: o.metricsListen, StatsD: o.statsd,
+		Tags: []string{"namespace:" + c.Namespace, "deployment:" + c.Deployment},
+		Warn: func(err error) { fmt.Fprintf(f.IO.ErrOut, "warning: %v\n", err) }})
+	if err != nil {
+		return exitError(err)
 	}
-	if o.statsd != "" {
-		sc, err := statsd.New(o.statsd, statsd.WithoutTelemetry())
-		if err != nil {
-			return cmdutil.UsageErrorf("--statsd %q: %v", o.statsd, err)
-		}
-		defer sc.Close() // flushes what is buffered
-		sm := soak.NewStatsD(sc, "namespace:"+c.Namespace, "deployment:"+c.Deployment)
-		var once sync.Once
-		sm.OnError = func(err error) { once.Do(func() { fmt.Fprintf(f.IO.ErrOut, "warning: --statsd: %v\n", err) }) }
-		ms = append(ms, sm)
-	}
-	if len(ms) > 0 {
-		c.Metrics = ms
-	}
+	defer stopMetrics()
+	c.Metrics = metrics
 	var rec *timeline.Writer
 	if o.record != "" {
 		if rec, err = timeline.Create(o.record); err != nil {
@@ -218,63 +172,45 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 		}
 		c.Sink = rec.Write
 	}
-
-	var mu sync.Mutex // results and the progress line share ErrOut/Out
-	clearLine := func() {
-		if f.IO.ErrTTY {
-			fmt.Fprint(f.IO.ErrOut, "\r\033[K")
-		}
-	}
-	enc := json.NewEncoder(f.IO.Out)
-	var outErr error
-	c.OnResult = func(r *soak.Result) {
-		mu.Lock()
-		defer mu.Unlock()
-		clearLine()
-		var err error
-		if out == cmdutil.OutputJSON {
-			err = enc.Encode(r)
-		} else {
-			_, err = fmt.Fprintln(f.IO.Out, resultLine(r))
-		}
-		if err != nil && outErr == nil {
-			outErr = err
-		}
-	}
-	if f.IO.ErrTTY {
-		c.Progress = func(p soak.Progress) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(f.IO.ErrOut, "\r\033[K%s", progressLine(p))
-		}
-	}
-
+	p := newPrinter(f, out)
+	c.OnResult, c.Progress = p.result, p.progressFunc()
 	total, runErr := soak.Run(ctx, *c)
-	mu.Lock()
-	clearLine()
-	mu.Unlock()
+	p.progress.Clear()
 	if rec != nil {
-		if err := rec.Close(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("--record %s: %w", o.record, err)
-		}
-		if total == nil {
-			os.Remove(o.record) // nothing was sent: no half-empty file left behind
-		}
+		runErr = closeRecord(rec, o.record, total == nil, runErr)
 	}
 	if total == nil {
 		return exitError(runErr)
 	}
+	return verdict(f.IO.Out, out, total, maxRatio, runErr, p.err)
+}
+
+// closeRecord closes the --record file, and removes it when nothing was
+// sent (no half-empty file left behind). A close error is the run's error
+// unless it already has one.
+func closeRecord(rec *timeline.Writer, path string, nothingSent bool, runErr error) error {
+	if err := rec.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("--record %s: %w", path, err)
+	}
+	if nothingSent {
+		os.Remove(path)
+	}
+	return runErr
+}
+
+// verdict prints the totals and decides the exit: the run's own error
+// first, then a failure writing the results, then the gate.
+func verdict(w io.Writer, out cmdutil.Output, total *soak.Total, maxRatio float64, runErr, outErr error) error {
 	gate := total.Gate(maxRatio)
-	if err := renderTotal(f.IO.Out, out, total, gate); err != nil {
+	if err := renderTotal(w, out, total, gate); err != nil {
 		return err
 	}
-	if runErr != nil {
+	switch {
+	case runErr != nil:
 		return exitError(runErr)
-	}
-	if outErr != nil {
+	case outErr != nil:
 		return outErr
-	}
-	if gate != "" {
+	case gate != "":
 		return cmdutil.Failedf("soak failed: %s", gate)
 	}
 	return nil
@@ -285,42 +221,53 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options) error {
 func exitError(err error) error {
 	var ie *soak.InputError
 	if errors.As(err, &ie) {
-		return cmdutil.UsageErrorf("%v", err)
+		return &cmdutil.UsageError{Err: err}
 	}
-	return &cmdutil.ExitError{Code: cmdutil.ExitRuntime, Err: err}
+	return err
 }
 
-// serveMetrics listens at once (a taken port is a usage error before any
-// rollout) and serves /metrics until stop.
-func serveMetrics(addr string, warn io.Writer) (stop func(), m *soak.Prometheus, err error) {
-	reg := prometheus.NewRegistry()
-	if m, err = soak.NewPrometheus(reg); err != nil {
-		return nil, nil, err
+// printer streams each rollout's result to Out (a JSON line or a text
+// line) above the progress line, and keeps the first write error.
+type printer struct {
+	out      io.Writer
+	json     *json.Encoder // nil: text
+	progress *cmdutil.Progress
+	err      error
+}
+
+func newPrinter(f *cmdutil.Factory, out cmdutil.Output) *printer {
+	p := &printer{out: f.IO.Out, progress: cmdutil.NewProgress(f.IO)}
+	if out == cmdutil.OutputJSON {
+		p.json = json.NewEncoder(f.IO.Out)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, cmdutil.UsageErrorf("--metrics-listen: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(warn, "warning: --metrics-listen: %v\n", err)
+	return p
+}
+
+func (p *printer) result(r *soak.Result) {
+	p.progress.Above(func() {
+		var err error
+		if p.json != nil {
+			err = p.json.Encode(r)
+		} else {
+			_, err = fmt.Fprintln(p.out, resultLine(r))
 		}
-	}()
-	return func() { srv.Close() }, m, nil
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+	})
 }
 
-// Summary is the last JSON line.
-type Summary struct {
-	Total *soak.Total `json:"total"`
-	Gate  string      `json:"gate"`
+// progressFunc is soak's Progress callback, nil when no line is drawn.
+func (p *printer) progressFunc() func(soak.Progress) {
+	if !p.progress.On() {
+		return nil
+	}
+	return func(s soak.Progress) { p.progress.Printf("%s", progressLine(s)) }
 }
 
 func renderTotal(w io.Writer, out cmdutil.Output, t *soak.Total, gate string) error {
 	if out == cmdutil.OutputJSON {
-		return json.NewEncoder(w).Encode(Summary{Total: t, Gate: gate})
+		return json.NewEncoder(w).Encode(soak.Summary{Total: t, Gate: gate})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d rollouts in %s: %d clean, %d lost requests, %d failed", t.Rollouts,
@@ -386,5 +333,3 @@ func progressLine(p soak.Progress) string {
 	}
 	return line + fmt.Sprintf("  requests %d  lost %d", p.Total.Requests, p.Total.Lost)
 }
-
-// failureList renders the non-zero classes in report order.

@@ -1,7 +1,6 @@
 package soak_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,12 +13,12 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
+	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollsafe/rollsafe/internal/cmd/root"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/soak"
@@ -28,13 +27,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, controlplane.TestOptions)) }
-
-func run(ctx context.Context, args ...string) (code int, stdout, stderr string) {
-	var out, errOut bytes.Buffer
-	f := &cmdutil.Factory{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Name: "rollsafe"}
-	code = root.Run(ctx, f, args)
-	return code, out.String(), errOut.String()
-}
 
 // setup starts the pod and load-balancer stand-ins on the shared control
 // plane and writes a kubeconfig for a ServiceAccount holding rules.
@@ -73,7 +65,7 @@ func args(e *soaktest.Env, kc string, extra ...string) []string {
 func TestSoakJSONAndRecord(t *testing.T) {
 	e, kc := setup(t, soak.Rules)
 	rec := filepath.Join(t.TempDir(), "soak.ndjson")
-	code, out, errOut := run(context.Background(), args(e, kc, "--rollouts", "3", "--output", "json", "--record", rec)...)
+	code, out, errOut := clitest.Run(context.Background(), "", args(e, kc, "--rollouts", "3", "--output", "json", "--record", rec)...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -121,12 +113,12 @@ func TestSoakLostRequestsExit1(t *testing.T) {
 	e, kc := setup(t, soak.Rules)
 	// Two pods: each new one turning Ready beside an old one loses 2.
 	e.Pods.LosePerRollout.Store(2)
-	code, out, errOut := run(context.Background(), args(e, kc, "--rollouts", "1")...)
+	code, out, errOut := clitest.Run(context.Background(), "", args(e, kc, "--rollouts", "1")...)
 	if code != cmdutil.ExitFailed || !strings.Contains(out, "4 lost (http_502 4)") || !strings.Contains(errOut, "soak failed: 4 of") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	// The same loss within a generous budget passes.
-	code, out, errOut = run(context.Background(), args(e, kc, "--rollouts", "1", "--error-budget", "50%")...)
+	code, out, errOut = clitest.Run(context.Background(), "", args(e, kc, "--rollouts", "1", "--error-budget", "50%")...)
 	if code != 0 {
 		t.Fatalf("with budget: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -138,7 +130,7 @@ func TestSoakMissingPatchExit3(t *testing.T) {
 		soak.Rules[1], soak.Rules[2],
 	}
 	e, kc := setup(t, rules)
-	code, out, errOut := run(context.Background(), args(e, kc, "--rollouts", "1")...)
+	code, out, errOut := clitest.Run(context.Background(), "", args(e, kc, "--rollouts", "1")...)
 	if code != cmdutil.ExitRuntime || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "missing permission in namespace "+e.Namespace+": patch deployments (apps)") {
 		t.Fatalf("want exit 3 and one line naming patch deployments, got %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
@@ -158,7 +150,7 @@ func TestSoakMetricsEndpointDuringRun(t *testing.T) {
 	var out, errOut string
 	go func() {
 		var code int
-		code, out, errOut = run(context.Background(), args(e, kc, "--rollouts", "1", "--metrics-listen", addr)...)
+		code, out, errOut = clitest.Run(context.Background(), "", args(e, kc, "--rollouts", "1", "--metrics-listen", addr)...)
 		done <- code
 	}()
 	var body string
@@ -189,7 +181,7 @@ func TestSoakStatsD(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	code, out, errOut := run(context.Background(), args(e, kc, "--rollouts", "1", "--statsd", pc.LocalAddr().String())...)
+	code, out, errOut := clitest.Run(context.Background(), "", args(e, kc, "--rollouts", "1", "--statsd", pc.LocalAddr().String())...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -223,7 +215,7 @@ func TestSoakUsageErrors(t *testing.T) {
 		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "-d", "-1s"}, "--duration -1s: must be ≥ 0"},
 		{[]string{"soak", "--deployment", "web", "--url", "http://127.0.0.1:1/", "--settle", "-2s"}, "--settle -2s: must be ≥ 0"},
 	} {
-		code, _, errOut := run(context.Background(), tc.args...)
+		code, _, errOut := clitest.Run(context.Background(), "", tc.args...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q (want 2 and %q)", tc.args, code, errOut, tc.want)
 		}
@@ -233,7 +225,7 @@ func TestSoakUsageErrors(t *testing.T) {
 func TestSoakSequencedTriggerNeedsVersionSource(t *testing.T) {
 	e, kc := setup(t, soak.Rules)
 	a := args(e, kc, "--rollouts", "1", "--version-header", "")
-	code, out, errOut := run(context.Background(), a...)
+	code, out, errOut := clitest.Run(context.Background(), "", a...)
 	if code != cmdutil.ExitUsage || !strings.Contains(errOut, "--version-header or --version-regex") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -246,7 +238,7 @@ func TestSoakURLNotAnsweringExit3(t *testing.T) {
 	ln.Close()
 	a := args(e, kc, "--rollouts", "1", "--ready-timeout", "2s")
 	a[6] = dead
-	code, out, errOut := run(context.Background(), a...)
+	code, out, errOut := clitest.Run(context.Background(), "", a...)
 	if code != cmdutil.ExitRuntime || !strings.Contains(errOut, "URL does not answer") || !strings.Contains(errOut, "conn_refused") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -263,7 +255,7 @@ func TestSoakInterruptFlushes(t *testing.T) {
 	defer cancel()
 	done := make(chan [3]string, 1)
 	go func() {
-		code, out, errOut := run(ctx, args(e, kc, "--rollouts", "5", "--record", rec)...)
+		code, out, errOut := clitest.Run(ctx, "", args(e, kc, "--rollouts", "5", "--record", rec)...)
 		done <- [3]string{string(rune('0' + code)), out, errOut}
 	}()
 	// Interrupt once the patch reached the apiserver.
