@@ -3,6 +3,7 @@ package cmdutil
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/aws/smithy-go"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -109,4 +110,15 @@ func Refused(err error) bool {
 	}
 	var api smithy.APIError
 	return errors.As(err, &api) && awsRefusals[api.ErrorCode()]
+}
+
+// FileFlagError is the usage error for a file named by a flag that cannot
+// be opened or created: it names the flag and the path once (an
+// *fs.PathError would repeat the path after the operation).
+func FileFlagError(flag, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return UsageErrorf("%s %s: %v", flag, path, err)
 }

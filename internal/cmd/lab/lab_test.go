@@ -99,6 +99,9 @@ func TestBadInputOneLineNoChildren(t *testing.T) {
 		{[]string{"--manifests", filepath.Join(dir, "missing")}, 2, "missing"},
 		{[]string{"--output", "yaml"}, 2, `--output "yaml"`},
 		{[]string{"--listen", busy.Addr().String(), "--scenario", "naive", "--report", ""}, 3, "address already in use"},
+		// A file a flag names that cannot be created is bad input, as in probe.
+		{[]string{"--record", "/nonexistent-dir/run.ndjson", "--report", ""}, 2, "--record /nonexistent-dir/run.ndjson: no such file or directory"},
+		{[]string{"--access-log", "/nonexistent-dir/alb.log", "--report", ""}, 2, "--access-log /nonexistent-dir/alb.log: no such file or directory"},
 		// A full disk stops the run: the records would have a hole.
 		{[]string{"--record", "/dev/full", "--scenario", "recommended", "--rollouts", "1", "--time-scale", "0.05", "--report", ""}, 3, "no space left on device"},
 		{[]string{"--access-log", "/dev/full", "--scenario", "recommended", "--rollouts", "1", "--time-scale", "0.05", "--report", ""}, 3, "no space left on device"},

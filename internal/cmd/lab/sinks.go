@@ -1,11 +1,11 @@
 package lab
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"sync"
 
+	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -39,11 +39,11 @@ func openSinks(o *options) (*sinks, error) {
 		s.tempAccess = true
 	}
 	if s.w, err = timeline.Create(s.recordPath); err != nil {
-		return nil, fmt.Errorf("--record: %w", err)
+		return nil, cmdutil.FileFlagError("--record", s.recordPath, err)
 	}
 	if s.access, err = os.Create(s.accessPath); err != nil {
 		s.w.Close()
-		return nil, fmt.Errorf("--access-log: %w", err)
+		return nil, cmdutil.FileFlagError("--access-log", s.accessPath, err)
 	}
 	return s, nil
 }

@@ -2,10 +2,8 @@
 package probe
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"net/http"
 	"os"
@@ -171,7 +169,7 @@ func prepare(o *options) (probe.Budget, error) {
 	case o.bodyFile != "":
 		b, err := os.ReadFile(o.bodyFile)
 		if err != nil {
-			return budget, cmdutil.UsageErrorf("--body-file %s: %v", o.bodyFile, pathErr(err))
+			return budget, cmdutil.FileFlagError("--body-file", o.bodyFile, err)
 		}
 		c.Body = b
 	}
@@ -183,16 +181,6 @@ func prepare(o *options) (probe.Budget, error) {
 		c.VersionRegex = re
 	}
 	return budget, nil
-}
-
-// pathErr drops the "open PATH: " an *os.PathError adds when the flag's
-// message already names the path.
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // neverAnswered is the one line for a run in which no request got an HTTP
@@ -226,7 +214,7 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 		}
 		if rec, err = timeline.Create(o.record); err != nil {
 			// Before anything is sent, like every other bad flag: exit 2.
-			return cmdutil.UsageErrorf("--record %s: %v", o.record, pathErr(err))
+			return cmdutil.FileFlagError("--record", o.record, err)
 		}
 		sink = rec.Write
 	}
