@@ -118,29 +118,25 @@ func TestNaiveLosesRequests(t *testing.T) {
 // cause outside must and may does.
 func expectCauses(t *testing.T, res *lab.Result, must []timeline.Cause, may ...timeline.Cause) {
 	t.Helper()
-	for _, c := range must {
-		if res.Causes[c] == 0 {
-			t.Errorf("%s: no failure attributed to %s (causes %v)", res.Name, c, res.Causes)
-		}
-	}
-	for c, n := range res.Causes {
-		if n > 0 && !slices.Contains(must, c) && !slices.Contains(may, c) {
-			t.Errorf("%s: unexpected cause %s (%d; causes %v)", res.Name, c, n, res.Causes)
-		}
-	}
+	expectOnly(t, res.Name+" cause", res.Causes, must, may)
 }
 
 // expectClasses is expectCauses for failure classes.
 func expectClasses(t *testing.T, res *lab.Result, must []timeline.Class, may ...timeline.Class) {
 	t.Helper()
-	for _, c := range must {
-		if res.Failures[c] == 0 {
-			t.Errorf("%s: no %s (classes %v)", res.Name, c, nonZero(res.Failures))
+	expectOnly(t, res.Name+" class", res.Failures, must, may)
+}
+
+func expectOnly[K ~string](t *testing.T, what string, got map[K]uint64, must, may []K) {
+	t.Helper()
+	for _, k := range must {
+		if got[k] == 0 {
+			t.Errorf("%s %s: none (%v)", what, k, got)
 		}
 	}
-	for c, n := range res.Failures {
-		if n > 0 && !slices.Contains(must, c) && !slices.Contains(may, c) {
-			t.Errorf("%s: unexpected class %s (%d; classes %v)", res.Name, c, n, nonZero(res.Failures))
+	for k, n := range got {
+		if n > 0 && !slices.Contains(must, k) && !slices.Contains(may, k) {
+			t.Errorf("%s %s: %d, unexpected (%v)", what, k, n, got)
 		}
 	}
 }

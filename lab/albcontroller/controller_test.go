@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,6 +151,17 @@ func (f *fixture) happened(ev string) bool {
 	return false
 }
 
+// gates are the gate events so far.
+func (f *fixture) gates() []string {
+	var out []string
+	for _, e := range f.snapshot() {
+		if strings.HasPrefix(e, "gate ") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (f *fixture) snapshot() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -217,10 +229,8 @@ func TestNoGateRegistersWithoutSettingGates(t *testing.T) {
 	f.put(c, pod("a", "127.0.0.2", true, other))
 	f.waitFor("target " + target(f, "127.0.0.2") + " healthy")
 	waitIdle(t, c) // the registration action has returned: no gate watch runs
-	for _, e := range f.snapshot() {
-		if e[:4] == "gate" {
-			t.Fatalf("a pod without the controller's gate got %q", e)
-		}
+	if g := f.gates(); len(g) > 0 {
+		t.Fatalf("a pod without the controller's gate got %q", g)
 	}
 }
 
@@ -308,10 +318,8 @@ func TestGateCheckedOnlyEveryRequeue(t *testing.T) {
 	f.waitFor("target " + target(f, "127.0.0.2") + " healthy")
 	cancel() // ends the requeue wait
 	waitIdle(t, c)
-	for _, e := range f.snapshot() {
-		if e[:4] == "gate" {
-			t.Fatalf("gate set before the next requeue: %q", e)
-		}
+	if g := f.gates(); len(g) > 0 {
+		t.Fatalf("gate set before the next requeue: %q", g)
 	}
 }
 
@@ -327,10 +335,8 @@ func TestGateWatchStopsWhenPodTerminates(t *testing.T) {
 	f.put(c, terminating(a))
 	f.waitFor("target " + target(f, "127.0.0.2") + " draining")
 	waitIdle(t, c) // returns only once the watch has seen the terminating pod
-	for _, e := range f.snapshot() {
-		if e[:4] == "gate" {
-			t.Fatalf("gate set on a target that was never healthy: %q", e)
-		}
+	if g := f.gates(); len(g) > 0 {
+		t.Fatalf("gate set on a target that was never healthy: %q", g)
 	}
 }
 
