@@ -154,8 +154,8 @@ func runCluster(t *testing.T, dir string, exs []example) {
 	needControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	// Not an example run: `lab --kube` plays the scenarios and exits, and
-	// is run below; this one stays up as the cluster the others talk to.
+	// The README's `lab --kube --serve --scenario recommended`, with an
+	// access log: the cluster the other examples talk to, up until the end.
 	lab, s, labErr := serveLab(t, ctx, "recommended", filepath.Join(dir, "cluster-alb.log"))
 	defer func() {
 		lab.Process.Signal(os.Interrupt)
@@ -242,8 +242,9 @@ func stripComment(s string) string {
 
 var rollsafeCmd = regexp.MustCompile(`(?:^|\| *)rollsafe (\w[\w-]*)`)
 
-// bound appends the command's bound flag (once per pipeline stage is
-// beyond what any example needs: the command must end the line).
+// bound appends the bound flag of the example's rollsafe command. That
+// command must end the line (no pipe or redirect in it), or the flag
+// would land on another command.
 func bound(t *testing.T, cmdline string) string {
 	t.Helper()
 	m := rollsafeCmd.FindStringSubmatch(cmdline)
