@@ -5,16 +5,26 @@
 // new requests for a few seconds: the load balancer learns of the
 // deregistration late, and its nodes learn it later still. The usual fix is
 // a preStop "sleep" — which needs a shell that distroless images lack.
-// graceful does the wait inside the app instead:
+// graceful does the wait inside the app instead. When Serve's context is
+// done:
 //
-//  1. on SIGTERM/SIGINT, the readiness handler starts answering 503;
+//  1. the readiness handler starts answering 503, and every response
+//     carries "Connection: close" so keep-alive connections are shed;
 //  2. the server keeps serving normally for DrainDelay, so requests the load
 //     balancer still sends are answered;
 //  3. http.Server.Shutdown closes the listener and idle connections and waits
 //     up to ShutdownTimeout for in-flight requests;
-//  4. Run returns nil, and main exits 0.
+//  4. Serve returns nil, and main exits 0.
 //
-// A second signal calls ForceExit (default os.Exit(1)).
+// Serve leaves signals to its caller. NotifyContext is the signal layer for
+// a main (SIGTERM/SIGINT cancel the context; a second signal calls
+// ForceExit, default os.Exit(1)), and ListenAndServe uses it, so
+//
+//	opts, err := graceful.FromEnv(graceful.DefaultOptions()) // DRAIN_DELAY, ...
+//	gs := graceful.New(srv, opts)
+//	err = gs.ListenAndServe(context.Background())
+//
+// drains on SIGTERM with the settings from the pod's env.
 //
 // With Echo, pass e.Server after setting its handler:
 //
@@ -30,13 +40,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync/atomic"
 	"time"
 )
 
-// ErrShutdownTimeout is returned by Run when in-flight requests were still
+// ErrShutdownTimeout is returned by Serve when in-flight requests were still
 // running at the shutdown deadline and their connections had to be closed.
 var ErrShutdownTimeout = errors.New("graceful: shutdown deadline passed with requests in flight")
 
@@ -69,10 +77,20 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 // InFlight is the number of requests being served right now.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
+// track counts in-flight requests and, once draining, turns keep-alive off
+// response by response: "Connection: close" makes the client (the load
+// balancer, or kube-proxy's pinned connection) drop this connection after
+// the answer and open a fresh one, which no longer leads here once the
+// deregistration has reached it. Idle connections are left open until
+// Shutdown: closing one the load balancer is about to reuse would be the
+// keep-alive race graceful exists to avoid.
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -93,8 +111,10 @@ func (s *Server) ReadyHandler() http.Handler {
 	})
 }
 
-// ListenAndServe listens on srv.Addr and runs the server until a signal
-// (or ctx) ends it; see Serve.
+// ListenAndServe is the convenience for a main: it listens on srv.Addr
+// and serves until ctx is done or one of Options.Signals arrives
+// (NotifyContext: a second signal exits at once), then drains as Serve
+// does. Pair it with FromEnv to take the drain settings from the pod's env.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	addr := s.srv.Addr
 	if addr == "" {
@@ -104,18 +124,22 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := s.NotifyContext(ctx)
+	defer stop()
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until a signal arrives or ctx is cancelled, then runs
-// the drain sequence. It returns nil after a clean shutdown,
-// ErrShutdownTimeout when requests had to be cut, or the server's error.
+// Serve serves on ln until ctx is done, then runs the drain sequence and
+// returns when it is over: nil after a clean shutdown, ErrShutdownTimeout
+// when requests had to be cut, or at once the server's own error.
+//
+// ctx is the only stop signal: Serve never subscribes to OS signals, so the
+// caller decides what stops it (NotifyContext in a main, a supervisor in a
+// larger program). It is an oklog/run actor as it stands:
+//
+//	ctx, cancel := context.WithCancel(context.Background())
+//	g.Add(func() error { return gs.Serve(ctx, ln) }, func(error) { cancel() })
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, s.opts.Signals...)
-	defer signal.Stop(sigs)
-
-	log := s.opts.Logger
 	h := s.srv.Handler
 	if h == nil {
 		h = http.DefaultServeMux
@@ -124,32 +148,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	s.serving.Store(true)
 	go func() { errc <- s.srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "drain_delay", s.opts.DrainDelay,
+	s.opts.Logger.Info("serving", "addr", ln.Addr().String(), "drain_delay", s.opts.DrainDelay,
 		"shutdown_timeout", s.opts.ShutdownTimeout, "idle_timeout", s.srv.IdleTimeout)
 
-	var cause string
 	select {
 	case err := <-errc:
 		return err
-	case sig := <-sigs:
-		cause = sig.String()
 	case <-ctx.Done():
-		cause = "context: " + context.Cause(ctx).Error()
 	}
-	return s.drain(cause, sigs, errc)
+	return s.drain(context.Cause(ctx), errc)
 }
 
-// drain runs phases 1–3 after the first signal. A second signal at any
-// point calls ForceExit.
-func (s *Server) drain(cause string, sigs <-chan os.Signal, errc <-chan error) error {
+// drain runs phases 1–3 once ctx is done.
+func (s *Server) drain(cause error, errc <-chan error) error {
 	log := s.opts.Logger
 	start := time.Now()
 	s.draining.Store(true)
-	log.Info("shutdown begun: readiness failing, still serving", "cause", cause,
+	log.Info("shutdown begun: readiness failing, keep-alives off, still serving", "cause", cause.Error(),
 		"drain_delay", s.opts.DrainDelay, "in_flight", s.InFlight())
-
-	stopForce := s.forceOnSecond(sigs)
-	defer stopForce()
 
 	time.Sleep(s.opts.DrainDelay)
 	log.Info("drain delay over: closing listener and idle connections",
@@ -171,19 +187,4 @@ func (s *Server) drain(cause string, sigs <-chan os.Signal, errc <-chan error) e
 		log.Info("shutdown complete", "elapsed", time.Since(start))
 	}
 	return err
-}
-
-// forceOnSecond watches for a second signal while the drain runs.
-func (s *Server) forceOnSecond(sigs <-chan os.Signal) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-sigs:
-			s.opts.Logger.Warn("second signal: exiting at once", "signal", sig.String(),
-				"in_flight", s.InFlight())
-			s.opts.ForceExit()
-		case <-done:
-		}
-	}()
-	return func() { close(done) }
 }

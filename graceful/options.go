@@ -13,8 +13,8 @@ import (
 // Defaults. They fit Kubernetes' default terminationGracePeriodSeconds of 30 s:
 // DrainDelay + ShutdownTimeout = 25 s leaves 5 s before SIGKILL.
 const (
-	// DefaultDrainDelay is how long the server keeps serving normally after
-	// the signal. AWS documents no bound on how long an ALB node keeps
+	// DefaultDrainDelay is how long the server keeps serving after the
+	// signal. AWS documents no bound on how long an ALB node keeps
 	// routing to a deregistered target; the AWS Load Balancer Controller's
 	// maintainers recommend waiting in preStop because "we have no
 	// information on when the LBs actually stop sending traffic". 15 s covers
@@ -44,12 +44,12 @@ const (
 
 // Options configure a Server. The zero value means "all defaults".
 type Options struct {
-	DrainDelay      time.Duration // serve normally this long after the signal, readiness failing
+	DrainDelay      time.Duration // serve this long once Serve's ctx is done, readiness failing
 	ShutdownTimeout time.Duration // deadline for http.Server.Shutdown after the drain
 	IdleTimeout     time.Duration // set on the http.Server when it has none
-	Signals         []os.Signal   // default SIGTERM and SIGINT
+	Signals         []os.Signal   // what NotifyContext catches; default SIGTERM and SIGINT
 	Logger          *slog.Logger  // default slog.Default()
-	// ForceExit is called on a second signal. Default: os.Exit(1).
+	// ForceExit is what NotifyContext calls on a second signal. Default: os.Exit(1).
 	ForceExit func()
 }
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,21 +96,47 @@ func nonZero(m map[timeline.Class]uint64) map[timeline.Class]uint64 {
 
 func TestNaiveLosesRequests(t *testing.T) {
 	res, _ := play(t, "naive", 3, nil)
-	if res.Failed() == 0 {
-		t.Fatal("naive rollouts (no gate, no preStop, app exits at once) lost no request")
-	}
 	// No gate: the second rollout replaces pods whose targets never turned
 	// healthy, so the ALB fails open onto exited pods; the app exits before
-	// (and while) its target is deregistered.
-	if res.Causes[timeline.CauseNoHealthyTarget] == 0 || res.Causes[timeline.CauseExitedBeforeDeregistration] == 0 {
-		t.Fatalf("naive: causes %v, want no_healthy_target and exited_before_deregistration", res.Causes)
+	// its target is deregistered, and nodes still routing to a draining
+	// target whose pod is deleted get no answer (504).
+	expectCauses(t, res, []timeline.Cause{timeline.CauseNoHealthyTarget,
+		timeline.CauseExitedBeforeDeregistration, timeline.CauseDrainingTargetGone},
+		// Without a gate the old pods are deleted as soon as the new ones run,
+		// so an LB node can learn both old targets' deregistrations before
+		// the new targets' registrations (each arrives after its own
+		// propagation delay) and answer 503 with nothing registered. Whether
+		// it happens depends on when the pods start: some runs have it.
+		timeline.CauseNoRegisteredTarget)
+	expectClasses(t, res, []timeline.Class{timeline.ClassHTTP502, timeline.ClassHTTP504}, timeline.ClassHTTP503)
+	if n, m := res.Failures[timeline.ClassHTTP503], res.Causes[timeline.CauseNoRegisteredTarget]; n != m {
+		t.Errorf("naive: %d 503s but %d failures with nothing registered; every 503 should be one", n, m)
 	}
-	for c := range res.Causes {
-		switch c {
-		case timeline.CauseNoHealthyTarget, timeline.CauseExitedBeforeDeregistration, timeline.CauseDrainingTargetGone,
-			timeline.CauseDrainingTargetExited, timeline.CauseNoRegisteredTarget:
-		default:
-			t.Errorf("naive: unexpected cause %s (%v)", c, res.Causes)
+}
+
+// expectCauses: every cause in must appears in the ground truth, and no
+// cause outside must and may does.
+func expectCauses(t *testing.T, res *lab.Result, must []timeline.Cause, may ...timeline.Cause) {
+	t.Helper()
+	expectOnly(t, res.Name+" cause", res.Causes, must, may)
+}
+
+// expectClasses is expectCauses for failure classes.
+func expectClasses(t *testing.T, res *lab.Result, must []timeline.Class, may ...timeline.Class) {
+	t.Helper()
+	expectOnly(t, res.Name+" class", res.Failures, must, may)
+}
+
+func expectOnly[K ~string](t *testing.T, what string, got map[K]uint64, must, may []K) {
+	t.Helper()
+	for _, k := range must {
+		if got[k] == 0 {
+			t.Errorf("%s %s: none (%v)", what, k, got)
+		}
+	}
+	for k, n := range got {
+		if n > 0 && !slices.Contains(must, k) && !slices.Contains(may, k) {
+			t.Errorf("%s %s: %d, unexpected (%v)", what, k, n, got)
 		}
 	}
 }
@@ -147,19 +174,13 @@ func TestMeasuredPropagation(t *testing.T) {
 
 func TestGateOnlyFailsOnDrainingTargets(t *testing.T) {
 	res, _ := play(t, "gate-only", 3, nil)
-	var fivexx uint64
-	for _, c := range []timeline.Class{timeline.ClassHTTP500, timeline.ClassHTTP502, timeline.ClassHTTP503, timeline.ClassHTTP504, timeline.ClassHTTP5xx} {
-		fivexx += res.Failures[c]
-	}
-	if fivexx == 0 {
-		t.Fatal("gate-only: no 5xx, though the app exits while ALB nodes still route to it")
-	}
-	// A node still routing to a draining target finds its process exited
-	// (502) or, once the pod is deleted, its IP gone (504).
-	if res.Causes[timeline.CauseDrainingTargetExited]+res.Causes[timeline.CauseDrainingTargetGone] == 0 {
-		t.Fatalf("gate-only: no failure attributed to %s or %s (causes %v)",
-			timeline.CauseDrainingTargetExited, timeline.CauseDrainingTargetGone, res.Causes)
-	}
+	// The gate keeps a healthy target in service, so the ALB never fails
+	// open and never runs out of targets. The app exits on SIGTERM before
+	// the controller deregisters it (502 refused, or 504 once the pod is
+	// deleted), and nodes still routing to its draining target find the
+	// pod deleted and its IP gone (504).
+	expectCauses(t, res, []timeline.Cause{timeline.CauseDrainingTargetGone, timeline.CauseExitedBeforeDeregistration})
+	expectClasses(t, res, []timeline.Class{timeline.ClassHTTP502, timeline.ClassHTTP504})
 }
 
 func TestRecommendedLosesNothing(t *testing.T) {

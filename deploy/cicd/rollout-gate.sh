@@ -16,8 +16,11 @@
 #   PROBE_RECORD     NDJSON file with every request (default probe.ndjson),
 #                    for `rollsafe report` or as a CI artifact.
 #
-# Exit status: 0 no request failed; 1 a request failed (the probe's summary
-# says which and why) or the rollout did not complete.
+# Exit status, rollsafe's own codes: 0 no request failed; 1 a request failed
+# (the probe's summary says which and why) or the rollout did not complete;
+# 2 bad usage or input (the arguments, PROBE_URL or PROBE_RATE); 3 the probe
+# could not run (e.g. PROBE_URL never answered a single request), so the
+# rollout was not judged at all (also when the probe died of a signal).
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -56,8 +59,19 @@ if [ "$rollout_rc" -ne 0 ]; then
   echo "rollout-gate: FAILED: kubectl rollout status exited $rollout_rc (consider: kubectl rollout undo deployment/$deployment -n $namespace)" >&2
   exit 1
 fi
-if [ "$probe_rc" -ne 0 ]; then
-  echo "rollout-gate: FAILED: requests failed during the rollout (probe exited $probe_rc; every request is in $record)" >&2
-  exit 1
-fi
+case "$probe_rc" in
+  0) ;;
+  1)
+    echo "rollout-gate: FAILED: requests failed during the rollout (probe exited 1; every request is in $record)" >&2
+    exit 1 ;;
+  2)
+    echo "rollout-gate: FAILED: the probe refused its input (probe exited 2: bad PROBE_URL or PROBE_RATE; its message is above)" >&2
+    exit 2 ;;
+  3)
+    echo "rollout-gate: FAILED: the probe could not run (probe exited 3: e.g. $PROBE_URL never answered), so the rollout was not judged" >&2
+    exit 3 ;;
+  *)
+    echo "rollout-gate: FAILED: the probe exited $probe_rc, none of rollsafe's codes (above 128: killed by a signal); the rollout was not judged" >&2
+    exit 3 ;;
+esac
 echo "rollout-gate: zero failed requests during the rollout of deployment/$deployment"

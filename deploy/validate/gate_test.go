@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -51,12 +52,23 @@ func runGate(t *testing.T, bin, url string, env ...string) (int, string) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if url != "" {
+	if url != "" && code != 2 { // exit 2: the probe refused its input before recording
 		if fi, err := os.Stat(filepath.Join(dir, "probe.ndjson")); err != nil || fi.Size() == 0 {
 			t.Errorf("no probe record left for the CI artifact: %v", err)
 		}
 	}
 	return code, string(out)
+}
+
+// closedURL is a loopback URL where nothing listens: every connect is refused.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	return "http://" + ln.Addr().String() + "/"
 }
 
 func TestRolloutGate(t *testing.T) {
@@ -93,6 +105,18 @@ func TestRolloutGate(t *testing.T) {
 		code, out := runGate(t, bin, srv.URL, "FAKE_ROLLOUT_RC=1")
 		if code != 1 || !strings.Contains(out, "kubectl rollout status exited 1") {
 			t.Fatalf("exit %d, want 1 naming the rollout\n%s", code, out)
+		}
+	})
+	t.Run("a URL that never answers is exit 3, not failed requests", func(t *testing.T) {
+		code, out := runGate(t, bin, closedURL(t))
+		if code != 3 || !strings.Contains(out, "the probe could not run (probe exited 3") || strings.Contains(out, "requests failed") {
+			t.Fatalf("exit %d, want 3 saying the probe could not run\n%s", code, out)
+		}
+	})
+	t.Run("a bad PROBE_RATE is exit 2", func(t *testing.T) {
+		code, out := runGate(t, bin, srv.URL, "PROBE_RATE=fast")
+		if code != 2 || !strings.Contains(out, "the probe refused its input (probe exited 2") {
+			t.Fatalf("exit %d, want 2 saying the probe refused its input\n%s", code, out)
 		}
 	})
 	t.Run("no PROBE_URL is a usage error", func(t *testing.T) {

@@ -131,7 +131,11 @@ func run(cfg Config, log *slog.Logger) error {
 	}
 	gs := graceful.New(httpSrv, cfg.Graceful)
 	httpSrv.Handler = New(cfg.Identity, gs.ReadyHandler())
-	return gs.Serve(context.Background(), ln)
+	// Subscribed before serving: a SIGTERM sent once /readyz has said 200
+	// must drain, not kill.
+	ctx, stop := gs.NotifyContext(context.Background())
+	defer stop()
+	return gs.Serve(ctx, ln)
 }
 
 // runImmediate exits the process the moment SIGTERM arrives: listener and

@@ -56,7 +56,7 @@ constant traffic, every request recorded and every failure attributed.
 By default it plays naive, gate-only and recommended, 3 rollouts each.`,
 		Example: `  ` + f.Name + ` lab
   ` + f.Name + ` lab --scenario recommended --rollouts 5 --rate 300
-  ` + f.Name + ` lab --manifests deploy/k8s/base --app './my-server --port $PORT'
+  ` + f.Name + ` lab --manifests deploy/k8s/base --app ./my-server
   ` + f.Name + ` lab --kube --scenario recommended   # on a real control plane
   ` + f.Name + ` lab --list`,
 		Args: cobra.NoArgs,
