@@ -61,9 +61,9 @@ func newFixture(t *testing.T, ips ...string) *fixture {
 	cfg.DeregistrationDelay = never // draining stays draining
 	last := map[string]string{}
 	var lastMu sync.Mutex
-	cfg.Sink = func(r *timeline.Record) {
+	cfg.Sink = func(r *timeline.Record) error {
 		if r.Kind != timeline.KindTarget {
-			return
+			return nil
 		}
 		lastMu.Lock()
 		changed := last[r.Object] != r.State // a reason change alone is not an event here
@@ -72,6 +72,7 @@ func newFixture(t *testing.T, ips ...string) *fixture {
 		if changed {
 			f.note("target " + r.Object + " " + r.State)
 		}
+		return nil
 	}
 	lb, err := alb.New(cfg)
 	if err != nil {
