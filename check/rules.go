@@ -434,7 +434,7 @@ func setAttr(list, key, val string) string {
 func (c *run) delayFix(r *workload.Route, obj *manifest.Object, d time.Duration) (string, []Patch) {
 	key := r.DelayKey
 	if key == "" {
-		return "# set deregistration_delay.timeout_seconds=" + n(d) + " on the target group", nil
+		return "# set " + defaults.AttrDeregistrationDelay + "=" + n(d) + " on the target group", nil
 	}
 	val := n(d)
 	if r.LB != "CLB" {
