@@ -174,7 +174,9 @@ func TestCheckBadAnnotationBesideGoodWorkloads(t *testing.T) {
 	if code != cmdutil.ExitUsage {
 		t.Fatalf("exit %d, want 2\nstdout %s\nstderr %s", code, out, stderr)
 	}
-	var doc struct{ Findings []struct{ Rule, Workload string } }
+	var doc struct {
+		Findings []struct{ Rule, Workload string }
+	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("stdout is not whole JSON: %v\n%s", err, out)
 	}
