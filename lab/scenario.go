@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
@@ -112,7 +113,7 @@ func base(name, desc string) Scenario {
 		DeregistrationDelay: defaults.DeregistrationDelay,
 		LBIdleTimeout:       defaults.IdleTimeout,
 		HealthCheck:         controllerHealthCheck(),
-		App:                 App{Shutdown: "immediate", IdleTimeout: 75 * time.Second},
+		App:                 App{Shutdown: "immediate", IdleTimeout: graceful.DefaultIdleTimeout},
 		Propagation:         defaults.LabPropagation,
 		ControllerLag:       defaults.LabControllerLag,
 		GateRequeue:         defaults.GateRequeue,
@@ -146,7 +147,7 @@ func Builtins() []Scenario {
 	rec.PreStop = 40 * time.Second
 	rec.Grace = 50 * time.Second
 	rec.DeregistrationDelay = 35 * time.Second
-	rec.App = App{Shutdown: "graceful", DrainDelay: 0, ShutdownTimeout: 5 * time.Second, IdleTimeout: 75 * time.Second}
+	rec.App = App{Shutdown: "graceful", DrainDelay: 0, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 
 	idle := rec
 	idle.Name = "short-app-idle-timeout"

@@ -124,8 +124,8 @@ type Route struct {
 
 	// Where each setting is written, for findings.
 	DelayAt, TargetTypeAt, HealthAt Where `json:"-"`
-	// DelayKey is the annotation that sets the delay ("" when no
-	// annotation can: a hand-made TargetGroupBinding's target group).
+	// DelayKey is the annotation that sets the delay ("" when none does:
+	// a hand-made TargetGroupBinding's target group, an in-tree NLB).
 	DelayKey string `json:"-"`
 }
 
