@@ -1,7 +1,7 @@
 // Package defaults is the one home of the numbers and names rollsafe takes
 // from AWS, Kubernetes and the AWS Load Balancer Controller ("the
 // controller"), and of rollsafe's own defaults derived from them. Each is
-// defined once here, with its source; check, manifest, the lab, its ALB and
+// defined once here, with its source; workload, check, the lab, its ALB and
 // controller stand-ins and attribution use these, and Table lists them so
 // that tests can hold docs/rules and docs/lab.md to the same values.
 package defaults

@@ -95,7 +95,7 @@ func goFiles(t *testing.T) []string {
 		}
 		if d.IsDir() {
 			name := d.Name()
-			if path != root && (name == "defaults" || name == "testdata" || strings.HasPrefix(name, ".")) {
+			if path == filepath.Join(root, "defaults") || name == "testdata" || path != root && strings.HasPrefix(name, ".") {
 				return filepath.SkipDir
 			}
 			if _, err := os.Stat(filepath.Join(path, "go.mod")); path != root && err == nil {
