@@ -147,50 +147,15 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 	w := &Workload{Object: o, Kind: o.Kind, Namespace: g.ns(o), Name: o.Name}
 	w.Ref = o.Ref(g.opts.DefaultNamespace)
 	var meta metav1.ObjectMeta
-	replicas := int32(1)
 	switch d := o.Obj.(type) {
 	case *appsv1.Deployment:
-		meta, w.Template = d.ObjectMeta, &d.Spec.Template
-		if d.Spec.Replicas != nil {
-			replicas = *d.Spec.Replicas
-		}
-		w.Replicas, w.MinReadySeconds = int(replicas), int(d.Spec.MinReadySeconds)
-		w.Strategy = string(d.Spec.Strategy.Type)
-		if w.Strategy == "" {
-			w.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
-		}
-		if w.Strategy == string(appsv1.RollingUpdateDeploymentStrategyType) {
-			var surge, unavail *intstr.IntOrString // nil: the API server's 25 %
-			if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
-				surge, unavail = ru.MaxSurge, ru.MaxUnavailable
-			}
-			var err error
-			w.MaxSurge, w.MaxUnavailable, err = rollout.Fenceposts(surge, unavail, w.Replicas)
-			g.fieldErrors(o, err)
-			if rollout.BothZero(surge, unavail) {
-				// The API server rejects it before any controller sees it;
-				// the strategy rule says so.
-				w.MaxSurge, w.MaxUnavailable = 0, 0
-			}
-		}
+		meta = d.ObjectMeta
+		w.setPods(&d.Spec.Template, d.Spec.Replicas, d.Spec.MinReadySeconds)
+		g.deploymentStrategy(w, d)
 	case *appsv1.StatefulSet:
-		meta, w.Template = d.ObjectMeta, &d.Spec.Template
-		if d.Spec.Replicas != nil {
-			replicas = *d.Spec.Replicas
-		}
-		w.Replicas, w.MinReadySeconds = int(replicas), int(d.Spec.MinReadySeconds)
-		w.Strategy = string(d.Spec.UpdateStrategy.Type)
-		if w.Strategy == "" {
-			w.Strategy = string(appsv1.RollingUpdateStatefulSetStrategyType)
-		}
-		// A StatefulSet replaces pods in place: delete first, no surge.
-		unavail := intstr.FromInt32(1)
-		if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
-			unavail = *ru.MaxUnavailable
-		}
-		var err error
-		w.MaxUnavailable, err = rollout.Scale(rollout.FieldMaxUnavailable, &unavail, w.Replicas, false)
-		g.fieldErrors(o, err)
+		meta = d.ObjectMeta
+		w.setPods(&d.Spec.Template, d.Spec.Replicas, d.Spec.MinReadySeconds)
+		g.statefulSetStrategy(w, d)
 	}
 	spec := &w.Template.Spec
 	w.TerminationGracePeriod, w.GraceDefaulted = defaults.TerminationGracePeriod, true
@@ -227,6 +192,55 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 	}
 	w.Containers = servingContainers(w.Template, w.Services)
 	return w
+}
+
+// setPods records the pod template, the replicas (1 when unset, the API
+// server's default) and minReadySeconds.
+func (w *Workload) setPods(t *corev1.PodTemplateSpec, replicas *int32, minReady int32) {
+	w.Template, w.Replicas, w.MinReadySeconds = t, 1, int(minReady)
+	if replicas != nil {
+		w.Replicas = int(*replicas)
+	}
+}
+
+// deploymentStrategy resolves a Deployment's strategy: maxSurge and
+// maxUnavailable with the deployment controller's arithmetic.
+func (g *graph) deploymentStrategy(w *Workload, d *appsv1.Deployment) {
+	w.Strategy = string(d.Spec.Strategy.Type)
+	if w.Strategy == "" {
+		w.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
+	}
+	if w.Strategy != string(appsv1.RollingUpdateDeploymentStrategyType) {
+		return
+	}
+	var surge, unavail *intstr.IntOrString // nil: the API server's 25 %
+	if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
+		surge, unavail = ru.MaxSurge, ru.MaxUnavailable
+	}
+	var err error
+	w.MaxSurge, w.MaxUnavailable, err = rollout.Fenceposts(surge, unavail, w.Replicas)
+	g.fieldErrors(w.Object, err)
+	if rollout.BothZero(surge, unavail) {
+		// The API server rejects it before any controller sees it;
+		// the strategy rule says so.
+		w.MaxSurge, w.MaxUnavailable = 0, 0
+	}
+}
+
+// statefulSetStrategy resolves a StatefulSet's strategy. A StatefulSet
+// replaces pods in place: delete first, no surge.
+func (g *graph) statefulSetStrategy(w *Workload, d *appsv1.StatefulSet) {
+	w.Strategy = string(d.Spec.UpdateStrategy.Type)
+	if w.Strategy == "" {
+		w.Strategy = string(appsv1.RollingUpdateStatefulSetStrategyType)
+	}
+	unavail := intstr.FromInt32(1)
+	if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+		unavail = *ru.MaxUnavailable
+	}
+	var err error
+	w.MaxUnavailable, err = rollout.Scale(rollout.FieldMaxUnavailable, &unavail, w.Replicas, false)
+	g.fieldErrors(w.Object, err)
 }
 
 // fieldErrors reports each bad maxSurge/maxUnavailable (rollout.FieldError)
