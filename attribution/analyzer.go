@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -20,7 +20,7 @@ type Options struct {
 	// moment later. Default 250 ms.
 	ExitSlack time.Duration
 	// Margin is added to controller lag + P for the implied preStop
-	// (default check.Margin, what check --recommend adds).
+	// (default defaults.Margin, what check --recommend adds).
 	Margin time.Duration
 	// CheckPath is the manifests path printed in the implied check command
 	// (default "deploy/").
@@ -32,7 +32,7 @@ func (o Options) withDefaults() Options {
 		o.ExitSlack = 250 * time.Millisecond
 	}
 	if o.Margin <= 0 {
-		o.Margin = check.Margin
+		o.Margin = defaults.Margin
 	}
 	if o.CheckPath == "" {
 		o.CheckPath = "deploy/"

@@ -1,6 +1,9 @@
 package attribution
 
-import "github.com/rollsafe/rollsafe/timeline"
+import (
+	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/timeline"
+)
 
 // Explanation tells a reader what a cause means and what prevents it.
 type Explanation struct {
@@ -25,7 +28,7 @@ var explanations = map[timeline.Cause]Explanation{
 	timeline.CauseNoHealthyTarget: {
 		Short: "were routed while no target was healthy (the ALB failed open)",
 		What:  "No target was healthy, so the ALB failed open and routed to every registered target, including ones whose pod had already gone.",
-		Fix:   "Turn on the readiness gate (label the namespace elbv2.k8s.aws/pod-readiness-gate-inject=enabled): a new pod is Ready only once its target is healthy.",
+		Fix:   "Turn on the readiness gate (label the namespace " + defaults.GateInjectLabel + "=enabled): a new pod is Ready only once its target is healthy.",
 		Rule:  "readiness-gate-missing"},
 	timeline.CauseDrainingTargetExited: {
 		Short: "were routed to a draining target whose pod had already exited",

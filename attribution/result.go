@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -344,7 +344,7 @@ func percentile(xs []float64, p float64) float64 {
 }
 
 // implied turns measured figures into the preStop they need, by check's
-// own arithmetic (check.StopWindow: controller lag + P).
+// own arithmetic (defaults.StopWindow: controller lag + P).
 func (an *analysis) implied(p, lag float64) Implied {
 	scale := an.a.timeScale
 	if scale <= 0 || scale > 1 {
@@ -353,11 +353,11 @@ func (an *analysis) implied(p, lag float64) Implied {
 	// Whole seconds, as manifests write them; the epsilon keeps 0.1/0.1
 	// from rounding up to 2.
 	spec := func(s float64) time.Duration { return time.Duration(math.Ceil(s/scale-1e-9)) * time.Second }
-	o := check.Options{Propagation: spec(p), ControllerLag: spec(lag)}
-	pre := check.StopWindow(o) + an.a.opts.Margin
-	im := Implied{PropagationSeconds: o.Propagation.Seconds(), ControllerLagSeconds: o.ControllerLag.Seconds(),
+	prop, ctrlLag := spec(p), spec(lag)
+	pre := defaults.StopWindow(ctrlLag, prop) + an.a.opts.Margin
+	im := Implied{PropagationSeconds: prop.Seconds(), ControllerLagSeconds: ctrlLag.Seconds(),
 		MarginSeconds: an.a.opts.Margin.Seconds(), MinPreStopSeconds: pre.Seconds(),
-		Command: fmt.Sprintf("rollsafe check --propagation %s --controller-lag %s %s", o.Propagation, o.ControllerLag, an.a.opts.CheckPath)}
+		Command: fmt.Sprintf("rollsafe check --propagation %s --controller-lag %s %s", prop, ctrlLag, an.a.opts.CheckPath)}
 	if scale != 1 {
 		im.TimeScale = scale
 	}

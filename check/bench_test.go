@@ -7,6 +7,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // corpus renders n objects: per app a Deployment, Service, Ingress and PDB,
@@ -80,7 +81,7 @@ func BenchmarkCheck(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				res, err := check.Check(objs, check.DefaultOptions())
+				res, err := check.Check(objs, workload.DefaultOptions())
 				if err != nil {
 					b.Fatal(err)
 				}

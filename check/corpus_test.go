@@ -9,9 +9,10 @@ import (
 
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
-func checkFiles(t *testing.T, o check.Options, paths ...string) *check.Result {
+func checkFiles(t *testing.T, o workload.Options, paths ...string) *check.Result {
 	t.Helper()
 	objs, err := manifest.Load(paths, nil)
 	if err != nil {
@@ -66,7 +67,7 @@ func TestCases(t *testing.T) {
 	for _, p := range paths {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			want, not, none := expectation(t, p)
-			got := rulesOf(checkFiles(t, check.DefaultOptions(), p))
+			got := rulesOf(checkFiles(t, workload.DefaultOptions(), p))
 			if none && len(got) > 0 {
 				t.Fatalf("want no findings, got %v", got)
 			}
@@ -97,7 +98,7 @@ func TestCases(t *testing.T) {
 
 // The seed 003 Deployment: sleep 61 with the default 30 s grace.
 func TestSeed003PreStopExceedsGrace(t *testing.T) {
-	res := checkFiles(t, check.DefaultOptions(), "testdata/seeds/seed003-dummy.yaml")
+	res := checkFiles(t, workload.DefaultOptions(), "testdata/seeds/seed003-dummy.yaml")
 	var f *check.Finding
 	for i := range res.Findings {
 		if res.Findings[i].Rule == "prestop-exceeds-grace" {
@@ -138,7 +139,7 @@ var timingRules = []string{"prestop-missing", "prestop-exceeds-grace", "prestop-
 // (delay 35 ≥ P + 18), and fails for the default 30 s longest request: a
 // default that drives the verdict.
 func TestSeedsRecommendedPassTimingRules(t *testing.T) {
-	o := check.DefaultOptions()
+	o := workload.DefaultOptions()
 	if res := checkFiles(t, o, "testdata/seeds/seeds-recommended.yaml"); !slices.Contains(rulesOf(res), "deregistration-delay-too-short") {
 		t.Errorf("longest request 30s: want deregistration-delay-too-short, got %v", rulesOf(res))
 	}
@@ -159,8 +160,8 @@ func TestSeedsRecommendedPassTimingRules(t *testing.T) {
 // Applying every fix of a broken workload's recommendation makes it pass:
 // the recommended numbers are consistent with the rules.
 func TestRecommendationPasses(t *testing.T) {
-	o := check.DefaultOptions()
-	for _, extra := range []check.Options{{}, {MaxRequestDuration: 120e9}, {Propagation: 40e9}} {
+	o := workload.DefaultOptions()
+	for _, extra := range []workload.Options{{}, {MaxRequestDuration: 120e9}, {Propagation: 40e9}} {
 		oo := o
 		if extra.MaxRequestDuration > 0 {
 			oo.MaxRequestDuration = extra.MaxRequestDuration
@@ -171,7 +172,7 @@ func TestRecommendationPasses(t *testing.T) {
 		res := checkFiles(t, oo, "testdata/cases/clean.yaml")
 		w := res.Workloads[0]
 		rec := check.Recommend(w, oo)
-		w.Containers[0].PreStop = check.PreStop{Kind: "sleep", Duration: rec.PreStop, Known: true}
+		w.Containers[0].PreStop = workload.PreStop{Kind: "sleep", Duration: rec.PreStop, Known: true}
 		w.TerminationGracePeriod = rec.TerminationGracePeriod
 		w.Routes[0].DeregistrationDelay = rec.DeregistrationDelay
 		w.AppIdleTimeout = rec.MinAppIdleTimeout

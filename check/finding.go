@@ -3,8 +3,8 @@
 // preStop, grace period, and the load balancer's deregistration delay,
 // idle timeout and health checks, compared with each other.
 //
-// The shape follows kube-score: the objects are indexed once into a Graph
-// and resolved into Workloads (the numbers that matter, defaults applied);
+// The shape follows kube-score: package workload indexes the objects once
+// and resolves them into Workloads (the numbers that matter, defaults applied);
 // every rule is one entry in the Rules list and returns Findings as data;
 // each output format is one renderer; the exit decision is Failed.
 package check

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // schemas give the strategic-merge patch its merge keys (containers by name).
@@ -92,10 +93,10 @@ func applyFixes(t *testing.T, objs []*manifest.Object, fs []check.Finding) []byt
 func TestFixesCompose(t *testing.T) {
 	cases, _ := filepath.Glob("testdata/cases/*")
 	seeds, _ := filepath.Glob("testdata/seeds/*")
-	for _, o := range []check.Options{check.DefaultOptions(),
-		func() check.Options { o := check.DefaultOptions(); o.MaxRequestDuration = 120e9; return o }(),
-		func() check.Options {
-			o := check.DefaultOptions()
+	for _, o := range []workload.Options{workload.DefaultOptions(),
+		func() workload.Options { o := workload.DefaultOptions(); o.MaxRequestDuration = 120e9; return o }(),
+		func() workload.Options {
+			o := workload.DefaultOptions()
 			o.Propagation = 40e9
 			o.ShutdownTime = 5e9
 			return o
@@ -133,13 +134,13 @@ func TestFixesCompose(t *testing.T) {
 // prestop-missing's fix carries the grace period its sleep needs, in the
 // text a user pastes and in the patch.
 func TestPreStopFixCarriesGrace(t *testing.T) {
-	res := checkFiles(t, check.DefaultOptions(), "testdata/cases/no-service-in-input-hit.yaml")
+	res := checkFiles(t, workload.DefaultOptions(), "testdata/cases/no-service-in-input-hit.yaml")
 	i := slices.IndexFunc(res.Findings, func(f check.Finding) bool { return f.Rule == "prestop-missing" })
 	if i < 0 {
 		t.Fatalf("no prestop-missing in %v", rulesOf(res))
 	}
 	f := res.Findings[i]
-	rec := check.Recommend(res.Workloads[0], check.DefaultOptions())
+	rec := check.Recommend(res.Workloads[0], workload.DefaultOptions())
 	if !res.Workloads[0].GraceDefaulted || rec.TerminationGracePeriod <= 30e9 {
 		t.Fatalf("fixture: want the default 30s grace and a preStop that needs more, got %+v", rec)
 	}
@@ -154,7 +155,7 @@ func TestPreStopFixCarriesGrace(t *testing.T) {
 // the input that do not select it, one info finding says the load-balancer
 // rules were skipped.
 func TestWorkloadWithoutServiceInInput(t *testing.T) {
-	res := checkFiles(t, check.DefaultOptions(), "testdata/cases/no-service-in-input-hit.yaml")
+	res := checkFiles(t, workload.DefaultOptions(), "testdata/cases/no-service-in-input-hit.yaml")
 	if len(res.Findings) == 0 {
 		t.Fatal("a lone Deployment with no probe and no preStop got no finding")
 	}
@@ -163,7 +164,7 @@ func TestWorkloadWithoutServiceInInput(t *testing.T) {
 			t.Errorf("%s: message does not say why it was judged: %q", f.Rule, f.Message)
 		}
 	}
-	res = checkFiles(t, check.DefaultOptions(), "testdata/cases/unserved-hit.yaml")
+	res = checkFiles(t, workload.DefaultOptions(), "testdata/cases/unserved-hit.yaml")
 	if got := rulesOf(res); !slices.Equal(got, []string{"unserved"}) {
 		t.Fatalf("want only unserved, got %v", got)
 	}
@@ -179,7 +180,7 @@ func TestFixTextMatchesPatches(t *testing.T) {
 	cases, _ := filepath.Glob("testdata/cases/*")
 	n := 0
 	for _, p := range cases {
-		for _, f := range checkFiles(t, check.DefaultOptions(), p).Findings {
+		for _, f := range checkFiles(t, workload.DefaultOptions(), p).Findings {
 			if len(f.Patches) == 0 {
 				continue
 			}

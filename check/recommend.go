@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"math"
 	"time"
+
+	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // Recommendation is the minimal safe setting set for one workload and the
@@ -13,12 +16,12 @@ type Recommendation struct {
 	// MinPreStop is the necessary preStop sleep: controller lag + P, the
 	// boundary prestop-too-short enforces.
 	MinPreStop time.Duration `json:"minPreStop"`
-	// PreStop is MinPreStop + Margin, and also keeps the seeds' ordering
+	// PreStop is MinPreStop + defaults.Margin, and also keeps the seeds' ordering
 	// preStop ≥ deregistration delay, so the pod outlives its draining
 	// target even if the app does not drain.
 	PreStop time.Duration `json:"preStop"`
 	// DeregistrationDelay lets the longest request finish when it arrived
-	// at the end of the propagation: P + MaxRequestDuration + Margin.
+	// at the end of the propagation: P + MaxRequestDuration + defaults.Margin.
 	DeregistrationDelay time.Duration `json:"deregistrationDelay"`
 	// TerminationGracePeriod covers PreStop, the drain after SIGTERM and the
 	// app's shutdown, with one second to spare.
@@ -81,24 +84,24 @@ func (r Recommendation) MarshalJSON() ([]byte, error) {
 
 // inputs names the numbers behind w's recommendation and their sources.
 // A value equal to the documented default is reported as the default.
-func inputs(w *Workload, o Options) []Input {
+func inputs(w *workload.Workload, o workload.Options) []Input {
 	src := func(v, def time.Duration) string {
 		if v == def {
 			return "default"
 		}
 		return "flag"
 	}
-	p := Input{Name: "propagation P", Value: o.Propagation, Source: src(o.Propagation, DefaultPropagation), Flag: "--propagation"}
+	p := Input{Name: "propagation P", Value: o.Propagation, Source: src(o.Propagation, defaults.Propagation), Flag: "--propagation"}
 	if p.Source == "default" {
 		p.Note = "the one public measurement, ALB ip target, aws-load-balancer-controller#2366; `rollsafe report` measures yours"
 	}
-	lag := Input{Name: "controller lag", Value: o.ControllerLag, Source: src(o.ControllerLag, DefaultControllerLag), Flag: "--controller-lag"}
-	req := Input{Name: "longest request", Value: w.MaxRequestDuration, Source: src(w.MaxRequestDuration, DefaultMaxRequestDuration),
+	lag := Input{Name: "controller lag", Value: o.ControllerLag, Source: src(o.ControllerLag, defaults.ControllerLag), Flag: "--controller-lag"}
+	req := Input{Name: "longest request", Value: w.MaxRequestDuration, Source: src(w.MaxRequestDuration, defaults.MaxRequestDuration),
 		Flag: "--max-request-duration"}
 	if w.MaxRequestAnnotated {
-		req.Source, req.Flag = "annotation", AnnotationMaxRequestDuration
+		req.Source, req.Flag = "annotation", workload.AnnotationMaxRequestDuration
 	} else if req.Source == "default" {
-		req.Note = "Kubernetes' default grace period; set " + AnnotationMaxRequestDuration + " to your app's"
+		req.Note = "Kubernetes' default grace period; set " + workload.AnnotationMaxRequestDuration + " to your app's"
 	}
 	in := []Input{p, lag, req}
 	if w.ShutdownTime > 0 {
@@ -108,13 +111,13 @@ func inputs(w *Workload, o Options) []Input {
 }
 
 // Recommend computes the Recommendation for w.
-func Recommend(w *Workload, o Options) Recommendation {
+func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 	r := Recommendation{Workload: w.Ref, Inputs: inputs(w, o)}
-	r.MinPreStop = ceilSec(StopWindow(o))
-	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + Margin
-	r.PreStop = max(r.MinPreStop+Margin, r.DeregistrationDelay)
+	r.MinPreStop = ceilSec(o.StopWindow())
+	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + defaults.Margin
+	r.PreStop = max(r.MinPreStop+defaults.Margin, r.DeregistrationDelay)
 	r.TerminationGracePeriod = minGrace(w, o, r.PreStop)
-	r.LBIdleTimeout = defaultIdle
+	r.LBIdleTimeout = defaults.IdleTimeout
 	for _, rt := range w.Routes {
 		if rt.L7 && rt.IdleTimeout > 0 {
 			r.LBIdleTimeout = rt.IdleTimeout
@@ -122,7 +125,7 @@ func Recommend(w *Workload, o Options) Recommendation {
 	}
 	r.MinAppIdleTimeout = r.LBIdleTimeout + time.Second
 	rec := *w
-	rec.ManualGate = rec.ManualGate || rec.hasIPRoute() // the recommendation includes the gate
+	rec.ManualGate = rec.ManualGate || rec.HasIPRoute() // the recommendation includes the gate
 	r.ReadyStep = ceilSec(rec.ReadyStep(o))
 	r.PodReplacement = r.ReadyStep + r.TerminationGracePeriod
 	batch := w.MaxSurge + w.MaxUnavailable
@@ -136,17 +139,8 @@ func Recommend(w *Workload, o Options) Recommendation {
 
 // minGrace is the smallest grace period that is not exceeded by a preStop
 // of preStop followed by the drain and shutdown: one second more than both.
-func minGrace(w *Workload, o Options, preStop time.Duration) time.Duration {
+func minGrace(w *workload.Workload, o workload.Options, preStop time.Duration) time.Duration {
 	return ceilSec(preStop+w.DrainAfterTERM(o, preStop)) + time.Second
-}
-
-func (w *Workload) hasIPRoute() bool {
-	for _, r := range w.Routes {
-		if r.TargetType == "ip" {
-			return true
-		}
-	}
-	return false
 }
 
 func ceilSec(d time.Duration) time.Duration {

@@ -7,8 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
+
+// SlowStep is the per-pod rollout step above which healthcheck-slow
+// reports: one minute per pod makes a 10-replica rollout ten minutes.
+const SlowStep = 60 * time.Second
 
 // Rule is one link of the zero-downtime chain rollsafe checks.
 type Rule struct {
@@ -16,7 +22,7 @@ type Rule struct {
 	Severity Severity // the usual severity; a finding may be milder when facts are missing
 	// Summary is one line: what breaks and when. docs/rules/<ID>.md has the reasoning.
 	Summary string
-	check   func(c *run, w *Workload)
+	check   func(c *run, w *workload.Workload)
 }
 
 // Rules is the one list of rules, in the order findings are reported.
@@ -65,28 +71,32 @@ func RuleByID(id string) (Rule, bool) {
 
 // Result is everything one check produced.
 type Result struct {
-	Workloads       []*Workload      `json:"-"`
-	Findings        []Finding        `json:"findings"`
-	Recommendations []Recommendation `json:"recommendations,omitempty"`
+	Workloads       []*workload.Workload `json:"-"`
+	Findings        []Finding            `json:"findings"`
+	Recommendations []Recommendation     `json:"recommendations,omitempty"`
 	// Objects is how many objects were read, for the summary line.
 	Objects int `json:"-"`
 }
 
-// Check resolves the objects and runs every rule on every workload.
-func Check(objs []*manifest.Object, o Options) (*Result, error) {
-	ws, err := Resolve(objs, o)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Workloads: ws, Objects: len(objs), Findings: []Finding{}}
+// Check resolves the objects and runs every rule on every workload that
+// resolved cleanly. A workload with unusable values is left out of the
+// Result, and its errors (file:line each) are returned beside the others'
+// findings: one bad object never hides the rest.
+func Check(objs []*manifest.Object, o workload.Options) (*Result, error) {
+	ws, err := workload.Resolve(objs, o)
+	res := &Result{Objects: len(objs), Findings: []Finding{}}
 	for _, w := range ws {
+		if w.Err != nil {
+			continue
+		}
+		res.Workloads = append(res.Workloads, w)
 		res.Findings = append(res.Findings, Run(w, o)...)
 	}
-	return res, nil
+	return res, err
 }
 
 // Run applies every rule to one workload.
-func Run(w *Workload, o Options) []Finding {
+func Run(w *workload.Workload, o workload.Options) []Finding {
 	c := &run{opts: o, rec: Recommend(w, o)}
 	c.grace = c.fixedGrace(w)
 	for i := range Rules {
@@ -98,7 +108,7 @@ func Run(w *Workload, o Options) []Finding {
 
 // run carries one workload's rule evaluation.
 type run struct {
-	opts Options
+	opts workload.Options
 	rec  Recommendation
 	// grace is the grace period every fix that touches it writes: the
 	// one the preStops left by all fixes of this run need, so that fixes
@@ -108,7 +118,7 @@ type run struct {
 	out   []Finding
 }
 
-func (c *run) report(w *Workload, sev Severity, obj *manifest.Object, line int, fix string, patches []Patch, format string, a ...any) {
+func (c *run) report(w *workload.Workload, sev Severity, obj *manifest.Object, line int, fix string, patches []Patch, format string, a ...any) {
 	if obj == nil {
 		obj = w.Object
 	}
@@ -116,20 +126,20 @@ func (c *run) report(w *Workload, sev Severity, obj *manifest.Object, line int, 
 		line = obj.Source.Line
 	}
 	c.out = append(c.out, Finding{Rule: c.rule.ID, Severity: sev, Object: obj.Ref(c.opts.DefaultNamespace),
-		Workload: w.Ref, Message: fmt.Sprintf(format, a...) + w.assumedNote(), Fix: fix, Patches: patches,
+		Workload: w.Ref, Message: fmt.Sprintf(format, a...) + assumedNote(w), Fix: fix, Patches: patches,
 		File: obj.Source.File, Line: line})
 }
 
 // fixedPreStop is the preStop container ct has once every fix of this run
 // is applied; false when its length cannot be known.
-func (c *run) fixedPreStop(w *Workload, ct Container) (time.Duration, bool) {
+func (c *run) fixedPreStop(w *workload.Workload, ct workload.Container) (time.Duration, bool) {
 	p := ct.PreStop
 	switch {
 	case p.Kind == "" && w.Served():
 		return c.rec.PreStop, true // prestop-missing
 	case !p.Known:
 		return 0, false
-	case w.Served() && p.Duration < StopWindow(c.opts):
+	case w.Served() && p.Duration < c.opts.StopWindow():
 		return c.rec.PreStop, true // prestop-too-short
 	case w.Served() && c.rec.DeregistrationDelay > p.Duration:
 		for _, r := range w.Routes {
@@ -143,7 +153,7 @@ func (c *run) fixedPreStop(w *Workload, ct Container) (time.Duration, bool) {
 
 // fixedGrace is the grace period the fixed preStops need, when it is more
 // than the workload has.
-func (c *run) fixedGrace(w *Workload) time.Duration {
+func (c *run) fixedGrace(w *workload.Workload) time.Duration {
 	var g time.Duration
 	for _, ct := range w.Containers {
 		if d, ok := c.fixedPreStop(w, ct); ok {
@@ -167,7 +177,7 @@ func n(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1
 func num(d time.Duration) int64 { return int64(ceilSec(d) / time.Second) }
 
 // graceText names the grace period and says when it is the default.
-func graceText(w *Workload) string {
+func graceText(w *workload.Workload) string {
 	if w.GraceDefaulted {
 		return "terminationGracePeriodSeconds is unset (default 30s)"
 	}
@@ -188,7 +198,7 @@ func podSpecFix(lines ...string) string {
 
 // podPatch patches the workload's pod template: the given containers
 // (merged by name) and, when grace > 0, the grace period.
-func podPatch(w *Workload, grace time.Duration, containers ...map[string]any) Patch {
+func podPatch(w *workload.Workload, grace time.Duration, containers ...map[string]any) Patch {
 	spec := map[string]any{}
 	if len(containers) > 0 {
 		cs := make([]any, len(containers))
@@ -215,7 +225,7 @@ func annotationPatch(obj *manifest.Object, ns string, kv ...string) Patch {
 // preStopFix sets a native preStop sleep of d and, when grace > 0, the
 // grace period that sleep needs: pasting it alone never trades
 // prestop-missing for prestop-exceeds-grace.
-func preStopFix(w *Workload, container string, d, grace time.Duration) (string, Patch) {
+func preStopFix(w *workload.Workload, container string, d, grace time.Duration) (string, Patch) {
 	lines := []string{"containers:",
 		"- name: " + container,
 		"  lifecycle:",
@@ -230,16 +240,16 @@ func preStopFix(w *Workload, container string, d, grace time.Duration) (string, 
 }
 
 // graceFix sets the grace period.
-func graceFix(w *Workload, grace time.Duration) (string, []Patch) {
+func graceFix(w *workload.Workload, grace time.Duration) (string, []Patch) {
 	return podSpecFix("terminationGracePeriodSeconds: " + strconv.FormatInt(num(grace), 10)), []Patch{podPatch(w, grace)}
 }
 
 // gateNamespaceFix labels the workload's Namespace for readiness-gate
 // injection: a patch when the Namespace is in the input, else the object.
-func gateNamespaceFix(w *Workload) (string, Patch) {
+func gateNamespaceFix(w *workload.Workload) (string, Patch) {
 	fix := yamlFix("apiVersion: v1", "kind: Namespace", "metadata:", "  name: "+w.Namespace, "  labels:",
-		"    "+LabelGateInject+": enabled")
-	labels := map[string]any{LabelGateInject: "enabled"}
+		"    "+defaults.GateInjectLabel+": enabled")
+	labels := map[string]any{defaults.GateInjectLabel: "enabled"}
 	if w.NamespaceObject != nil {
 		return fix, Patch{Object: "Namespace/" + w.Namespace, Type: PatchStrategic, Patch: map[string]any{"metadata": map[string]any{"labels": labels}}}
 	}
@@ -247,11 +257,11 @@ func gateNamespaceFix(w *Workload) (string, Patch) {
 		"metadata": map[string]any{"name": w.Namespace, "labels": labels}}}
 }
 
-func gateMissing(c *run, w *Workload) {
+func gateMissing(c *run, w *workload.Workload) {
 	if w.ManualGate || (w.GateKnown && w.GateInjection) {
 		return
 	}
-	var ip *Route
+	var ip *workload.Route
 	for i := range w.Routes {
 		if r := &w.Routes[i]; r.TargetType == "ip" {
 			ip = r
@@ -265,42 +275,42 @@ func gateMissing(c *run, w *Workload) {
 	if !w.GateKnown {
 		c.report(w, Warning, nil, w.Object.Source.Line, fix, []Patch{patch},
 			"%s sends ip targets to %s (%s) but Namespace %s is not among the inputs, so its %s label cannot be confirmed; without it new pods turn Ready before their targets are healthy",
-			ip.LB, w.Ref, ip.Via, w.Namespace, LabelGateInject)
+			ip.LB, w.Ref, ip.Via, w.Namespace, defaults.GateInjectLabel)
 		return
 	}
 	ns := w.NamespaceObject
 	c.report(w, Error, ns, ns.Line("metadata", "labels"), fix, []Patch{patch},
 		"%s sends ip targets to %s (%s) but Namespace %s lacks %s=enabled: new pods turn Ready before their targets are healthy, so a rollout can leave only initial/draining targets (fail-open → 502/504)",
-		ip.LB, w.Ref, ip.Via, w.Namespace, LabelGateInject)
+		ip.LB, w.Ref, ip.Via, w.Namespace, defaults.GateInjectLabel)
 }
 
-func gateUnsupported(c *run, w *Workload) {
+func gateUnsupported(c *run, w *workload.Workload) {
 	for i := range w.Routes {
 		r := &w.Routes[i]
 		if r.TargetType != "instance" {
 			continue
 		}
-		obj, line := r.at(r.typeObj, r.targetTypeAt)
+		obj, line := r.Locate(r.TargetTypeAt)
 		var fix string
 		var kv []string
 		switch r.LB {
 		case "ALB":
-			kv = []string{albPrefix + "target-type", "ip"}
-			fix = yamlFix("metadata:", "  annotations:", "    "+albPrefix+"target-type: ip")
+			kv = []string{defaults.ALBAnnotationPrefix + "target-type", "ip"}
+			fix = yamlFix("metadata:", "  annotations:", "    "+defaults.ALBAnnotationPrefix+"target-type: ip")
 		case "NLB":
-			kv = []string{svcPrefix + "aws-load-balancer-type", "external", svcPrefix + "aws-load-balancer-nlb-target-type", "ip"}
-			fix = yamlFix("metadata:", "  annotations:", "    "+svcPrefix+"aws-load-balancer-type: external",
-				"    "+svcPrefix+"aws-load-balancer-nlb-target-type: ip")
+			kv = []string{defaults.ServiceAnnotationPrefix + "aws-load-balancer-type", "external", defaults.ServiceAnnotationPrefix + "aws-load-balancer-nlb-target-type", "ip"}
+			fix = yamlFix("metadata:", "  annotations:", "    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-type: external",
+				"    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-nlb-target-type: ip")
 		default:
-			kv = []string{svcPrefix + "aws-load-balancer-type", "external", svcPrefix + "aws-load-balancer-nlb-target-type", "ip"}
+			kv = []string{defaults.ServiceAnnotationPrefix + "aws-load-balancer-type", "external", defaults.ServiceAnnotationPrefix + "aws-load-balancer-nlb-target-type", "ip"}
 			fix = yamlFix("# serve through the AWS Load Balancer Controller with ip targets, e.g.", "metadata:",
-				"  annotations:", "    "+svcPrefix+"aws-load-balancer-type: external",
-				"    "+svcPrefix+"aws-load-balancer-nlb-target-type: ip")
+				"  annotations:", "    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-type: external",
+				"    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-nlb-target-type: ip")
 		}
 		patches := []Patch{annotationPatch(obj, c.opts.DefaultNamespace, kv...)}
 		if r.LB != "CLB" && w.Served() && r.DeregistrationDelay < c.opts.Propagation+w.MaxRequestDuration {
 			// ip targets bring deregistration-delay-too-short into play.
-			dobj, _ := r.at(r.delayObj, r.delayAt)
+			dobj, _ := r.Locate(r.DelayAt)
 			dfix, dpatches := c.delayFix(r, dobj, c.rec.DeregistrationDelay)
 			fix += "\n---\n" + dfix
 			patches = append(patches, dpatches...)
@@ -318,7 +328,7 @@ func gateUnsupported(c *run, w *Workload) {
 }
 
 // servingPort is the first port container ct declares, by name when it has one.
-func servingPort(w *Workload, ct Container) (any, string) {
+func servingPort(w *workload.Workload, ct workload.Container) (any, string) {
 	for _, p := range w.Template.Spec.Containers[ct.Index].Ports {
 		if p.Name != "" {
 			return p.Name, p.Name
@@ -330,7 +340,7 @@ func servingPort(w *Workload, ct Container) (any, string) {
 	return nil, "<serving port>"
 }
 
-func probeMissing(c *run, w *Workload) {
+func probeMissing(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
 	}
@@ -344,7 +354,7 @@ func probeMissing(c *run, w *Workload) {
 			patches = []Patch{podPatch(w, 0, map[string]any{"name": ct.Name, "readinessProbe": map[string]any{
 				"httpGet": map[string]any{"path": "/ready", "port": port}, "periodSeconds": 5}})}
 		}
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index)...), podSpecFix("containers:",
+		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index)...), podSpecFix("containers:",
 			"- name: "+ct.Name, "  readinessProbe:", "    httpGet:", "      path: /ready", "      port: "+portText,
 			"    periodSeconds: 5"), patches,
 			"container %q of %s has no readinessProbe: it counts as Ready as soon as it starts and receives traffic before it can answer",
@@ -352,7 +362,7 @@ func probeMissing(c *run, w *Workload) {
 	}
 }
 
-func preStopMissing(c *run, w *Workload) {
+func preStopMissing(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
 	}
@@ -361,35 +371,35 @@ func preStopMissing(c *run, w *Workload) {
 			continue
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index)...), fix, []Patch{patch},
+		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index)...), fix, []Patch{patch},
 			"container %q of %s has no preStop hook: SIGTERM arrives at once while for up to %s (controller lag %s + propagation %s) the load balancer still sends new requests",
-			ct.Name, w.Ref, secs(StopWindow(c.opts)), secs(c.opts.ControllerLag), secs(c.opts.Propagation))
+			ct.Name, w.Ref, secs(c.opts.StopWindow()), secs(c.opts.ControllerLag), secs(c.opts.Propagation))
 	}
 }
 
-func preStopExceedsGrace(c *run, w *Workload) {
+func preStopExceedsGrace(c *run, w *workload.Workload) {
 	for _, ct := range w.Containers {
 		if !ct.PreStop.Known || ct.PreStop.Duration < w.TerminationGracePeriod {
 			continue
 		}
 		fix, patches := graceFix(w, max(c.grace, minGrace(w, c.opts, ct.PreStop.Duration)))
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index, "lifecycle", "preStop")...), fix, patches,
+		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, patches,
 			"container %q of %s: preStop (%s) takes %s but %s: the kubelet kills the container %s after the hook starts (+2s), mid-sleep, so SIGTERM is never handled gracefully",
 			ct.Name, w.Ref, ct.PreStop.Command, secs(ct.PreStop.Duration), graceText(w), secs(w.TerminationGracePeriod))
 	}
 }
 
-func preStopTooShort(c *run, w *Workload) {
+func preStopTooShort(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
 	}
-	need := StopWindow(c.opts)
+	need := c.opts.StopWindow()
 	for _, ct := range w.Containers {
 		if !ct.PreStop.Known || ct.PreStop.Duration >= need {
 			continue
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
-		c.report(w, Error, nil, w.Object.Line(containerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
+		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
 			"container %q of %s: preStop waits %s, less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
 			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(need))
 	}
@@ -421,19 +431,19 @@ func setAttr(list, key, val string) string {
 
 // delayFix sets the deregistration delay of route r on obj, the object
 // holding it (the route's front when unset).
-func (c *run) delayFix(r *Route, obj *manifest.Object, d time.Duration) (string, []Patch) {
-	key := r.delayKey
+func (c *run) delayFix(r *workload.Route, obj *manifest.Object, d time.Duration) (string, []Patch) {
+	key := r.DelayKey
 	if key == "" {
-		return "# set deregistration_delay.timeout_seconds=" + n(d) + " on the target group", nil
+		return "# set " + defaults.AttrDeregistrationDelay + "=" + n(d) + " on the target group", nil
 	}
 	val := n(d)
 	if r.LB != "CLB" {
-		val = setAttr(annotationsOf(obj)[key], attrDelay, n(d))
+		val = setAttr(workload.AnnotationsOf(obj)[key], defaults.AttrDeregistrationDelay, n(d))
 	}
 	return yamlFix("metadata:", "  annotations:", "    "+key+": "+val), []Patch{annotationPatch(obj, c.opts.DefaultNamespace, key, val)}
 }
 
-func delayTooShort(c *run, w *Workload) {
+func delayTooShort(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
 	}
@@ -443,7 +453,7 @@ func delayTooShort(c *run, w *Workload) {
 		if r.TargetType != "ip" || r.DeregistrationDelay >= need {
 			continue
 		}
-		obj, line := r.at(r.delayObj, r.delayAt)
+		obj, line := r.Locate(r.DelayAt)
 		fix, patches := c.delayFix(r, obj, c.rec.DeregistrationDelay)
 		c.report(w, Error, obj, line, fix, patches,
 			"%s (%s) deregistration delay is %s, below propagation %s + the longest request %s = %s: a request load balancer nodes still send up to P after deregistration may run that long, and when the delay elapses the load balancer closes connections still carrying a request (502)",
@@ -451,7 +461,7 @@ func delayTooShort(c *run, w *Workload) {
 	}
 }
 
-func delayVsPreStop(c *run, w *Workload) {
+func delayVsPreStop(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
 	}
@@ -464,7 +474,7 @@ func delayVsPreStop(c *run, w *Workload) {
 			if !ct.PreStop.Known || ct.PreStop.Duration >= r.DeregistrationDelay {
 				continue
 			}
-			obj, line := r.at(r.delayObj, r.delayAt)
+			obj, line := r.Locate(r.DelayAt)
 			fix, patches := c.delayFix(r, obj, c.rec.DeregistrationDelay)
 			if c.rec.DeregistrationDelay > ct.PreStop.Duration {
 				pfix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
@@ -478,7 +488,7 @@ func delayVsPreStop(c *run, w *Workload) {
 	}
 }
 
-func appIdleTooShort(c *run, w *Workload) {
+func appIdleTooShort(c *run, w *workload.Workload) {
 	if !w.Served() || w.AppIdleTimeout == 0 {
 		return
 	}
@@ -488,18 +498,18 @@ func appIdleTooShort(c *run, w *Workload) {
 			continue
 		}
 		v := n(c.rec.MinAppIdleTimeout)
-		c.report(w, Error, nil, w.Object.Line("metadata", "annotations", AnnotationAppIdleTimeout),
+		c.report(w, Error, nil, w.Object.Line("metadata", "annotations", workload.AnnotationAppIdleTimeout),
 			yamlFix("# make the app's keep-alive (idle) timeout longer than the load balancer's, e.g. Go: http.Server{IdleTimeout: "+
 				v+" * time.Second}", "metadata:", "  annotations:",
-				"    "+AnnotationAppIdleTimeout+": \""+v+"\""),
+				"    "+workload.AnnotationAppIdleTimeout+": \""+v+"\""),
 			// The patch records the new keep-alive; the app's own setting is a code change.
-			[]Patch{annotationPatch(w.Object, c.opts.DefaultNamespace, AnnotationAppIdleTimeout, v)},
+			[]Patch{annotationPatch(w.Object, c.opts.DefaultNamespace, workload.AnnotationAppIdleTimeout, v)},
 			"%s keeps idle connections %s but the %s (%s) idle timeout is %s: the app closes connections the load balancer may still reuse, and a request sent on one fails with 502",
 			w.Ref, secs(w.AppIdleTimeout), r.LB, r.Via, secs(r.IdleTimeout))
 	}
 }
 
-func strategyUnsafe(c *run, w *Workload) {
+func strategyUnsafe(c *run, w *workload.Workload) {
 	if w.Replicas == 0 {
 		return
 	}
@@ -533,7 +543,7 @@ func strategyUnsafe(c *run, w *Workload) {
 	}
 }
 
-func singleReplica(c *run, w *Workload) {
+func singleReplica(c *run, w *workload.Workload) {
 	if !w.Served() || w.Replicas != 1 {
 		return
 	}
@@ -542,7 +552,7 @@ func singleReplica(c *run, w *Workload) {
 		"%s runs 1 replica: a node drain, eviction or a pod that never turns healthy leaves no target behind the load balancer", w.Ref)
 }
 
-func pdbMissing(c *run, w *Workload) {
+func pdbMissing(c *run, w *workload.Workload) {
 	if !w.Served() || w.Replicas < 2 || len(w.PDBs) > 0 {
 		return
 	}
@@ -565,7 +575,7 @@ func pdbMissing(c *run, w *Workload) {
 		w.Ref, w.Replicas)
 }
 
-func shutdownExceedsGrace(c *run, w *Workload) {
+func shutdownExceedsGrace(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
 	}
@@ -580,12 +590,12 @@ func shutdownExceedsGrace(c *run, w *Workload) {
 		fix, patches := graceFix(w, max(c.grace, minGrace(w, c.opts, ct.PreStop.Duration)))
 		c.report(w, Error, nil, w.Object.Line("spec", "template", "spec", "terminationGracePeriodSeconds"), fix, patches,
 			"container %q of %s: preStop %s + drain after SIGTERM %s (requests arriving until %s may run %s, then shutdown %s) = %s, not within %s: SIGKILL lands on in-flight requests",
-			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(drain), secs(StopWindow(c.opts)), secs(w.MaxRequestDuration),
+			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(drain), secs(c.opts.StopWindow()), secs(w.MaxRequestDuration),
 			secs(w.ShutdownTime), secs(ct.PreStop.Duration+drain), graceText(w))
 	}
 }
 
-func healthcheckSlow(c *run, w *Workload) {
+func healthcheckSlow(c *run, w *workload.Workload) {
 	if !w.Served() || !w.GateActive() {
 		return
 	}
@@ -595,20 +605,20 @@ func healthcheckSlow(c *run, w *Workload) {
 			continue
 		}
 		hc := r.HealthCheck
-		step := time.Duration(hc.HealthyThreshold)*hc.Interval + GateRequeue
+		step := time.Duration(hc.HealthyThreshold)*hc.Interval + defaults.GateRequeue
 		if step <= SlowStep {
 			continue
 		}
-		obj, line := r.at(nil, r.healthAt)
+		obj, line := r.Locate(r.HealthAt)
 		var patches []Patch
 		if r.LB == "ALB" {
-			patches = []Patch{annotationPatch(obj, c.opts.DefaultNamespace, albPrefix+"healthcheck-interval-seconds", "10",
-				albPrefix+"healthy-threshold-count", "2")}
+			patches = []Patch{annotationPatch(obj, c.opts.DefaultNamespace, defaults.ALBAnnotationPrefix+"healthcheck-interval-seconds", "10",
+				defaults.ALBAnnotationPrefix+"healthy-threshold-count", "2")}
 		}
 		c.report(w, Info, obj, line, yamlFix("metadata:", "  annotations:",
-			"    "+albPrefix+"healthcheck-interval-seconds: \"10\"", "    "+albPrefix+"healthy-threshold-count: \"2\""), patches,
+			"    "+defaults.ALBAnnotationPrefix+"healthcheck-interval-seconds: \"10\"", "    "+defaults.ALBAnnotationPrefix+"healthy-threshold-count: \"2\""), patches,
 			"%s (%s): health check interval %s × healthy threshold %d + gate re-check %s = %s per pod before the rollout moves on; %d replicas take at least %s",
-			r.LB, r.Via, secs(hc.Interval), hc.HealthyThreshold, secs(GateRequeue), secs(step), w.Replicas,
+			r.LB, r.Via, secs(hc.Interval), hc.HealthyThreshold, secs(defaults.GateRequeue), secs(step), w.Replicas,
 			secs(time.Duration(w.Replicas)*step))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // The official OASIS SARIF 2.1.0 JSON schema is not a Go module; the npm
@@ -113,7 +114,7 @@ func TestSARIFValidatesAgainstSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths, _ := filepath.Glob("testdata/*/*")
-	res := checkFiles(t, check.DefaultOptions(), paths...)
+	res := checkFiles(t, workload.DefaultOptions(), paths...)
 	if len(res.Findings) < 20 {
 		t.Fatalf("only %d findings to render", len(res.Findings))
 	}

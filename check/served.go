@@ -1,46 +1,10 @@
 package check
 
-import (
-	"strconv"
-
-	appsv1 "k8s.io/api/apps/v1"
-)
-
-// judgeServed decides, for a workload no Service of the input selects,
-// whether to judge it as served anyway: when the input holds no Service at
-// all, the Service most likely lives in another file or chart, and a
-// workload that declares a container port is judged as served rather than
-// passed unchecked. It also records whether the max request duration was
-// annotated, for the recommendation's inputs.
-func (g *graph) judgeServed(w *Workload) {
-	for _, list := range g.services {
-		w.InputServices += len(list)
-	}
-	switch d := w.Object.Obj.(type) {
-	case *appsv1.Deployment:
-		_, w.MaxRequestAnnotated = d.Annotations[AnnotationMaxRequestDuration]
-	case *appsv1.StatefulSet:
-		_, w.MaxRequestAnnotated = d.Annotations[AnnotationMaxRequestDuration]
-	}
-	if _, ok := w.Template.Annotations[AnnotationMaxRequestDuration]; ok {
-		w.MaxRequestAnnotated = true
-	}
-	if len(w.Services) > 0 || w.InputServices > 0 {
-		return
-	}
-	for _, c := range w.Template.Spec.Containers {
-		for _, p := range c.Ports {
-			if p.ContainerPort > 0 {
-				w.AssumedPort = strconv.Itoa(int(p.ContainerPort))
-				return
-			}
-		}
-	}
-}
+import "github.com/rollsafe/rollsafe/workload"
 
 // assumedNote is appended to every finding of a workload judged as served
 // without a Service.
-func (w *Workload) assumedNote() string {
+func assumedNote(w *workload.Workload) string {
 	if w.AssumedPort == "" {
 		return ""
 	}
@@ -49,7 +13,7 @@ func (w *Workload) assumedNote() string {
 
 // unserved reports, when Services are in the input and none selects the
 // workload, that the load-balancer rules were skipped and why.
-func unserved(c *run, w *Workload) {
+func unserved(c *run, w *workload.Workload) {
 	if w.Served() || w.InputServices == 0 {
 		return
 	}

@@ -3,6 +3,7 @@ package graceful
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -114,12 +115,19 @@ func fromLookup(o Options, lookup func(string) (string, bool)) (Options, error) 
 }
 
 // ParseDuration accepts a Go duration ("15s") or an integer number of
-// seconds ("15"). Negative values are refused.
+// seconds ("15"). Negative values are refused, and so are more seconds than
+// an int32 holds (68 years: no setting needs more, and a larger count could
+// overflow a Duration). It is rollsafe's one parser for durations people
+// write: these env vars, and the duration annotations check and the lab
+// read from manifests.
 func ParseDuration(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
+		switch {
+		case n < 0:
 			return 0, fmt.Errorf("negative duration")
+		case n > math.MaxInt32:
+			return 0, fmt.Errorf("out of range (at most %d seconds)", math.MaxInt32)
 		}
 		return time.Duration(n) * time.Second, nil
 	}

@@ -15,10 +15,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
 	"github.com/rollsafe/rollsafe/lab/nodeagent"
 	"github.com/rollsafe/rollsafe/observe/kube"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // KubeOptions put the lab on a real control plane: the Deployment's
@@ -27,9 +28,6 @@ import (
 type KubeOptions struct {
 	Config *rest.Config
 }
-
-// gateInjectLabel is what makes the controller's webhook inject readiness gates.
-const gateInjectLabel = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 // onKube runs a scenario's pods on a real control plane.
 type onKube struct {
@@ -57,7 +55,7 @@ func startKube(ctx context.Context, r *run) (platform, error) {
 func (k *onKube) setUp(ctx context.Context, r *run) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rollsafe-lab-" + r.s.Name + "-"}}
 	if r.s.ReadinessGate {
-		ns.Labels = map[string]string{gateInjectLabel: "enabled"}
+		ns.Labels = map[string]string{defaults.GateInjectLabel: "enabled"}
 	}
 	got, err := k.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 	if err != nil {
@@ -103,7 +101,7 @@ func (k *onKube) setUp(ctx context.Context, r *run) error {
 	}
 	d := deployment(r.s, r.scale)
 	d.Namespace = k.ns
-	d.Annotations = map[string]string{check.AnnotationAppIdleTimeout: r.s.App.IdleTimeout.String()}
+	d.Annotations = map[string]string{workload.AnnotationAppIdleTimeout: r.s.App.IdleTimeout.String()}
 	if _, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create deployment: %w", err)
 	}
@@ -119,15 +117,15 @@ func (k *onKube) namespace() string { return k.ns }
 // Load Balancer Controller would read them, so `check --live` judges the
 // same numbers the ALB stand-in runs with.
 func ingress(s Scenario) *networkingv1.Ingress {
-	const p = "alb.ingress.kubernetes.io/"
+	const p = defaults.ALBAnnotationPrefix
 	hc := s.HealthCheck
 	secs := func(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
-	class := "alb"
+	class := defaults.ALBClassName
 	return &networkingv1.Ingress{
 		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Annotations: map[string]string{
 			p + "target-type":                  "ip",
-			p + "target-group-attributes":      "deregistration_delay.timeout_seconds=" + secs(s.DeregistrationDelay),
-			p + "load-balancer-attributes":     "idle_timeout.timeout_seconds=" + secs(s.LBIdleTimeout),
+			p + "target-group-attributes":      defaults.AttrDeregistrationDelay + "=" + secs(s.DeregistrationDelay),
+			p + "load-balancer-attributes":     defaults.AttrIdleTimeout + "=" + secs(s.LBIdleTimeout),
 			p + "healthcheck-path":             hc.Path,
 			p + "healthcheck-interval-seconds": secs(hc.Interval),
 			p + "healthcheck-timeout-seconds":  secs(hc.Timeout),

@@ -9,10 +9,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // FromManifests builds a scenario from the user's own Deployment and what
@@ -26,11 +27,11 @@ func FromManifests(path string, stdin io.Reader) (Scenario, error) {
 	if err != nil {
 		return Scenario{}, err
 	}
-	ws, err := check.Resolve(objs, check.DefaultOptions())
+	ws, err := workload.Resolve(objs, workload.DefaultOptions())
 	if err != nil {
 		return Scenario{}, err
 	}
-	var served []*check.Workload
+	var served []*workload.Workload
 	for _, w := range ws {
 		if w.Kind == "Deployment" && w.Served() {
 			served = append(served, w)
@@ -49,7 +50,7 @@ func FromManifests(path string, stdin io.Reader) (Scenario, error) {
 	return fromWorkload(served[0], path), nil
 }
 
-func fromWorkload(w *check.Workload, source string) Scenario {
+func fromWorkload(w *workload.Workload, source string) Scenario {
 	s := base(w.Name, "replayed from "+w.Ref)
 	s.Source = source
 	s.Replicas = int32(w.Replicas)
@@ -72,10 +73,10 @@ func fromWorkload(w *check.Workload, source string) Scenario {
 			Matcher: rt.HealthCheck.SuccessCodes,
 		}
 		if s.HealthCheck.Path == "" {
-			s.HealthCheck.Path = "/"
+			s.HealthCheck.Path = defaults.HealthCheckPath
 		}
 		if s.HealthCheck.Matcher == "" {
-			s.HealthCheck.Matcher = "200"
+			s.HealthCheck.Matcher = defaults.HealthCheckMatcher
 		}
 	}
 	s.App = appFromEnv(w.Template, w.AppIdleTimeout)

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // minimalManifest is a workload behind an ALB with ip targets and the
@@ -101,8 +103,8 @@ func TestMinimalTimingsProven(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 rollouts take a few minutes")
 	}
-	o := check.DefaultOptions()
-	o.Propagation, o.ControllerLag = lab.DefaultPropagation, lab.DefaultControllerLag
+	o := workload.DefaultOptions()
+	o.Propagation, o.ControllerLag = defaults.LabPropagation, defaults.LabControllerLag
 	// Ask check for the numbers, starting from a manifest with none right.
 	objs, err := manifest.Load([]string{writeMinimal(t, "start", 30, 1, 300)}, nil)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package lab replays EKS + ALB rollouts on one machine: the ALB stand-in
-// (package alb), the AWS Load Balancer Controller stand-in (this package),
-// and a cluster stand-in running real processes (packages cluster and
-// kubelet), under constant traffic from the prober (package probe). Every
+// (package lab/alb), the AWS Load Balancer Controller stand-in (package
+// lab/albcontroller), and a cluster stand-in running real processes
+// (packages lab/cluster and lab/kubelet, or a real control plane with
+// lab/nodeagent), under constant traffic from the prober (package probe). Every
 // request is recorded, and every failure is attributed to its cause.
 //
 // A Scenario holds settings in "spec time": the numbers a user would write
@@ -19,30 +20,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
-// Defaults with their sources. Spec time (unscaled).
+// The lab's own parameters, spec time (unscaled). AWS's, Kubernetes' and
+// the controller's defaults, and the lab's P and controller lag, come from
+// package defaults with their sources.
 const (
-	// DefaultGrace: terminationGracePeriodSeconds default (Kubernetes pod lifecycle docs).
-	DefaultGrace = 30 * time.Second
-	// DefaultDeregistrationDelay: deregistration_delay.timeout_seconds (ELB target group attributes docs).
-	DefaultDeregistrationDelay = 300 * time.Second
-	// DefaultLBIdleTimeout: idle_timeout.timeout_seconds (ALB attributes docs).
-	DefaultLBIdleTimeout = 60 * time.Second
-	// DefaultPropagation: how long ALB nodes may keep routing to a deregistered
-	// target. AWS publishes no figure; the best public measurement is about
-	// 17 s for an ALB ip target (aws-load-balancer-controller#2366), which is
-	// check's default. The lab runs with 10 s, inside the range users report
-	// (2-15 s of 502/504s in the same issue), to keep replays short: it is a
-	// scenario setting, and report measures it back from the evidence.
-	DefaultPropagation = 10 * time.Second
-	// DefaultControllerLag: the controller's reconcile lag between a pod
-	// change and its ELBv2 call (observed at about a second).
-	DefaultControllerLag = 1 * time.Second
-	// DefaultGateRequeue: the controller re-checks target health for a pod
-	// readiness gate every 15 s (aws-load-balancer-controller, targetHealthRequeueDuration).
-	DefaultGateRequeue = 15 * time.Second
 	// IPReleaseDelay: how long after a pod is deleted (the kubelet's Deleted
 	// record) its IP leaves the network, so that connects to it go
 	// unanswered and the ALB answers 504 after its connect timeout. No AWS
@@ -62,8 +48,8 @@ const (
 	// then known to a 1 s window (Attrs prev_poll).
 	DefaultTargetHealthPoll = 1 * time.Second
 	// GateConditionType is the readiness gate the controller's webhook
-	// injects: target-health.elbv2.k8s.aws/<TargetGroupBinding name>.
-	GateConditionType = "target-health.elbv2.k8s.aws/k8s-lab-jiameng-tgb"
+	// injects: defaults.GatePrefix + <TargetGroupBinding name>.
+	GateConditionType = defaults.GatePrefix + "k8s-lab-jiameng-tgb"
 	// AppPort is the seeds' service port; every pod listens on its own IP.
 	AppPort = 1325
 )
@@ -123,21 +109,21 @@ func base(name, desc string) Scenario {
 	return Scenario{
 		Name: name, Description: desc,
 		Replicas: 2, MaxSurge: intstr.FromInt32(1), MaxUnavailable: intstr.FromInt32(0),
-		Grace:               DefaultGrace,
-		DeregistrationDelay: DefaultDeregistrationDelay,
-		LBIdleTimeout:       DefaultLBIdleTimeout,
+		Grace:               defaults.TerminationGracePeriod,
+		DeregistrationDelay: defaults.DeregistrationDelay,
+		LBIdleTimeout:       defaults.IdleTimeout,
 		HealthCheck:         controllerHealthCheck(),
-		App:                 App{Shutdown: "immediate", IdleTimeout: 75 * time.Second},
-		Propagation:         DefaultPropagation,
-		ControllerLag:       DefaultControllerLag,
-		GateRequeue:         DefaultGateRequeue,
+		App:                 App{Shutdown: "immediate", IdleTimeout: graceful.DefaultIdleTimeout},
+		Propagation:         defaults.LabPropagation,
+		ControllerLag:       defaults.LabControllerLag,
+		GateRequeue:         defaults.GateRequeue,
 		Source:              "built-in",
 	}
 }
 
-// controllerHealthCheck: the AWS Load Balancer Controller's annotation
-// defaults (15 s interval, 5 s timeout, 2/2 thresholds, 200) with the demo
-// API's readiness path, as an Ingress annotation would set it.
+// controllerHealthCheck: the AWS Load Balancer Controller's Ingress
+// annotation defaults with the demo API's readiness path, as an Ingress
+// annotation would set it.
 func controllerHealthCheck() alb.HealthCheck {
 	hc := alb.ControllerHealthCheck()
 	hc.Path = "/readyz"
@@ -161,7 +147,7 @@ func Builtins() []Scenario {
 	rec.PreStop = 40 * time.Second
 	rec.Grace = 50 * time.Second
 	rec.DeregistrationDelay = 35 * time.Second
-	rec.App = App{Shutdown: "graceful", DrainDelay: 0, ShutdownTimeout: 5 * time.Second, IdleTimeout: 75 * time.Second}
+	rec.App = App{Shutdown: "graceful", DrainDelay: 0, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 
 	idle := rec
 	idle.Name = "short-app-idle-timeout"
@@ -173,8 +159,8 @@ func Builtins() []Scenario {
 	kill.Name = "prestop-exceeds-grace"
 	kill.Description = "gate + preStop sleep 61s with the default 30s grace period (seed 003), in-flight 45s requests"
 	kill.PreStop = 61 * time.Second
-	kill.Grace = DefaultGrace
-	kill.DeregistrationDelay = DefaultDeregistrationDelay
+	kill.Grace = defaults.TerminationGracePeriod
+	kill.DeregistrationDelay = defaults.DeregistrationDelay
 	kill.SlowRequest = 45 * time.Second
 
 	failOpen := base("no-healthy-target", "no gate, health check path answers 404: targets never turn healthy, the ALB fails open")

@@ -45,9 +45,8 @@ type Object struct {
 	Namespace  string // as written; empty means the namespace the user applies into
 	Name       string
 	Source     Source
-	// Obj is the typed object for the kinds rollsafe reads (Deployment,
-	// StatefulSet, Service, Ingress, IngressClass, PodDisruptionBudget,
-	// Namespace, TargetGroupBinding); nil for every other kind.
+	// Obj is the typed object for the kinds rollsafe reads (the kinds
+	// list); nil for every other kind.
 	Obj runtime.Object
 
 	node *yaml.Node // the object's mapping node; nil for live objects

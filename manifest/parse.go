@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	networkingv1beta1 "k8s.io/api/networking/v1beta1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -224,32 +221,16 @@ func fromNode(file string, doc int, n *yaml.Node) ([]*Object, error) {
 	return []*Object{o}, nil
 }
 
-// typedKind returns a constructor for the kinds rollsafe reads. The version
-// is ignored where older versions share the shape rollsafe reads.
+// typedKind returns a constructor for the kinds rollsafe reads (kinds).
 func typedKind(apiVersion, kind string) func() runtime.Object {
 	group := ""
 	if i := strings.LastIndex(apiVersion, "/"); i >= 0 {
 		group = apiVersion[:i]
 	}
-	switch {
-	case kind == "Deployment" && (group == "apps" || group == "extensions"):
-		return func() runtime.Object { return &appsv1.Deployment{} }
-	case kind == "StatefulSet" && group == "apps":
-		return func() runtime.Object { return &appsv1.StatefulSet{} }
-	case kind == "Service" && group == "":
-		return func() runtime.Object { return &corev1.Service{} }
-	case kind == "Namespace" && group == "":
-		return func() runtime.Object { return &corev1.Namespace{} }
-	case kind == "Ingress" && apiVersion == "networking.k8s.io/v1":
-		return func() runtime.Object { return &networkingv1.Ingress{} }
-	case kind == "Ingress" && (group == "networking.k8s.io" || group == "extensions"):
-		return func() runtime.Object { return &networkingv1beta1.Ingress{} }
-	case kind == "IngressClass" && group == "networking.k8s.io":
-		return func() runtime.Object { return &networkingv1.IngressClass{} }
-	case kind == "PodDisruptionBudget" && group == "policy":
-		return func() runtime.Object { return &policyv1.PodDisruptionBudget{} }
-	case kind == "TargetGroupBinding" && group == "elbv2.k8s.aws":
-		return func() runtime.Object { return &TargetGroupBinding{} }
+	for _, k := range kinds {
+		if k.kind == kind && k.accepts(group, apiVersion) {
+			return k.new
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 var overlays = []string{"dev", "prod"}
@@ -20,7 +21,7 @@ func checkRendered(t *testing.T, name string, yaml []byte) *check.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := check.Check(objs, check.DefaultOptions())
+	res, err := check.Check(objs, workload.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

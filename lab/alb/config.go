@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -25,8 +26,8 @@ type Config struct {
 	AccountID string
 
 	// ClientIdleTimeout is the listener's idle timeout
-	// (idle_timeout.timeout_seconds, AWS default 60 s): an idle client
-	// connection is closed after it.
+	// (idle_timeout.timeout_seconds, AWS default defaults.IdleTimeout): an
+	// idle client connection is closed after it.
 	ClientIdleTimeout time.Duration
 	// TargetTimeout is how long the LB waits for the target to send data
 	// before answering 504. The real ALB uses its idle timeout for this.
@@ -34,8 +35,8 @@ type Config struct {
 	// BackendIdleTimeout is how long an idle keep-alive connection to a
 	// target is kept for reuse. The real ALB uses its idle timeout here too.
 	BackendIdleTimeout time.Duration
-	// ConnectTimeout bounds the TCP connect to a target (ALB: 10 s, then
-	// 504). A connect to an IP made unreachable (LB.SetReachable) waits all
+	// ConnectTimeout bounds the TCP connect to a target (ALB:
+	// defaults.ConnectTimeout, then 504). A connect to an IP made unreachable (LB.SetReachable) waits all
 	// of it, as an unanswered SYN does.
 	ConnectTimeout time.Duration
 
@@ -46,7 +47,7 @@ type Config struct {
 	HealthCheck HealthCheck
 
 	// DeregistrationDelay is deregistration_delay.timeout_seconds (AWS
-	// default 300 s, range 0-3600 s): how long a deregistered target stays
+	// default defaults.DeregistrationDelay, range 0-3600 s): how long a deregistered target stays
 	// draining; requests still in flight when it elapses are cut (502).
 	DeregistrationDelay time.Duration
 
@@ -58,8 +59,8 @@ type Config struct {
 	// deregistration one after another, in a random order, evenly spread
 	// up to P (with 3 nodes: after P/3, 2P/3 and P), so the last node stops
 	// routing to a deregistered target exactly P after the deregistration —
-	// the figure users measure by hand. AWS publishes none: about 17 s for
-	// an ALB ip target in aws-load-balancer-controller#2366.
+	// the figure users measure by hand. AWS publishes none; DefaultConfig
+	// takes the one public measurement, defaults.Propagation.
 	Propagation time.Duration
 	// Seed makes the propagation delays repeatable.
 	Seed int64
@@ -83,58 +84,59 @@ type Config struct {
 
 // HealthCheck holds the target group's active health check settings.
 type HealthCheck struct {
-	// Path of the GET the health checker sends (default "/").
+	// Path of the GET the health checker sends.
 	Path string
 	// Port to check; 0 means the traffic port (AWS "traffic-port").
 	Port int
-	// Interval between checks of one target (AWS API default 30 s; the
-	// controller's annotation default is 15 s).
+	// Interval between checks of one target. DefaultConfig holds the ELBv2
+	// API's defaults for this and the fields below, ControllerHealthCheck
+	// the controller's Ingress annotation defaults.
 	Interval time.Duration
-	// Timeout of one check (default 5 s).
+	// Timeout of one check.
 	Timeout time.Duration
-	// HealthyThreshold consecutive successes make a target healthy
-	// (API default 5; controller default 2).
+	// HealthyThreshold consecutive successes make a target healthy.
 	HealthyThreshold int
-	// UnhealthyThreshold consecutive failures make it unhealthy (default 2).
+	// UnhealthyThreshold consecutive failures make it unhealthy.
 	UnhealthyThreshold int
 	// Matcher is the success-code spec: "200", "200,202", "200-299".
 	Matcher string
 }
 
-// DefaultConfig returns the AWS API defaults for an ALB and its target group.
+// DefaultConfig returns the AWS API defaults for an ALB and its target
+// group (package defaults has their sources), and the measured P.
 func DefaultConfig() Config {
 	return Config{
 		Listen:             "127.0.0.1:0",
 		Name:               "rollsafe-lab",
 		Region:             "us-east-1",
 		AccountID:          "000000000000",
-		ClientIdleTimeout:  60 * time.Second,
-		TargetTimeout:      60 * time.Second,
-		BackendIdleTimeout: 60 * time.Second,
-		ConnectTimeout:     10 * time.Second,
+		ClientIdleTimeout:  defaults.IdleTimeout,
+		TargetTimeout:      defaults.IdleTimeout,
+		BackendIdleTimeout: defaults.IdleTimeout,
+		ConnectTimeout:     defaults.ConnectTimeout,
 		TargetPort:         80,
 		HealthCheck: HealthCheck{
-			Path:               "/",
-			Interval:           30 * time.Second,
-			Timeout:            5 * time.Second,
-			HealthyThreshold:   5,
-			UnhealthyThreshold: 2,
-			Matcher:            "200",
+			Path:               defaults.HealthCheckPath,
+			Interval:           defaults.APIHealthCheckInterval,
+			Timeout:            defaults.APIHealthCheckTimeout,
+			HealthyThreshold:   defaults.APIHealthyThreshold,
+			UnhealthyThreshold: defaults.APIUnhealthyThreshold,
+			Matcher:            defaults.HealthCheckMatcher,
 		},
-		DeregistrationDelay: 300 * time.Second,
+		DeregistrationDelay: defaults.DeregistrationDelay,
 		Nodes:               3,
-		Propagation:         5 * time.Second,
+		Propagation:         defaults.Propagation,
 		Seed:                1,
 	}
 }
 
 // ControllerHealthCheck returns the AWS Load Balancer Controller's health
-// check defaults (its annotations' defaults differ from the API's).
+// check defaults for an Ingress (its annotations' defaults differ from the
+// API's).
 func ControllerHealthCheck() HealthCheck {
-	hc := DefaultConfig().HealthCheck
-	hc.Interval = 15 * time.Second
-	hc.HealthyThreshold = 2
-	return hc
+	return HealthCheck{Path: defaults.HealthCheckPath, Interval: defaults.IngressHealthCheckInterval,
+		Timeout: defaults.IngressHealthCheckTimeout, HealthyThreshold: defaults.IngressHealthyThreshold,
+		UnhealthyThreshold: defaults.IngressUnhealthyThreshold, Matcher: defaults.HealthCheckMatcher}
 }
 
 // validate says what is wrong with c, naming the field.

@@ -6,7 +6,7 @@
 //   - a terminating pod is deregistered;
 //   - a pod with a target-health readiness gate gets the gate condition set
 //     True once its target is healthy, re-checked every requeue period
-//     (the controller's default is 15 s).
+//     (the controller's default is defaults.GateRequeue).
 //
 // Each ELBv2 call happens after a reconcile lag. The Controller is fed pod
 // snapshots (Observe) and is level-triggered: it compares each snapshot with
@@ -22,12 +22,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
-
-// GatePrefix marks the readiness gates the controller manages:
-// target-health.elbv2.k8s.aws/<TargetGroupBinding name>.
-const GatePrefix = "target-health.elbv2.k8s.aws/"
 
 // Options configure a Controller.
 type Options struct {
@@ -136,7 +133,7 @@ func (c *Controller) watchGate(name string, t alb.Target) {
 		}
 		if c.opts.LB.HealthOf(t).State == alb.StateHealthy {
 			for _, g := range p.Spec.ReadinessGates {
-				if strings.HasPrefix(string(g.ConditionType), GatePrefix) {
+				if strings.HasPrefix(string(g.ConditionType), defaults.GatePrefix) {
 					c.opts.SetGate(p, g.ConditionType)
 				}
 			}
@@ -165,7 +162,7 @@ func terminal(p *corev1.Pod) bool {
 
 func hasGate(p *corev1.Pod) bool {
 	for _, g := range p.Spec.ReadinessGates {
-		if strings.HasPrefix(string(g.ConditionType), GatePrefix) {
+		if strings.HasPrefix(string(g.ConditionType), defaults.GatePrefix) {
 			return true
 		}
 	}

@@ -20,13 +20,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
 const (
-	gate  = corev1.PodConditionType(albcontroller.GatePrefix + "k8s-test-tgb")
+	gate  = corev1.PodConditionType(defaults.GatePrefix + "k8s-test-tgb")
 	other = corev1.PodConditionType("example.com/not-the-controllers")
 	never = time.Hour // a lag or requeue no test waits out
 )

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -42,11 +43,11 @@ const (
 	watchLag     = 40 * time.Millisecond
 	clockSkew    = 300 * time.Millisecond // the ALB's clock ahead of the prober's
 	deregDelay   = 30 * time.Second
-	connTimeout  = 10 * time.Second // the ALB's 504 when a target never answers
+	connTimeout  = defaults.ConnectTimeout // the ALB's 504 when a target never answers
 	targetPort   = 1325
 	namespace    = "demo"
 	deployment   = "jiameng-api"
-	gateType     = "target-health.elbv2.k8s.aws/k8s-demo-jiamenga-edb70a94b9"
+	gateType     = defaults.GatePrefix + "k8s-demo-jiamenga-edb70a94b9"
 	tgARN        = "arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/k8s-demo-jiamenga-edb70a94b9/73e2d6bc24d8a067"
 	elbName      = "app/k8s-demo-95472999b0/50dc6c495c0c9188"
 	requestLine  = "GET http://api.example.com:80/ HTTP/1.1"

@@ -14,8 +14,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rollsafe/rollsafe/check"
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/manifest"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // Options are the command's flags.
@@ -26,12 +28,12 @@ type Options struct {
 	Recommend bool
 	Live      bool
 	Kube      *cmdutil.KubeFlags
-	Check     check.Options
+	Check     workload.Options
 }
 
 // NewCmd builds `rollsafe check`.
 func NewCmd(f *cmdutil.Factory) *cobra.Command {
-	o := &Options{Check: check.DefaultOptions()}
+	o := &Options{Check: workload.DefaultOptions()}
 	cmd := &cobra.Command{
 		Use:   "check PATH...",
 		Short: "Judge a workload's zero-downtime chain from its manifests",
@@ -65,11 +67,11 @@ with no Kubernetes object).`,
 	fl.StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
 	fl.StringVar(&o.FailOn, "fail-on", "error", "exit 1 when a finding is at or above this severity: info, warning or error")
 	fl.BoolVar(&o.Recommend, "recommend", false, "print the minimal safe settings per workload and the rollout time they cost")
-	fl.DurationVar(&o.Check.Propagation, "propagation", check.DefaultPropagation, "propagation P: how long load balancer nodes may still route to a deregistered target")
-	fl.DurationVar(&o.Check.ControllerLag, "controller-lag", check.DefaultControllerLag, "time from pod Terminating to the controller's deregistration call")
-	fl.DurationVar(&o.Check.MaxRequestDuration, "max-request-duration", check.DefaultMaxRequestDuration, "longest request the app serves (annotation "+check.AnnotationMaxRequestDuration+" overrides)")
-	fl.DurationVar(&o.Check.AppIdleTimeout, "app-idle-timeout", 0, "the app's keep-alive idle timeout; 0 = unknown (annotation "+check.AnnotationAppIdleTimeout+" overrides)")
-	fl.DurationVar(&o.Check.ShutdownTime, "shutdown-time", 0, "what the app needs after SIGTERM beyond in-flight requests (annotation "+check.AnnotationShutdownTime+" overrides)")
+	fl.DurationVar(&o.Check.Propagation, "propagation", defaults.Propagation, "propagation P: how long load balancer nodes may still route to a deregistered target")
+	fl.DurationVar(&o.Check.ControllerLag, "controller-lag", defaults.ControllerLag, "time from pod Terminating to the controller's deregistration call")
+	fl.DurationVar(&o.Check.MaxRequestDuration, "max-request-duration", defaults.MaxRequestDuration, "longest request the app serves (annotation "+workload.AnnotationMaxRequestDuration+" overrides)")
+	fl.DurationVar(&o.Check.AppIdleTimeout, "app-idle-timeout", 0, "the app's keep-alive idle timeout; 0 = unknown (annotation "+workload.AnnotationAppIdleTimeout+" overrides)")
+	fl.DurationVar(&o.Check.ShutdownTime, "shutdown-time", 0, "what the app needs after SIGTERM beyond in-flight requests (annotation "+workload.AnnotationShutdownTime+" overrides)")
 	fl.BoolVar(&o.Live, "live", false, "read the objects from the cluster instead of files (--kubeconfig, --context, -n … choose which)")
 	o.Kube = cmdutil.AddKubeFlags(fl, "namespace to read with --live (default: the context's); namespace of objects that name none (default: default)")
 	return cmd
@@ -95,9 +97,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *Options) error {
 		return err
 	}
 	res, err := check.Check(objs, o.Check)
-	if err != nil {
-		return inputErrors(f, cmd, errors.Join(loadErr, err))
-	}
+	loadErr = errors.Join(loadErr, err) // a workload with unusable values: the others are still judged
 	if len(res.Workloads) == 0 && loadErr == nil {
 		where := "namespace " + o.Check.DefaultNamespace + " of the cluster"
 		if !o.Live {

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,5 +161,36 @@ func TestCheckProjectDeployDir(t *testing.T) {
 	code, out, stderr = run(t, "", "../../../deploy/k8s/overlays/dev")
 	if (code != cmdutil.ExitOK && code != cmdutil.ExitFailed) || !strings.Contains(out, " objects, 1 workloads:") {
 		t.Fatalf("overlay: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
+
+// An unusable annotation on one workload beside good ones: the good ones
+// still get their findings, the bad one its file:line, and the exit is 2.
+func TestCheckBadAnnotationBesideGoodWorkloads(t *testing.T) {
+	bad := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: slow\n  annotations:\n" +
+		"    rollsafe.dev/max-request-duration: soon\nspec:\n  template:\n    metadata:\n      labels: {app: slow}\n" +
+		"    spec:\n      containers:\n      - {name: slow, image: slow, ports: [{containerPort: 80}]}\n"
+	code, out, stderr := run(t, seed(t)+"\n---\n"+bad, "-o", "json", "-")
+	if code != cmdutil.ExitUsage {
+		t.Fatalf("exit %d, want 2\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	var doc struct {
+		Findings []struct{ Rule, Workload string }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("stdout is not whole JSON: %v\n%s", err, out)
+	}
+	for _, f := range doc.Findings {
+		if f.Workload != "Deployment/default/qos-dummy" {
+			t.Errorf("finding %s for %s: only the good workload is judged", f.Rule, f.Workload)
+		}
+	}
+	if len(doc.Findings) == 0 {
+		t.Errorf("the good workload's findings are missing:\n%s", out)
+	}
+	line := strings.Count(seed(t)+"\n---\n", "\n") + 6 // the annotation's line in bad
+	want := fmt.Sprintf(`rollsafe check: -:%d: document 3: Deployment slow: annotation rollsafe.dev/max-request-duration "soon": not a duration`, line)
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q lacks %q", stderr, want)
 	}
 }

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
-const attrDeregistrationDelay = "deregistration_delay.timeout_seconds"
+const attrDeregistrationDelay = defaults.AttrDeregistrationDelay
 
 // storedAttrs are target group attributes the lab reports with their AWS
 // defaults but does not model; setting one to another value is refused

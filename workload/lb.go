@@ -1,4 +1,4 @@
-package check
+package workload
 
 import (
 	"strconv"
@@ -8,23 +8,28 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/manifest"
 )
 
-// AWS and controller defaults, each cited in docs/rules.
+// The annotation prefixes, short for the many keys built from them.
 const (
-	defaultDelay = 300 * time.Second // deregistration_delay.timeout_seconds
-	defaultIdle  = 60 * time.Second  // idle_timeout.timeout_seconds (ALB, CLB)
+	albPrefix = defaults.ALBAnnotationPrefix
+	svcPrefix = defaults.ServiceAnnotationPrefix
 )
 
 // albHealthDefaults are the controller's Ingress annotation defaults (not
-// the ELBv2 API's 30 s / 5 / 2 / 5 s).
-var albHealthDefaults = HealthCheck{Protocol: "HTTP", Path: "/", Port: "traffic-port", Interval: 15 * time.Second,
-	Timeout: 5 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, SuccessCodes: "200"}
+// the ELBv2 API's).
+var albHealthDefaults = HealthCheck{Protocol: "HTTP", Path: defaults.HealthCheckPath, Port: "traffic-port",
+	Interval: defaults.IngressHealthCheckInterval, Timeout: defaults.IngressHealthCheckTimeout,
+	HealthyThreshold: defaults.IngressHealthyThreshold, UnhealthyThreshold: defaults.IngressUnhealthyThreshold,
+	SuccessCodes: defaults.HealthCheckMatcher}
 
 // nlbHealthDefaults are the controller's Service annotation defaults.
-var nlbHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Interval: 10 * time.Second,
-	Timeout: 10 * time.Second, HealthyThreshold: 3, UnhealthyThreshold: 3}
+var nlbHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Interval: defaults.NLBHealthCheckInterval,
+	Timeout: defaults.NLBHealthCheckTimeout, HealthyThreshold: defaults.NLBHealthyThreshold,
+	UnhealthyThreshold: defaults.NLBUnhealthyThreshold}
 
 // annotated finds an annotation on the first object that has it: the
 // controller gives Service annotations priority over Ingress ones.
@@ -35,14 +40,16 @@ func (a annotated) get(key string) (string, *manifest.Object, int) {
 		if o == nil {
 			continue
 		}
-		if v, ok := annotationsOf(o)[key]; ok {
+		if v, ok := AnnotationsOf(o)[key]; ok {
 			return v, o, o.Line("metadata", "annotations", key)
 		}
 	}
 	return "", nil, 0
 }
 
-func annotationsOf(o *manifest.Object) map[string]string {
+// AnnotationsOf returns the annotations of a Service, Ingress or
+// TargetGroupBinding, the objects that carry load balancer settings.
+func AnnotationsOf(o *manifest.Object) map[string]string {
 	switch x := o.Obj.(type) {
 	case *corev1.Service:
 		return x.Annotations
@@ -74,10 +81,10 @@ func (g *graph) routes(w *Workload, s *manifest.Object, svc *corev1.Service) {
 		}
 		w.TargetGroupBindings = append(w.TargetGroupBindings, to)
 		r := Route{LB: "TargetGroup", Front: to, Service: s, Via: to.Ref(g.opts.DefaultNamespace),
-			DeregistrationDelay: defaultDelay, HealthCheck: albHealthDefaults, delayAt: to.Source.Line}
+			DeregistrationDelay: defaults.DeregistrationDelay, HealthCheck: albHealthDefaults}
 		if tgb.Spec.TargetType != nil {
 			r.TargetType = *tgb.Spec.TargetType
-			r.targetTypeAt = to.Line("spec", "targetType")
+			r.TargetTypeAt.Line = to.Line("spec", "targetType")
 		}
 		w.Routes = append(w.Routes, r)
 	}
@@ -112,34 +119,34 @@ func routesTo(ing *networkingv1.Ingress, svc string) bool {
 // albRoute resolves an Ingress route: Service annotations first, then the
 // Ingress; the idle timeout from any member of the IngressGroup.
 func (g *graph) albRoute(io, s *manifest.Object) Route {
+	meta := Where{Line: io.Line("metadata")}
 	r := Route{LB: "ALB", L7: true, Front: io, Service: s, Via: io.Ref(g.opts.DefaultNamespace),
-		Group: groupName(g, io), TargetType: "instance", DeregistrationDelay: defaultDelay,
-		IdleTimeout: defaultIdle, HealthCheck: albHealthDefaults, delayAt: io.Line("metadata"),
-		idleAt: io.Line("metadata"), targetTypeAt: io.Line("metadata"), healthAt: io.Line("metadata"),
-		delayKey: albPrefix + "target-group-attributes"}
+		Group: groupName(g, io), TargetType: "instance", DeregistrationDelay: defaults.DeregistrationDelay,
+		IdleTimeout: defaults.IdleTimeout, HealthCheck: albHealthDefaults, DelayAt: meta, TargetTypeAt: meta,
+		HealthAt: meta, DelayKey: albPrefix + "target-group-attributes"}
 	if strings.HasPrefix(r.Group, "implicit:") {
 		r.Group = ""
 	}
 	a := annotated{s, io}
 	if v, o, line := a.get(albPrefix + "target-type"); o != nil {
-		r.TargetType, r.targetTypeAt, r.typeObj = strings.TrimSpace(v), line, o
+		r.TargetType, r.TargetTypeAt = strings.TrimSpace(v), Where{o, line}
 		if r.TargetType != "ip" && r.TargetType != "instance" {
 			g.errorf(o, line, "annotation %starget-type %q: want ip or instance", albPrefix, v)
 		}
 	}
 	if v, o, line := a.get(albPrefix + "target-group-attributes"); o != nil {
-		if d, ok := g.attr(o, line, v, attrDelay); ok {
-			r.DeregistrationDelay, r.delayAt, r.delayObj = d, line, o
+		if d, ok := g.attr(o, line, v, defaults.AttrDeregistrationDelay); ok {
+			r.DeregistrationDelay, r.DelayAt = d, Where{o, line}
 		}
 	}
 	// Load balancer attributes live on the ALB, shared by the whole group.
 	members := append(annotated{io}, g.groups[groupName(g, io)]...)
 	if v, o, line := members.get(albPrefix + "load-balancer-attributes"); o != nil {
-		if d, ok := g.attr(o, line, v, attrIdle); ok {
-			r.IdleTimeout, r.idleAt, r.idleObj = d, line, o
+		if d, ok := g.attr(o, line, v, defaults.AttrIdleTimeout); ok {
+			r.IdleTimeout = d
 		}
 	}
-	r.HealthCheck = g.health(a, albPrefix, albHealthDefaults, &r.healthAt,
+	r.HealthCheck = g.health(a, albPrefix, albHealthDefaults, &r.HealthAt.Line,
 		"healthcheck-interval-seconds", "healthcheck-timeout-seconds", "healthy-threshold-count",
 		"unhealthy-threshold-count", "healthcheck-path", "healthcheck-port", "healthcheck-protocol", "success-codes")
 	return r
@@ -152,54 +159,61 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 	a := annotated{s}
 	lbType, _, _ := a.get(svcPrefix + "aws-load-balancer-type")
 	controller := lbType == "external" || lbType == "nlb-ip" ||
-		(svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == nlbLoadBalancerClass)
+		(svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == defaults.NLBLoadBalancerClass)
+	meta := Where{Line: s.Line("metadata")}
 	r := Route{Front: s, Service: s, Via: s.Ref(g.opts.DefaultNamespace), TargetType: "instance",
-		delayAt: s.Line("metadata"), idleAt: s.Line("metadata"), targetTypeAt: s.Line("metadata"),
-		healthAt: s.Line("metadata")}
+		DelayAt: meta, TargetTypeAt: meta, HealthAt: meta}
 	switch {
 	case controller:
-		r.LB, r.DeregistrationDelay, r.delayKey = "NLB", defaultDelay, svcPrefix+"aws-load-balancer-target-group-attributes"
+		r.LB, r.DeregistrationDelay, r.DelayKey = "NLB", defaults.DeregistrationDelay, svcPrefix+"aws-load-balancer-target-group-attributes"
 		if lbType == "nlb-ip" {
 			r.TargetType = "ip"
 		}
 		if v, o, line := a.get(svcPrefix + "aws-load-balancer-nlb-target-type"); o != nil {
-			r.TargetType, r.targetTypeAt = strings.TrimSpace(v), line
+			r.TargetType, r.TargetTypeAt.Line = strings.TrimSpace(v), line
 		}
-		if v, o, line := a.get(r.delayKey); o != nil {
-			if d, ok := g.attr(o, line, v, attrDelay); ok {
-				r.DeregistrationDelay, r.delayAt = d, line
+		if v, o, line := a.get(r.DelayKey); o != nil {
+			if d, ok := g.attr(o, line, v, defaults.AttrDeregistrationDelay); ok {
+				r.DeregistrationDelay, r.DelayAt.Line = d, line
 			}
 		}
-		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", nlbHealthDefaults, &r.healthAt,
+		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", nlbHealthDefaults, &r.HealthAt.Line,
 			"healthcheck-interval", "healthcheck-timeout", "healthcheck-healthy-threshold",
 			"healthcheck-unhealthy-threshold", "healthcheck-path", "healthcheck-port", "healthcheck-protocol",
 			"healthcheck-success-codes")
 	case lbType == "nlb":
-		r.LB, r.DeregistrationDelay = "NLB", defaultDelay
+		r.LB, r.DeregistrationDelay = "NLB", defaults.DeregistrationDelay
 	default:
-		r.LB, r.IdleTimeout = "CLB", defaultIdle
+		r.LB, r.IdleTimeout = "CLB", defaults.IdleTimeout
 		bp, _, _ := a.get(svcPrefix + "aws-load-balancer-backend-protocol")
 		r.L7 = bp == "http" || bp == "https"
-		if v, o, line := a.get(svcPrefix + "aws-load-balancer-connection-idle-timeout"); o != nil {
-			if d, err := ParseSeconds(v); err == nil {
-				r.IdleTimeout, r.idleAt = d, line
-			} else {
-				g.errorf(o, line, "annotation aws-load-balancer-connection-idle-timeout: %v", err)
-			}
+		if d, _, ok := g.duration(a, svcPrefix+"aws-load-balancer-connection-idle-timeout"); ok {
+			r.IdleTimeout = d
 		}
-		r.delayKey = svcPrefix + "aws-load-balancer-connection-draining-timeout"
+		r.DelayKey = svcPrefix + "aws-load-balancer-connection-draining-timeout"
 		if v, _, _ := a.get(svcPrefix + "aws-load-balancer-connection-draining-enabled"); v == "true" {
-			r.DeregistrationDelay = defaultDelay
-			if v, o, line := a.get(r.delayKey); o != nil {
-				if d, err := ParseSeconds(v); err == nil {
-					r.DeregistrationDelay, r.delayAt = d, line
-				} else {
-					g.errorf(o, line, "annotation %s: %v", r.delayKey, err)
-				}
+			r.DeregistrationDelay = defaults.DeregistrationDelay
+			if d, line, ok := g.duration(a, r.DelayKey); ok {
+				r.DeregistrationDelay, r.DelayAt.Line = d, line
 			}
 		}
 	}
 	return r
+}
+
+// duration reads annotation key as a duration and its line; false when it
+// is unset or unusable (then an error names the line).
+func (g *graph) duration(a annotated, key string) (time.Duration, int, bool) {
+	v, o, line := a.get(key)
+	if o == nil {
+		return 0, 0, false
+	}
+	d, err := graceful.ParseDuration(v)
+	if err != nil {
+		g.errorf(o, line, "annotation %s %q: %v", key, v, err)
+		return 0, 0, false
+	}
+	return d, line, true
 }
 
 // attr reads one key of a "k1=v1,k2=v2" attribute annotation as seconds.

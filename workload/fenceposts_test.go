@@ -1,4 +1,4 @@
-package check
+package workload
 
 import (
 	"fmt"
@@ -102,31 +102,4 @@ func ios(v string) intstr.IntOrString {
 		return intstr.FromInt(n)
 	}
 	return intstr.FromString(v)
-}
-
-// The strategy rule's "both 0, the API server rejects it" fires for the
-// pair the API server rejects, not for one that only rounds to 0.
-func TestStrategyBothZeroFindingOnlyWhenWritten(t *testing.T) {
-	for _, c := range []struct {
-		surge, unavail string
-		want           bool
-	}{{"0", "0%", true}, {"0", "10%", false}, {"0%", "25%", false}} {
-		objs, err := manifest.Load([]string{"-"}, strings.NewReader(deploymentYAML(3, c.surge, c.unavail)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := Check(objs, DefaultOptions())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := false
-		for _, f := range res.Findings {
-			if strings.Contains(f.Message, "both resolve to 0") {
-				got = true
-			}
-		}
-		if got != c.want {
-			t.Errorf("%s/%s on 3 replicas: both-zero finding %v, want %v", c.surge, c.unavail, got, c.want)
-		}
-	}
 }

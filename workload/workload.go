@@ -1,4 +1,10 @@
-package check
+// Package workload joins manifest objects into Workloads: each Deployment
+// or StatefulSet with the Services, Ingresses, TargetGroupBindings, PDBs and
+// Namespace that route traffic to it or guard it, and the numbers of its
+// zero-downtime chain resolved with Kubernetes', AWS's and the controller's
+// defaults (package defaults) applied. check judges Workloads; the lab
+// replays a user's manifests from them.
+package workload
 
 import (
 	"strconv"
@@ -6,13 +12,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/manifest"
 )
 
 // Workload is one Deployment or StatefulSet joined with everything that
 // routes traffic to it, and the numbers of its zero-downtime chain resolved
-// with Kubernetes', AWS's and the controller's defaults applied. The lab
-// replays a user's manifests from this view.
+// with Kubernetes', AWS's and the controller's defaults applied.
 type Workload struct {
 	Object    *manifest.Object `json:"-"`
 	Ref       string           `json:"ref"` // Kind/namespace/name
@@ -34,15 +40,15 @@ type Workload struct {
 	MaxSurge        int    `json:"maxSurge"` // resolved against Replicas
 	MaxUnavailable  int    `json:"maxUnavailable"`
 	MinReadySeconds int    `json:"minReadySeconds"`
-	// TerminationGracePeriod is 30 s when unset (the Kubernetes default).
+	// TerminationGracePeriod is defaults.TerminationGracePeriod when unset.
 	TerminationGracePeriod time.Duration `json:"terminationGracePeriod"`
 	GraceDefaulted         bool          `json:"graceDefaulted"`
 	// Containers are the ones serving the Services' target ports (all of
 	// them when no port can be matched).
 	Containers []Container `json:"containers"`
 
-	// GateInjection: the namespace carries
-	// elbv2.k8s.aws/pod-readiness-gate-inject=enabled. GateKnown is false
+	// GateInjection: the namespace carries the label
+	// defaults.GateInjectLabel=enabled. GateKnown is false
 	// when the Namespace was not among the inputs.
 	GateInjection bool `json:"gateInjection"`
 	GateKnown     bool `json:"gateKnown"`
@@ -64,6 +70,11 @@ type Workload struct {
 	// InputServices counts the Services in the input, to say why a
 	// workload none of them selects is not judged as served.
 	InputServices int `json:"-"`
+	// Err holds what made the workload's numbers unusable (an annotation
+	// that is not a duration, a bad maxUnavailable), each naming file:line;
+	// nil when it resolved cleanly. Its numbers then hold defaults where
+	// the bad values were, so it must not be judged.
+	Err error `json:"-"`
 }
 
 // Container is a serving container's probe and hook.
@@ -80,8 +91,8 @@ type Probe struct {
 	Path             string        `json:"path,omitempty"`
 	Port             string        `json:"port,omitempty"`
 	InitialDelay     time.Duration `json:"initialDelay"`
-	Period           time.Duration `json:"period"`  // default 10 s
-	Timeout          time.Duration `json:"timeout"` // default 1 s
+	Period           time.Duration `json:"period"`
+	Timeout          time.Duration `json:"timeout"`
 	SuccessThreshold int           `json:"successThreshold"`
 	FailureThreshold int           `json:"failureThreshold"`
 }
@@ -99,27 +110,35 @@ type Route struct {
 	// TargetType is ip or instance; empty when it cannot be known from
 	// manifests (a TargetGroupBinding without targetType).
 	TargetType string `json:"targetType"`
-	// DeregistrationDelay is deregistration_delay.timeout_seconds (AWS
-	// default 300 s). For a CLB it is the connection-draining timeout (0 when
-	// draining is off, the in-tree default).
+	// DeregistrationDelay is deregistration_delay.timeout_seconds
+	// (defaults.DeregistrationDelay when unset). For a CLB it is the
+	// connection-draining timeout (0 when draining is off, the in-tree default).
 	DeregistrationDelay time.Duration `json:"deregistrationDelay"`
-	// IdleTimeout is the LB's idle_timeout.timeout_seconds (default 60 s);
-	// 0 for an NLB, which does not reuse connections across clients.
+	// IdleTimeout is the LB's idle_timeout.timeout_seconds
+	// (defaults.IdleTimeout when unset); 0 for an NLB, which does not reuse
+	// connections across clients.
 	IdleTimeout time.Duration `json:"idleTimeout"`
 	// L7 says the LB pools keep-alive connections to targets (ALB, HTTP CLB).
 	L7          bool        `json:"l7"`
 	HealthCheck HealthCheck `json:"healthCheck"`
 
-	// Lines of the settings in Front, for findings.
-	delayAt, idleAt, targetTypeAt, healthAt int
-	delayKey                                string // the annotation that sets the delay
-	// Objects holding each setting when it is not Front (a Service
-	// annotation overriding the Ingress, an IngressGroup member).
-	delayObj, idleObj, typeObj *manifest.Object
+	// Where each setting is written, for findings.
+	DelayAt, TargetTypeAt, HealthAt Where `json:"-"`
+	// DelayKey is the annotation that sets the delay ("" when none does:
+	// a hand-made TargetGroupBinding's target group, an in-tree NLB).
+	DelayKey string `json:"-"`
 }
 
-// at returns the object holding a setting and its line, Front when unset.
-func (r *Route) at(o *manifest.Object, line int) (*manifest.Object, int) {
+// Where is the place a route's setting is written: Object nil means the
+// route's Front, Line 0 the object's own line.
+type Where struct {
+	Object *manifest.Object
+	Line   int
+}
+
+// Locate returns the object holding a setting and its line.
+func (r *Route) Locate(at Where) (*manifest.Object, int) {
+	o, line := at.Object, at.Line
 	if o == nil {
 		o = r.Front
 	}
@@ -146,16 +165,12 @@ type HealthCheck struct {
 // it declares a container port (AssumedPort).
 func (w *Workload) Served() bool { return len(w.Services) > 0 || w.AssumedPort != "" }
 
-// StopWindow is how long after a pod turns Terminating new requests may
-// still reach it: controller lag plus propagation P.
-func StopWindow(o Options) time.Duration { return o.ControllerLag + o.Propagation }
-
 // DrainAfterTERM is what the app needs after SIGTERM: the requests that
 // arrived up to the end of the stop window may run MaxRequestDuration, and
 // the ones still running when the preStop ends must finish, then the app's
 // own shutdown work.
 func (w *Workload) DrainAfterTERM(o Options, preStop time.Duration) time.Duration {
-	d := StopWindow(o) + w.MaxRequestDuration - preStop
+	d := o.StopWindow() + w.MaxRequestDuration - preStop
 	if d < 0 {
 		d = 0
 	}
@@ -180,7 +195,7 @@ func (w *Workload) ReadyStep(o Options) time.Duration {
 		var hc time.Duration
 		for _, r := range w.Routes {
 			if r.TargetType == "ip" {
-				t := o.ControllerLag + time.Duration(r.HealthCheck.HealthyThreshold)*r.HealthCheck.Interval + GateRequeue
+				t := o.ControllerLag + time.Duration(r.HealthCheck.HealthyThreshold)*r.HealthCheck.Interval + defaults.GateRequeue
 				if t > hc {
 					hc = t
 				}
@@ -194,7 +209,17 @@ func (w *Workload) ReadyStep(o Options) time.Duration {
 // GateActive says whether new pods get a target-health readiness gate.
 func (w *Workload) GateActive() bool { return w.ManualGate || (w.GateKnown && w.GateInjection) }
 
-// containerPath is the field path of container i in the pod template.
-func containerPath(i int, rest ...string) []string {
+// HasIPRoute says whether any route sends ip targets to the workload.
+func (w *Workload) HasIPRoute() bool {
+	for _, r := range w.Routes {
+		if r.TargetType == "ip" {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainerPath is the field path of container i in the pod template.
+func ContainerPath(i int, rest ...string) []string {
 	return append([]string{"spec", "template", "spec", "containers", strconv.Itoa(i)}, rest...)
 }

@@ -1,4 +1,4 @@
-package check
+package workload
 
 import (
 	"errors"
@@ -15,24 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/internal/rollout"
 	"github.com/rollsafe/rollsafe/manifest"
-)
-
-// Well-known labels, annotations and names of the AWS Load Balancer
-// Controller and the in-tree AWS cloud provider.
-const (
-	LabelGateInject      = "elbv2.k8s.aws/pod-readiness-gate-inject"
-	gateConditionPrefix  = "target-health.elbv2.k8s.aws/"
-	legacyGatePrefix     = "target-health.alb.ingress.k8s.aws/"
-	albController        = "ingress.k8s.aws/alb"
-	albPrefix            = "alb.ingress.kubernetes.io/"
-	svcPrefix            = "service.beta.kubernetes.io/"
-	annIngressClass      = "kubernetes.io/ingress.class"
-	annDefaultClass      = "ingressclass.kubernetes.io/is-default-class"
-	attrDelay            = "deregistration_delay.timeout_seconds"
-	attrIdle             = "idle_timeout.timeout_seconds"
-	nlbLoadBalancerClass = "service.k8s.aws/nlb"
 )
 
 // graph indexes the objects once; rules never search the input.
@@ -88,7 +74,7 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 			g.namespaces[o.Name] = o
 		case *networkingv1.IngressClass:
 			g.classes[o.Name] = obj
-			if obj.Annotations[annDefaultClass] == "true" && obj.Spec.Controller == albController {
+			if obj.Annotations[defaults.DefaultClassAnnotation] == "true" && obj.Spec.Controller == defaults.ALBController {
 				g.defaultALB = true
 			}
 		}
@@ -111,12 +97,12 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 func (g *graph) isALB(ing *networkingv1.Ingress) bool {
 	if c := ing.Spec.IngressClassName; c != nil {
 		if ic, ok := g.classes[*c]; ok {
-			return ic.Spec.Controller == albController
+			return ic.Spec.Controller == defaults.ALBController
 		}
-		return *c == "alb"
+		return *c == defaults.ALBClassName
 	}
-	if c, ok := ing.Annotations[annIngressClass]; ok {
-		return c == "alb"
+	if c, ok := ing.Annotations[defaults.IngressClassAnnotation]; ok {
+		return c == defaults.ALBClassName
 	}
 	return g.defaultALB
 }
@@ -133,13 +119,17 @@ func groupName(g *graph, o *manifest.Object) string {
 
 // Resolve joins the objects and resolves every Deployment and StatefulSet.
 // Unusable values (an annotation that is not a number, a bad
-// maxUnavailable) are returned as errors naming file:line.
+// maxUnavailable) are returned as errors naming file:line, all of them
+// joined; each workload they concern also holds its own in Err, so the
+// others can still be judged.
 func Resolve(objs []*manifest.Object, opts Options) ([]*Workload, error) {
 	g := newGraph(objs, opts)
 	ws := make([]*Workload, 0, len(g.workloads))
 	for _, o := range g.workloads {
+		before := len(g.errs)
 		w := g.resolve(o)
 		g.judgeServed(w)
+		w.Err = errors.Join(g.errs[before:]...)
 		ws = append(ws, w)
 	}
 	return ws, errors.Join(g.errs...)
@@ -157,66 +147,31 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 	w := &Workload{Object: o, Kind: o.Kind, Namespace: g.ns(o), Name: o.Name}
 	w.Ref = o.Ref(g.opts.DefaultNamespace)
 	var meta metav1.ObjectMeta
-	replicas := int32(1)
 	switch d := o.Obj.(type) {
 	case *appsv1.Deployment:
-		meta, w.Template = d.ObjectMeta, &d.Spec.Template
-		if d.Spec.Replicas != nil {
-			replicas = *d.Spec.Replicas
-		}
-		w.Replicas, w.MinReadySeconds = int(replicas), int(d.Spec.MinReadySeconds)
-		w.Strategy = string(d.Spec.Strategy.Type)
-		if w.Strategy == "" {
-			w.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
-		}
-		if w.Strategy == string(appsv1.RollingUpdateDeploymentStrategyType) {
-			var surge, unavail *intstr.IntOrString // nil: the API server's 25 %
-			if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
-				surge, unavail = ru.MaxSurge, ru.MaxUnavailable
-			}
-			var err error
-			w.MaxSurge, w.MaxUnavailable, err = rollout.Fenceposts(surge, unavail, w.Replicas)
-			g.fieldErrors(o, err)
-			if rollout.BothZero(surge, unavail) {
-				// The API server rejects it before any controller sees it;
-				// the strategy rule says so.
-				w.MaxSurge, w.MaxUnavailable = 0, 0
-			}
-		}
+		meta = d.ObjectMeta
+		w.setPods(&d.Spec.Template, d.Spec.Replicas, d.Spec.MinReadySeconds)
+		g.deploymentStrategy(w, d)
 	case *appsv1.StatefulSet:
-		meta, w.Template = d.ObjectMeta, &d.Spec.Template
-		if d.Spec.Replicas != nil {
-			replicas = *d.Spec.Replicas
-		}
-		w.Replicas, w.MinReadySeconds = int(replicas), int(d.Spec.MinReadySeconds)
-		w.Strategy = string(d.Spec.UpdateStrategy.Type)
-		if w.Strategy == "" {
-			w.Strategy = string(appsv1.RollingUpdateStatefulSetStrategyType)
-		}
-		// A StatefulSet replaces pods in place: delete first, no surge.
-		unavail := intstr.FromInt32(1)
-		if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
-			unavail = *ru.MaxUnavailable
-		}
-		var err error
-		w.MaxUnavailable, err = rollout.Scale(rollout.FieldMaxUnavailable, &unavail, w.Replicas, false)
-		g.fieldErrors(o, err)
+		meta = d.ObjectMeta
+		w.setPods(&d.Spec.Template, d.Spec.Replicas, d.Spec.MinReadySeconds)
+		g.statefulSetStrategy(w, d)
 	}
 	spec := &w.Template.Spec
-	w.TerminationGracePeriod, w.GraceDefaulted = 30*time.Second, true
+	w.TerminationGracePeriod, w.GraceDefaulted = defaults.TerminationGracePeriod, true
 	if spec.TerminationGracePeriodSeconds != nil {
 		w.TerminationGracePeriod = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
 		w.GraceDefaulted = false
 	}
 	for _, rg := range spec.ReadinessGates {
 		c := string(rg.ConditionType)
-		if strings.HasPrefix(c, gateConditionPrefix) || strings.HasPrefix(c, legacyGatePrefix) {
+		if strings.HasPrefix(c, defaults.GatePrefix) || strings.HasPrefix(c, defaults.LegacyGatePrefix) {
 			w.ManualGate = true
 		}
 	}
 	if nsObj, ok := g.namespaces[w.Namespace]; ok {
 		w.NamespaceObject, w.GateKnown = nsObj, true
-		w.GateInjection = nsObj.Obj.(*corev1.Namespace).Labels[LabelGateInject] == "enabled"
+		w.GateInjection = nsObj.Obj.(*corev1.Namespace).Labels[defaults.GateInjectLabel] == "enabled"
 	}
 	g.appFacts(w, meta)
 
@@ -237,6 +192,55 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 	}
 	w.Containers = servingContainers(w.Template, w.Services)
 	return w
+}
+
+// setPods records the pod template, the replicas (1 when unset, the API
+// server's default) and minReadySeconds.
+func (w *Workload) setPods(t *corev1.PodTemplateSpec, replicas *int32, minReady int32) {
+	w.Template, w.Replicas, w.MinReadySeconds = t, 1, int(minReady)
+	if replicas != nil {
+		w.Replicas = int(*replicas)
+	}
+}
+
+// deploymentStrategy resolves a Deployment's strategy: maxSurge and
+// maxUnavailable with the deployment controller's arithmetic.
+func (g *graph) deploymentStrategy(w *Workload, d *appsv1.Deployment) {
+	w.Strategy = string(d.Spec.Strategy.Type)
+	if w.Strategy == "" {
+		w.Strategy = string(appsv1.RollingUpdateDeploymentStrategyType)
+	}
+	if w.Strategy != string(appsv1.RollingUpdateDeploymentStrategyType) {
+		return
+	}
+	var surge, unavail *intstr.IntOrString // nil: the API server's 25 %
+	if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
+		surge, unavail = ru.MaxSurge, ru.MaxUnavailable
+	}
+	var err error
+	w.MaxSurge, w.MaxUnavailable, err = rollout.Fenceposts(surge, unavail, w.Replicas)
+	g.fieldErrors(w.Object, err)
+	if rollout.BothZero(surge, unavail) {
+		// The API server rejects it before any controller sees it;
+		// the strategy rule says so.
+		w.MaxSurge, w.MaxUnavailable = 0, 0
+	}
+}
+
+// statefulSetStrategy resolves a StatefulSet's strategy. A StatefulSet
+// replaces pods in place: delete first, no surge.
+func (g *graph) statefulSetStrategy(w *Workload, d *appsv1.StatefulSet) {
+	w.Strategy = string(d.Spec.UpdateStrategy.Type)
+	if w.Strategy == "" {
+		w.Strategy = string(appsv1.RollingUpdateStatefulSetStrategyType)
+	}
+	unavail := intstr.FromInt32(1)
+	if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+		unavail = *ru.MaxUnavailable
+	}
+	var err error
+	w.MaxUnavailable, err = rollout.Scale(rollout.FieldMaxUnavailable, &unavail, w.Replicas, false)
+	g.fieldErrors(w.Object, err)
 }
 
 // fieldErrors reports each bad maxSurge/maxUnavailable (rollout.FieldError)
@@ -281,30 +285,13 @@ func (g *graph) appFacts(w *Workload, meta metav1.ObjectMeta) {
 		if !ok {
 			continue
 		}
-		d, err := ParseSeconds(v)
+		d, err := graceful.ParseDuration(v)
 		if err != nil {
-			g.errorf(w.Object, w.Object.Line(path...), "annotation %s: %v", f.key, err)
+			g.errorf(w.Object, w.Object.Line(path...), "annotation %s %q: %v", f.key, v, err)
 			continue
 		}
 		*f.dst = d
 	}
-}
-
-// ParseSeconds reads a duration written as whole seconds ("75") or a Go
-// duration ("75s", "1m15s").
-func ParseSeconds(v string) (time.Duration, error) {
-	v = strings.TrimSpace(v)
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 || n > 1<<31 {
-			return 0, fmt.Errorf("%q: out of range", v)
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q: want seconds (75) or a duration (75s, 1m15s)", v)
-	}
-	return d, nil
 }
 
 // servingContainers picks the containers that own a Service target port;
@@ -345,9 +332,9 @@ func resolveProbe(p *corev1.Probe) *Probe {
 	if p == nil {
 		return nil
 	}
-	r := &Probe{InitialDelay: probeSecs(p.InitialDelaySeconds, 0), Period: probeSecs(p.PeriodSeconds, 10),
-		Timeout: probeSecs(p.TimeoutSeconds, 1), SuccessThreshold: orDefault(p.SuccessThreshold, 1),
-		FailureThreshold: orDefault(p.FailureThreshold, 3)}
+	r := &Probe{InitialDelay: probeSecs(p.InitialDelaySeconds, 0), Period: probeSecs(p.PeriodSeconds, defaults.ProbePeriod),
+		Timeout: probeSecs(p.TimeoutSeconds, defaults.ProbeTimeout), SuccessThreshold: orDefault(p.SuccessThreshold, defaults.ProbeSuccessThreshold),
+		FailureThreshold: orDefault(p.FailureThreshold, defaults.ProbeFailureThreshold)}
 	switch {
 	case p.HTTPGet != nil:
 		r.Kind, r.Path, r.Port = "httpGet", p.HTTPGet.Path, p.HTTPGet.Port.String()
@@ -361,9 +348,10 @@ func resolveProbe(p *corev1.Probe) *Probe {
 	return r
 }
 
-func probeSecs(v, def int32) time.Duration {
+// probeSecs is a probe's seconds field, def when unset.
+func probeSecs(v int32, def time.Duration) time.Duration {
 	if v == 0 {
-		v = def
+		return def
 	}
 	return time.Duration(v) * time.Second
 }
