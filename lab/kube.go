@@ -65,19 +65,16 @@ func (k *onKube) setUp(ctx context.Context, r *run) error {
 	if r.evidenceOn {
 		// What `rollsafe probe --kube` records: the real watcher on the
 		// scenario's namespace, from before the first pod exists.
-		recs, err := kube.Start(r.observeCtx, k.cs, kube.Options{Namespace: k.ns, Selector: "app=" + deploymentName})
+		w, err := kube.Start(r.observeCtx, k.cs, kube.Options{Namespace: k.ns, Selector: "app=" + deploymentName}, r.emit)
 		if err != nil {
 			return fmt.Errorf("kube watch: %w", err)
 		}
-		r.observing.Go(func() {
-			for rec := range recs {
-				r.emit(&rec)
-			}
-		})
+		// emit's error has already cancelled the run, which reports it.
+		r.observing.Go(func() { _ = w.Wait() })
 	}
 	k.agent, err = nodeagent.Start(ctx, nodeagent.Options{
 		Config: r.o.Kube.Config, NodeName: "rollsafe-lab-" + k.ns, Port: AppPort,
-		Command: r.o.App, Scale: r.scale, Sink: sinkFunc(r.onPodRecord), PodOutput: r.o.PodOutput,
+		Command: r.o.App, Scale: r.scale, Sink: r.onPodRecord, PodOutput: r.o.PodOutput,
 	})
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)

@@ -569,7 +569,3 @@ type platform interface {
 	namespace() string
 }
 
-// sinkFunc is timeline.Sink under the name lab/kube.go still spells
-// (sinkFunc(r.onPodRecord)), from when the kubelet took a Sink interface
-// and a function needed an adapter.
-type sinkFunc = timeline.Sink

@@ -56,19 +56,22 @@ type Options struct {
 	// Resources to follow (default AllResources). A least-privilege identity
 	// that may not list EndpointSlices can leave them out.
 	Resources []Resource
-	// Buffer is the capacity of the returned channel (default 1024).
-	Buffer int
 	// Now stamps records (default time.Now).
 	Now func() time.Time
 }
 
-// Start lists and watches the cluster and streams records until ctx ends,
-// then closes the channel once the informers have stopped. It returns after
-// every informer has synced, so the first records describe the state the
-// watch started from (Reason "initial") and later ones what changed. It
-// fails fast, naming the resource, when the identity may not list one.
-func Start(ctx context.Context, client kubernetes.Interface, opts Options) (<-chan timeline.Record, error) {
-	w, err := newWatcher(client, opts)
+// Start lists and watches the cluster and hands each record to sink until
+// ctx ends or sink fails. It returns after every informer has synced, so
+// the first records describe the state the watch started from (Reason
+// "initial") and later ones what changed. It fails fast, naming the
+// resource, when the identity may not list one.
+//
+// sink is called from the informers' goroutines, one call at a time and in
+// time order (calls are serialised here), so it need not be safe for
+// concurrent use. Its first error stops the watch: a recording with a hole
+// would mislead, so nothing after it is sent, and Watch.Wait returns it.
+func Start(ctx context.Context, client kubernetes.Interface, opts Options, sink timeline.Sink) (*Watch, error) {
+	w, err := newWatcher(client, opts, sink)
 	if err != nil {
 		return nil, err
 	}
@@ -78,14 +81,31 @@ func Start(ctx context.Context, client kubernetes.Interface, opts Options) (<-ch
 	return w.start(ctx)
 }
 
+// Watch is a running watch.
+type Watch struct {
+	done chan struct{}
+	w    *watcher
+}
+
+// Wait blocks until the watch has stopped (its ctx ended or its sink
+// failed) and no handler can run any more; it returns the sink's first
+// error, nil when only ctx ended.
+func (wa *Watch) Wait() error {
+	<-wa.done
+	wa.w.mu.Lock()
+	defer wa.w.mu.Unlock()
+	return wa.w.err
+}
+
 type watcher struct {
 	client   kubernetes.Interface
 	opts     Options
 	selector labels.Selector
-	out      chan timeline.Record
-	ctx      context.Context
+	sink     timeline.Sink
+	stop     context.CancelFunc // ends the informers once sink fails
 
 	mu   sync.Mutex
+	err  error               // sink's first error; nothing is sent after it
 	last map[string]snapshot // by object key: the state last emitted
 
 	podsSynced func() bool
@@ -99,7 +119,10 @@ type snapshot struct {
 	attrs map[string]string
 }
 
-func newWatcher(client kubernetes.Interface, opts Options) (*watcher, error) {
+func newWatcher(client kubernetes.Interface, opts Options, sink timeline.Sink) (*watcher, error) {
+	if sink == nil {
+		return nil, errors.New("no sink for the records")
+	}
 	sel, err := labels.Parse(opts.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("label selector %q: %w", opts.Selector, err)
@@ -112,15 +135,11 @@ func newWatcher(client kubernetes.Interface, opts Options) (*watcher, error) {
 			return nil, fmt.Errorf("unknown resource %q (want one of %v)", r, AllResources)
 		}
 	}
-	if opts.Buffer <= 0 {
-		opts.Buffer = 1024
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	return &watcher{
-		client: client, opts: opts, selector: sel,
-		out:       make(chan timeline.Record, opts.Buffer),
+		client: client, opts: opts, selector: sel, sink: sink,
 		last:      map[string]snapshot{},
 		endpoints: map[string]map[string]endpointState{},
 	}, nil
@@ -155,8 +174,7 @@ func (w *watcher) preflight(ctx context.Context) error {
 	return nil
 }
 
-func (w *watcher) start(ctx context.Context) (<-chan timeline.Record, error) {
-	w.ctx = ctx
+func (w *watcher) start(ctx context.Context) (*Watch, error) {
 	// Pods and ReplicaSets carry the selected labels themselves, so the
 	// apiserver filters them; Deployments and EndpointSlices do not, so their
 	// informers see the namespace and the handlers filter.
@@ -201,6 +219,7 @@ func (w *watcher) start(ctx context.Context) (<-chan timeline.Record, error) {
 	// Start informers in their own context, so that a failed sync stops them
 	// here instead of leaving them to the caller's.
 	runCtx, stop := context.WithCancel(ctx)
+	w.stop = stop
 	selected.StartWithContext(runCtx)
 	unfiltered.StartWithContext(runCtx)
 	shutdown := func() {
@@ -212,7 +231,9 @@ func (w *watcher) start(ctx context.Context) (<-chan timeline.Record, error) {
 		for typ, ok := range f.WaitForCacheSync(runCtx.Done()) {
 			if !ok {
 				shutdown()
-				close(w.out)
+				if err := w.sinkErr(); err != nil {
+					return nil, err
+				}
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
@@ -220,12 +241,19 @@ func (w *watcher) start(ctx context.Context) (<-chan timeline.Record, error) {
 			}
 		}
 	}
+	wa := &Watch{done: make(chan struct{}), w: w}
 	go func() {
-		<-ctx.Done()
-		shutdown() // returns once no handler can run any more
-		close(w.out)
+		<-runCtx.Done() // ctx ended, or sink failed and cancelled it
+		shutdown()      // returns once no handler can run any more
+		close(wa.done)
 	}()
-	return w.out, nil
+	return wa, nil
+}
+
+func (w *watcher) sinkErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // observation is what a handler derives from one object.
@@ -263,11 +291,14 @@ func (w *watcher) handler(observe func(obj any, deleted bool) (observation, bool
 }
 
 // record emits o unless it equals what was last emitted for the same object.
-// Stamping and sending under one lock keeps the channel in time order across
+// Stamping and sending under one lock keeps the records in time order across
 // informers.
 func (w *watcher) record(o observation, initial bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.err != nil {
+		return
+	}
 	prev, seen := w.last[o.key]
 	if seen && prev.state == o.state && maps.Equal(prev.attrs, o.attrs) {
 		return
@@ -288,9 +319,9 @@ func (w *watcher) record(o observation, initial bool) {
 		Kind: o.kind, Time: w.opts.Now(), Source: Source,
 		Object: o.object, State: o.state, Reason: reason, Attrs: o.attrs,
 	}
-	select {
-	case w.out <- rec:
-	case <-w.ctx.Done():
+	if err := w.sink(&rec); err != nil {
+		w.err = err
+		w.stop()
 	}
 }
 

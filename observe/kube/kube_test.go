@@ -2,6 +2,7 @@ package kube_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -38,27 +39,32 @@ const gate = "target-health.elbv2.k8s.aws/k8s-web-tg"
 type recorder struct {
 	mu   sync.Mutex
 	recs []timeline.Record
-	done chan struct{}
+	done chan struct{} // closed once the watch has stopped
 }
 
 func record(t *testing.T, cs kubernetes.Interface, opts kube.Options) (*recorder, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	ch, err := kube.Start(ctx, cs, opts)
+	r := &recorder{done: make(chan struct{})}
+	w, err := kube.Start(ctx, cs, opts, func(rec *timeline.Record) error {
+		r.mu.Lock()
+		r.recs = append(r.recs, *rec)
+		r.mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	r := &recorder{done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		for rec := range ch {
-			r.mu.Lock()
-			r.recs = append(r.recs, rec)
-			r.mu.Unlock()
+	var werr error
+	go func() { defer close(r.done); werr = w.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+		if werr != nil {
+			t.Error(werr)
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-r.done })
+	})
 	return r, cancel
 }
 
@@ -428,7 +434,7 @@ func TestPreflightNamesTheResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := kubernetes.NewForConfigOrDie(cfg)
-	_, err = kube.Start(t.Context(), cs, kube.Options{Namespace: "obs-rbac"})
+	_, err = kube.Start(t.Context(), cs, kube.Options{Namespace: "obs-rbac"}, discard)
 	if err == nil || !strings.Contains(err.Error(), "cannot list pods in namespace obs-rbac") || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("err = %v, want a forbidden error naming pods and the namespace", err)
 	}
@@ -436,8 +442,50 @@ func TestPreflightNamesTheResource(t *testing.T) {
 
 func TestBadOptions(t *testing.T) {
 	for _, o := range []kube.Options{{Selector: "app in (("}, {Resources: []kube.Resource{"services"}}} {
-		if _, err := kube.Start(t.Context(), kubernetes.New(nil), o); err == nil {
+		if _, err := kube.Start(t.Context(), kubernetes.New(nil), o, discard); err == nil {
 			t.Errorf("Start(%+v): no error", o)
 		}
 	}
 }
+
+// A sink that fails stops the watch: its error comes back (from Start when
+// it failed on the initial listing, else from Wait), and no record reaches
+// it after the failure, though pods keep changing.
+func TestSinkErrorStopsTheWatch(t *testing.T) {
+	cs, ns := setup(t, "obs-sink")
+	ctx := t.Context()
+	pods := cs.CoreV1().Pods(ns)
+	mk := func(name string) {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "web"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "demo"}}}}
+		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := errors.New("disk full")
+	var mu sync.Mutex
+	calls := 0
+	sink := func(*timeline.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return full
+	}
+	w, err := kube.Start(ctx, cs, kube.Options{Namespace: ns, Resources: []kube.Resource{kube.Pods}}, sink)
+	if err == nil {
+		mk("web-1") // the first record, and the sink's failure
+		mk("web-2") // after it: must not reach the sink
+		err = w.Wait()
+	}
+	if !errors.Is(err, full) {
+		t.Fatalf("err = %v, want the sink's error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 1 {
+		t.Errorf("sink called %d times, want 1: nothing is sent after its error", calls)
+	}
+}
+
+func discard(*timeline.Record) error { return nil }

@@ -87,15 +87,11 @@ func startObservers(ctx context.Context, o *observeOptions, rec *timeline.Writer
 	obs := &observers{cancel: cancel}
 	fail := func(err error) (*observers, error) { obs.stop(); return nil, err }
 	if o.kube {
-		recs, err := startKube(ctx, o)
+		w, err := startKube(ctx, o, func(r *timeline.Record) error { return obs.write(rec, r) })
 		if err != nil {
 			return fail(err)
 		}
-		obs.wg.Go(func() {
-			for r := range recs {
-				obs.write(rec, &r)
-			}
-		})
+		obs.wg.Go(func() { _ = w.Wait() }) // its error is obs.err
 	}
 	if o.targetGroupARN != "" {
 		p, err := elbv2.New(ctx, elbv2.Config{TargetGroupARN: o.targetGroupARN, Endpoint: o.awsEndpoint,
@@ -113,7 +109,7 @@ func startObservers(ctx context.Context, o *observeOptions, rec *timeline.Writer
 			obs.write(rec, &first[i])
 		}
 		obs.wg.Go(func() {
-			if err := p.Run(ctx, func(r *timeline.Record) error { obs.write(rec, r); return nil }); err != nil {
+			if err := p.Run(ctx, func(r *timeline.Record) error { return obs.write(rec, r) }); err != nil {
 				fmt.Fprintf(warn, "warning: --target-group-arn: %v\n", err)
 			}
 		})
@@ -121,14 +117,18 @@ func startObservers(ctx context.Context, o *observeOptions, rec *timeline.Writer
 	return obs, nil
 }
 
-func (obs *observers) write(rec *timeline.Writer, r *timeline.Record) {
-	if err := rec.Write(r); err != nil {
+// write records r and keeps the first error, which stop returns; the
+// watcher that got it stops sending.
+func (obs *observers) write(rec *timeline.Writer, r *timeline.Record) error {
+	err := rec.Write(r)
+	if err != nil {
 		obs.mu.Lock()
 		if obs.err == nil {
 			obs.err = err
 		}
 		obs.mu.Unlock()
 	}
+	return err
 }
 
 // stop ends the watchers and returns the first error writing their records.
@@ -145,16 +145,16 @@ func (obs *observers) stop() error {
 // watch; kube.Start lists every resource once first, so a missing
 // permission or an unreachable server is an error here (exit 3, as
 // cmdutil.Code decides) rather than an informer retrying.
-func startKube(ctx context.Context, o *observeOptions) (<-chan timeline.Record, error) {
+func startKube(ctx context.Context, o *observeOptions, sink timeline.Sink) (*kube.Watch, error) {
 	cs, ns, err := o.flags.Client()
 	if err != nil {
 		return nil, fmt.Errorf("--kube: %w", err)
 	}
-	recs, err := kube.Start(ctx, cs, kube.Options{Namespace: ns, Selector: o.selector})
+	w, err := kube.Start(ctx, cs, kube.Options{Namespace: ns, Selector: o.selector}, sink)
 	if err != nil {
 		return nil, fmt.Errorf("--kube: %w", err)
 	}
-	return recs, nil
+	return w, nil
 }
 
 // awsError maps the first poll's error: an API error response about the

@@ -101,18 +101,17 @@ func TestProbeKubeRecordsPodsBesideRequests(t *testing.T) {
 	// watch stream; the probe's own watch sees the same stream.
 	wctx, wcancel := context.WithCancel(t.Context())
 	defer wcancel()
-	seen, err := kube.Start(wctx, cs, kube.Options{Namespace: ns, Selector: "app=web", Resources: []kube.Resource{kube.Pods}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var changed atomic.Bool
-	go func() {
-		for r := range seen {
+	_, err := kube.Start(wctx, cs, kube.Options{Namespace: ns, Selector: "app=web", Resources: []kube.Resource{kube.Pods}},
+		func(r *timeline.Record) error {
 			if r.Reason != "initial" && r.Object == web.Name {
 				changed.Store(true)
 			}
-		}
-	}()
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ts, served := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
