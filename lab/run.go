@@ -568,4 +568,3 @@ type platform interface {
 	// namespace is where the Deployment lives.
 	namespace() string
 }
-
