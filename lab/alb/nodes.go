@@ -141,7 +141,8 @@ func (n *node) pick() (t *target, failOpen bool) {
 	return nil, false
 }
 
-func sortHealth(hs []TargetHealth) {
+// SortTargetHealth orders hs by IP, then port, as TargetHealth returns them.
+func SortTargetHealth(hs []TargetHealth) {
 	slices.SortFunc(hs, func(a, b TargetHealth) int {
 		if c := strings.Compare(a.Target.IP, b.Target.IP); c != 0 {
 			return c
