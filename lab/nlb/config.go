@@ -101,30 +101,15 @@ type Config struct {
 	Sink timeline.Sink
 }
 
-// HealthCheck holds the target group's active health check settings.
+// HealthCheck holds the target group's active health check settings: the
+// ELBv2 settings package alb has (with an NLB's defaults: DefaultConfig,
+// ControllerHealthCheck) and the protocol. Path and Matcher apply to HTTP
+// checks only; an NLB accepts success codes 200-599.
 type HealthCheck struct {
 	// Protocol is ProtocolTCP (a check passes when the connect does; the
 	// API's default for an NLB) or ProtocolHTTP (a GET of Path).
 	Protocol string
-	// Path of the HTTP check's GET (default "/").
-	Path string
-	// Port to check; 0 means the traffic port (AWS "traffic-port").
-	Port int
-	// Interval between checks of one target (API default 30 s; the
-	// controller's annotation default 10 s).
-	Interval time.Duration
-	// Timeout of one check (API default 10 s for TCP, 6 s for HTTP; the
-	// controller's 10 s).
-	Timeout time.Duration
-	// HealthyThreshold consecutive passes make a target healthy (API 5,
-	// controller 3).
-	HealthyThreshold int
-	// UnhealthyThreshold consecutive failures make it unhealthy (API 2,
-	// controller 3).
-	UnhealthyThreshold int
-	// Matcher is the HTTP check's success codes, "200-399" by default; an
-	// NLB accepts codes 200-599.
-	Matcher string
+	alb.HealthCheck
 }
 
 // DefaultConfig returns the AWS API defaults for a Network Load Balancer and
@@ -139,15 +124,12 @@ func DefaultConfig() Config {
 		AccountID:  "000000000000",
 		TargetType: TargetTypeIP,
 		TargetPort: 80,
-		HealthCheck: HealthCheck{
-			Protocol:           ProtocolTCP,
-			Path:               "/",
-			Interval:           30 * time.Second,
-			Timeout:            10 * time.Second,
-			HealthyThreshold:   5,
-			UnhealthyThreshold: 2,
-			Matcher:            "200-399",
-		},
+		// Interval 30 s, timeout 10 s (TCP; 6 s for HTTP), healthy 5,
+		// unhealthy 2, success codes 200-399.
+		HealthCheck: HealthCheck{Protocol: ProtocolTCP, HealthCheck: alb.HealthCheck{
+			Path: "/", Interval: 30 * time.Second, Timeout: 10 * time.Second,
+			HealthyThreshold: 5, UnhealthyThreshold: 2, Matcher: "200-399",
+		}},
 		DeregistrationDelay:            300 * time.Second,
 		DeregistrationPropagation:      120 * time.Second,
 		ConnectionTermination:          false,
@@ -163,15 +145,10 @@ func DefaultConfig() Config {
 // timeout 10 s, healthy 3, unhealthy 3, success codes 200-399), which differ
 // from the API's.
 func ControllerHealthCheck() HealthCheck {
-	return HealthCheck{
-		Protocol:           ProtocolTCP,
-		Path:               "/",
-		Interval:           10 * time.Second,
-		Timeout:            10 * time.Second,
-		HealthyThreshold:   3,
-		UnhealthyThreshold: 3,
-		Matcher:            "200-399",
-	}
+	return HealthCheck{Protocol: ProtocolTCP, HealthCheck: alb.HealthCheck{
+		Path: "/", Interval: 10 * time.Second, Timeout: 10 * time.Second,
+		HealthyThreshold: 3, UnhealthyThreshold: 3, Matcher: "200-399",
+	}}
 }
 
 // Scaled returns c with every duration multiplied by scale (the lab's

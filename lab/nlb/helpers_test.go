@@ -26,13 +26,20 @@ type echo struct {
 	target alb.Target
 }
 
-func startEcho(t *testing.T, ip, name string) *echo {
+// listen opens a listener on a free port of ip and names it as a target.
+func listen(t *testing.T, ip string) (net.Listener, alb.Target) {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatalf("listen %s: %v", ip, err)
 	}
-	e := &echo{name: name, ln: ln, target: alb.Target{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}}
+	return ln, alb.Target{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
+}
+
+func startEcho(t *testing.T, ip, name string) *echo {
+	t.Helper()
+	ln, target := listen(t, ip)
+	e := &echo{name: name, ln: ln, target: target}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -68,11 +75,8 @@ type web struct {
 
 func startWeb(t *testing.T, ip, name string) *web {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("listen %s: %v", ip, err)
-	}
-	w := &web{name: name, target: alb.Target{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}}
+	ln, target := listen(t, ip)
+	w := &web{name: name, target: target}
 	w.health.Store(200)
 	srv := &http.Server{Handler: w}
 	go srv.Serve(ln)

@@ -66,7 +66,6 @@ type LB struct {
 	flows   map[*flow]struct{}
 	rng     *rand.Rand
 	attrs   Attributes
-	prop    time.Duration
 	nextID  uint64
 	closed  bool
 	wg      sync.WaitGroup
@@ -94,7 +93,6 @@ func New(cfg Config) (*LB, error) {
 		targets: map[string]*target{}, flows: map[*flow]struct{}{},
 		rng:   rand.New(rand.NewPCG(seed, seed)),
 		attrs: Attributes{DeregistrationDelay: cfg.DeregistrationDelay, ConnectionTermination: cfg.ConnectionTermination},
-		prop:  cfg.DeregistrationPropagation,
 	}
 	lb.ctx, lb.cancel = context.WithCancel(context.Background())
 	lb.hc = newHealthClient(cfg.HealthCheck.Timeout)
@@ -200,7 +198,7 @@ func (lb *LB) Deregister(targets ...alb.Target) error {
 		close(t.stopHC)
 		t.reason = alb.ReasonDeregistrationInProgress
 		recs = append(recs, lb.record(t))
-		gen, prop, delay := t.gen, lb.prop, lb.attrs.DeregistrationDelay
+		gen, prop, delay := t.gen, lb.cfg.DeregistrationPropagation, lb.attrs.DeregistrationDelay
 		t.timers = append(t.timers,
 			time.AfterFunc(prop, func() { lb.stopRouting(t, gen) }),
 			time.AfterFunc(max(prop, delay), func() { lb.finishDrain(t, gen) }))
@@ -314,18 +312,6 @@ func (lb *LB) SetAttributes(a Attributes) error {
 	}
 	lb.mu.Lock()
 	lb.attrs = a
-	lb.mu.Unlock()
-	return nil
-}
-
-// SetPropagation changes DeregistrationPropagation for deregistrations that
-// start afterwards (a lab scenario may hold it at zero while it sets up).
-func (lb *LB) SetPropagation(p time.Duration) error {
-	if p < 0 {
-		return fmt.Errorf("nlb: DeregistrationPropagation must be >= 0, got %v", p)
-	}
-	lb.mu.Lock()
-	lb.prop = p
 	lb.mu.Unlock()
 	return nil
 }

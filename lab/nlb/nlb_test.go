@@ -3,7 +3,6 @@ package nlb
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,33 +64,40 @@ func TestConnectionsNotRequestsAreBalanced(t *testing.T) {
 	}
 }
 
-func TestDeregisteredTargetGetsNewConnectionsUntilPropagated(t *testing.T) {
-	recs := &testutil.Records{}
-	lb := newLB(t, testConfig(recs))
-	a, b := startEcho(t, "127.0.32.1", "a"), startEcho(t, "127.0.32.2", "b")
+// twoHealthy starts two echo targets a and b behind a new LB.
+func twoHealthy(t *testing.T, cfg Config, ip string) (*LB, *echo, *echo) {
+	t.Helper()
+	lb := newLB(t, cfg)
+	a, b := startEcho(t, ip+".1", "a"), startEcho(t, ip+".2", "b")
 	register(t, lb, a.target, b.target)
 	waitState(t, lb, a.target, alb.StateHealthy)
 	waitState(t, lb, b.target, alb.StateHealthy)
+	return lb, a, b
+}
 
-	deregister(t, lb, a.target) // propagation: an hour
+func TestDeregisteredTargetGetsNewConnectionsDuringPropagation(t *testing.T) {
+	recs := &testutil.Records{}
+	lb, a, _ := twoHealthy(t, testConfig(recs), "127.0.32") // propagation: an hour
+	deregister(t, lb, a.target)
 	if got := lb.HealthOf(a.target).State; got != alb.StateDraining {
 		t.Fatalf("deregistered target is %s, want draining", got)
 	}
 	during := fresh(t, lb, 30)
-	if during["a"] == 0 || lb.HealthOf(a.target).State != alb.StateDraining {
-		t.Fatalf("during propagation: %v, want new connections to the draining target too", during)
+	if during["a"] == 0 || during["b"] == 0 {
+		t.Fatalf("during propagation: %v, want new connections on the draining target too", during)
 	}
 	for _, r := range flowEvents(recs, ReasonFlowOpened) {
 		if r.Object == a.target.String() && r.Attrs["target_state"] != string(alb.StateDraining) {
 			t.Fatalf("flow to a after its deregistration recorded as %q", r.Attrs["target_state"])
 		}
 	}
+}
 
-	register(t, lb, a.target) // cancels the deregistration
-	waitState(t, lb, a.target, alb.StateHealthy)
-	if err := lb.SetPropagation(20 * time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+func TestDeregisteredTargetGetsNoNewConnectionAfterPropagation(t *testing.T) {
+	recs := &testutil.Records{}
+	cfg := testConfig(recs)
+	cfg.DeregistrationPropagation = 20 * time.Millisecond
+	lb, a, _ := twoHealthy(t, cfg, "127.0.39")
 	deregister(t, lb, a.target)
 	waitRecord(t, recs, "propagation mark", func(r timeline.Record) bool {
 		return r.Reason == ReasonDeregistrationPropagated && r.Object == a.target.String()
@@ -207,12 +213,8 @@ func TestUnhealthyTargetsConnectionsAreReset(t *testing.T) {
 			recs := &testutil.Records{}
 			cfg := testConfig(recs)
 			cfg.UnhealthyConnectionTermination = termination
-			lb := newLB(t, cfg)
-			echos := map[string]*echo{"a": startEcho(t, "127.0.36.1", "a"), "b": startEcho(t, "127.0.36.2", "b")}
-			for _, e := range echos {
-				register(t, lb, e.target)
-				waitState(t, lb, e.target, alb.StateHealthy)
-			}
+			lb, a, b := twoHealthy(t, cfg, "127.0.36")
+			echos := map[string]*echo{"a": a, "b": b}
 			l := dialLine(t, lb)
 			got, err := l.say("hello")
 			if err != nil {
@@ -237,11 +239,7 @@ func TestRefusedOrMissingTargetResetsTheClient(t *testing.T) {
 	}
 	waitRecord(t, recs, "no_target flow", closedWith(EndNoTarget, ""))
 
-	ln, err := net.Listen("tcp", "127.0.37.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone := alb.Target{IP: "127.0.37.1", Port: ln.Addr().(*net.TCPAddr).Port}
+	ln, gone := listen(t, "127.0.37.1")
 	ln.Close()
 	register(t, lb, gone)
 	waitState(t, lb, gone, alb.StateUnhealthy)
