@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -53,9 +52,8 @@ type LB struct {
 	wg      sync.WaitGroup // health checkers and timers' work
 	done    chan struct{}
 
-	// unreachable holds the IPs that have left the network (SetReachable):
-	// an immutable set replaced under mu, read without a lock.
-	unreachable atomic.Pointer[map[string]struct{}]
+	// unreachable holds the IPs that have left the network (SetReachable).
+	unreachable Reachability
 
 	logMu sync.Mutex
 	logW  *bufio.Writer

@@ -1,6 +1,7 @@
 package nlb
 
 import (
+	"context"
 	"errors"
 	"io"
 	"maps"
@@ -45,6 +46,10 @@ const (
 	// EndConnectTimeout: the target did not answer the connect within the
 	// idle timeout; the client is reset.
 	EndConnectTimeout = "connect_timeout"
+	// EndUnreachable: the target's IP had left the network (SetReachable):
+	// the client got no answer until it closed, or until the idle timeout
+	// reset it.
+	EndUnreachable = "target_unreachable"
 	// EndDialError: the connect failed otherwise; the client is reset.
 	EndDialError = "dial_error"
 	// EndNoTarget: no target registered; the client is reset. AWS documents
@@ -76,7 +81,10 @@ func (lb *LB) accept() {
 			return
 		}
 		if err != nil {
-			continue // a connection that failed before it was accepted
+			// A connection that failed before it was accepted, or out of
+			// file descriptors: try again shortly rather than spin.
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		lb.wg.Add(1)
 		go lb.serve(c)
@@ -103,6 +111,11 @@ func (lb *LB) serve(c *net.TCPConn) {
 		attrs["fail_open"] = "true"
 	}
 	lb.mu.Unlock()
+	if lb.reach.Unreachable(t.addr.IP) {
+		lb.unanswered(c)
+		lb.emitClosed(t.key, attrs, EndUnreachable)
+		return
+	}
 	bc, err := lb.dialer.DialContext(lb.ctx, "tcp", t.key)
 	if err != nil {
 		reset(c)
@@ -122,6 +135,17 @@ func (lb *LB) serve(c *net.TCPConn) {
 	lb.mu.Lock()
 	delete(lb.flows, f)
 	lb.mu.Unlock()
+}
+
+// unanswered holds a client whose target's IP has left the network: what it
+// sends goes nowhere and nothing comes back, until it closes, the idle
+// timeout passes (it is reset) or the LB closes.
+func (lb *LB) unanswered(c *net.TCPConn) {
+	stop := context.AfterFunc(lb.ctx, func() { reset(c) })
+	defer stop()
+	c.SetReadDeadline(time.Now().Add(lb.cfg.IdleTimeout))
+	io.Copy(io.Discard, c)
+	reset(c)
 }
 
 // track adds f to the open connections; an End means it must not open:

@@ -30,7 +30,7 @@ func (lb *LB) healthChecker(t *target, stop chan struct{}, gen uint64) {
 	tick := time.NewTicker(lb.cfg.HealthCheck.Interval)
 	defer tick.Stop()
 	for {
-		lb.applyCheck(t, gen, lb.check(addr))
+		lb.applyCheck(t, gen, lb.check(t.addr.IP, addr))
 		select {
 		case <-stop:
 			return
@@ -41,11 +41,19 @@ func (lb *LB) healthChecker(t *target, stop chan struct{}, gen uint64) {
 	}
 }
 
-// check sends one health check to addr and reports whether it passed: for
-// TCP, whether the connect succeeded within the timeout; for HTTP, whether
-// the GET of Path answered a success code in time.
-func (lb *LB) check(addr string) bool {
+// check sends one health check to addr (on ip) and reports whether it
+// passed: for TCP, whether the connect succeeded within the timeout; for
+// HTTP, whether the GET of Path answered a success code in time. A check of
+// an unreachable ip waits out the timeout and fails.
+func (lb *LB) check(ip, addr string) bool {
 	hc := lb.cfg.HealthCheck
+	if lb.reach.Unreachable(ip) {
+		select {
+		case <-time.After(hc.Timeout):
+		case <-lb.ctx.Done():
+		}
+		return false
+	}
 	if hc.Protocol == ProtocolTCP {
 		ctx, cancel := context.WithTimeout(lb.ctx, hc.Timeout)
 		defer cancel()

@@ -60,6 +60,8 @@ type LB struct {
 	ctx    context.Context
 	cancel context.CancelFunc // on Close: ends dials and health checks
 
+	reach alb.Reachability // IPs that have left the network (SetReachable)
+
 	mu      sync.Mutex
 	targets map[string]*target // registered, including draining
 	order   []*target          // the same, by address: the choice is repeatable
@@ -286,6 +288,22 @@ func (lb *LB) HealthOf(t alb.Target) alb.TargetHealth {
 func (lb *LB) describe(t *target) alb.TargetHealth {
 	return alb.TargetHealth{Target: t.addr, State: t.state(), Reason: t.reason,
 		Description: alb.ReasonDescription(t.reason), HealthCheckPort: lb.healthCheckPort(t.addr)}
+}
+
+// SetReachable says whether ip is on the network (alb.LB.SetReachable says
+// why the lab needs it: a deleted pod's IP leaves the VPC). While ip is
+// unreachable, a new connection routed to a target on it gets no answer: on
+// AWS the client's SYN goes to an IP nobody holds, so the client waits for
+// its own connect timeout. The stand-in has accepted the client already, so
+// it forwards nothing and answers nothing until the client gives up, or
+// resets it at the idle timeout (EndUnreachable). Health checks of ip time
+// out. Connections opened before stay as they are; only loopback IPs are
+// accepted.
+func (lb *LB) SetReachable(ip string, reachable bool) error {
+	if err := lb.reach.Set(ip, reachable); err != nil {
+		return fmt.Errorf("nlb: %w", err)
+	}
+	return nil
 }
 
 // Attributes are the target group attributes the LB honours.

@@ -1,8 +1,10 @@
 package nlb
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -303,5 +305,38 @@ func TestConfigIsValidatedAndScaled(t *testing.T) {
 	if s.DeregistrationPropagation != 1200*time.Millisecond || s.IdleTimeout != 3500*time.Millisecond ||
 		s.DeregistrationDelay != 3*time.Second || s.HealthCheck.Interval != 300*time.Millisecond {
 		t.Fatalf("Scaled(0.01) = %+v", s)
+	}
+}
+
+func TestUnreachableTargetLeavesTheClientWithoutAnswer(t *testing.T) {
+	recs := &testutil.Records{}
+	cfg := testConfig(recs)
+	cfg.HealthCheck.Timeout = 20 * time.Millisecond
+	lb := newLB(t, cfg)
+	a := startEcho(t, "127.0.40.1", "a")
+	register(t, lb, a.target)
+	waitState(t, lb, a.target, alb.StateHealthy)
+	if err := lb.SetReachable(a.target.IP, false); err != nil {
+		t.Fatal(err)
+	}
+	l := dialLine(t, lb)
+	fmt.Fprintln(l.c, "anyone")
+	l.c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)) // the client's own timeout
+	var ne net.Error
+	if _, err := l.r.ReadString('\n'); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("unreachable target: %v, want the client's own timeout", err)
+	}
+	l.c.Close()
+	waitRecord(t, recs, "unreachable flow", closedWith(EndUnreachable, a.target.String()))
+	waitState(t, lb, a.target, alb.StateUnhealthy) // its checks time out
+	if err := lb.SetReachable(a.target.IP, true); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, lb, a.target, alb.StateHealthy)
+	if got, err := dialLine(t, lb).say("back"); err != nil || got != "a back" {
+		t.Fatalf("reachable again: %q %v", got, err)
+	}
+	if err := lb.SetReachable("10.0.0.1", false); err == nil {
+		t.Fatal("a non-loopback IP was accepted")
 	}
 }
