@@ -18,8 +18,8 @@ const (
 // Target types. They change nothing in how the stand-in balances: an ip
 // target is a pod address, an instance target a node address on the
 // Service's NodePort (kube-proxy forwards from there); the lab decides which
-// addresses to register. The type is reported by DescribeTargetGroups and on
-// records.
+// addresses to register. The type is kept in Config for an ELBv2 API to
+// describe the target group.
 const (
 	TargetTypeIP       = "ip"
 	TargetTypeInstance = "instance"
@@ -152,8 +152,12 @@ func ControllerHealthCheck() HealthCheck {
 }
 
 // Scaled returns c with every duration multiplied by scale (the lab's
-// --time-scale): the one place that lists them, so none is left at spec time.
+// --time-scale; 0 or less means 1, real time, as kubelet.TimeScale has it):
+// the one place that lists them, so none is left at spec time.
 func (c Config) Scaled(scale float64) Config {
+	if scale <= 0 {
+		scale = 1
+	}
 	s := func(d time.Duration) time.Duration { return time.Duration(float64(d) * scale) }
 	c.HealthCheck.Interval, c.HealthCheck.Timeout = s(c.HealthCheck.Interval), s(c.HealthCheck.Timeout)
 	c.DeregistrationDelay = s(c.DeregistrationDelay)

@@ -64,10 +64,10 @@ func removeTarget(ts []*target, t *target) []*target {
 // troubleshooting). nil means no target is routed. Call with lb.mu held.
 //
 // AWS hashes the protocol, the addresses and ports and the TCP sequence
-// number (NLB user guide, overview). The initial sequence number is random
-// per connection (RFC 9293), so two connections from one client land
-// independently of each other: a seeded random choice per connection is
-// that, repeatably.
+// number (NLB user guide, overview). The initial sequence number is
+// unpredictable per connection (RFC 9293 section 3.4.1, RFC 6528), so two
+// connections from one client land independently of each other: a seeded
+// random choice per connection is that, repeatably.
 func (lb *LB) pick() (t *target, failOpen bool) {
 	var healthy, routed []*target
 	for _, t := range lb.order {
