@@ -15,7 +15,9 @@ import (
 )
 
 // Reasons of the per-connection ground-truth records (Kind event, Source
-// lab, Object the target "ip:port", empty when none was chosen). Attrs:
+// lab, Object the target "ip:port", empty when none was chosen). Every
+// accepted connection gets a FlowClosed; one given a target gets a
+// FlowOpened first, timed when it was accepted and its target chosen. Attrs:
 // "flow" (a number unique per LB), "client" (the client's "ip:port"),
 // "target_state" (the target's state when chosen: draining means the
 // deregistration had not propagated yet), "fail_open" ("true" when no
@@ -111,6 +113,9 @@ func (lb *LB) serve(c *net.TCPConn) {
 		attrs["fail_open"] = "true"
 	}
 	lb.mu.Unlock()
+	rec := lb.event(t.key, ReasonFlowOpened, maps.Clone(attrs))
+	rec.Time = opened
+	lb.emit(rec)
 	if lb.reach.Unreachable(t.addr.IP) {
 		lb.unanswered(c)
 		lb.emitClosed(t.key, attrs, EndUnreachable)
@@ -128,9 +133,6 @@ func (lb *LB) serve(c *net.TCPConn) {
 		f.finish()
 		return
 	}
-	rec := lb.event(t.key, ReasonFlowOpened, maps.Clone(attrs))
-	rec.Time = opened
-	lb.emit(rec)
 	f.run(lb.cfg.IdleTimeout)
 	lb.mu.Lock()
 	delete(lb.flows, f)
@@ -175,7 +177,7 @@ func dialEnd(err error) string {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return EndTargetRefused
-	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed):
+	case errors.Is(err, context.Canceled), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed):
 		return EndClosed
 	case errors.As(err, &ne) && ne.Timeout():
 		return EndConnectTimeout

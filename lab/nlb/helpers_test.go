@@ -103,7 +103,9 @@ func testConfig(recs *testutil.Records) Config {
 	cfg.DeregistrationDelay = time.Hour
 	cfg.DeregistrationPropagation = time.Hour
 	cfg.IdleTimeout = time.Hour
-	cfg.Sink = recs.Add
+	if recs != nil {
+		cfg.Sink = recs.Add
+	}
 	return cfg
 }
 

@@ -229,38 +229,55 @@ func (lb *LB) Deregister(targets ...alb.Target) error {
 }
 
 // stopRouting ends a deregistration's propagation: from now on no new
-// connection reaches t. The record is the ground truth of P.
+// connection reaches t.
 func (lb *LB) stopRouting(t *target, gen uint64) {
 	lb.mu.Lock()
-	if t.gen != gen || lb.closed {
-		lb.mu.Unlock()
-		return
+	var rec *timeline.Record
+	if t.gen == gen && !lb.closed {
+		rec = lb.unroute(t)
 	}
-	t.routed = false
-	rec := lb.event(t.key, ReasonDeregistrationPropagated, nil)
 	lb.mu.Unlock()
-	lb.emit(rec)
+	if rec != nil {
+		lb.emit(rec)
+	}
 }
 
-// finishDrain ends a deregistration: t is forgotten and reported unused;
-// its connections are reset if connection termination is on.
+// unroute takes t out of the choice of new connections and returns the
+// mark of that moment (the ground truth of P), or nil if it was out
+// already. Call with lb.mu held.
+func (lb *LB) unroute(t *target) *timeline.Record {
+	if !t.routed {
+		return nil
+	}
+	t.routed = false
+	return lb.event(t.key, ReasonDeregistrationPropagated, nil)
+}
+
+// finishDrain ends a deregistration: t is forgotten and reported unused
+// (after its propagation mark, whichever timer fired first); its
+// connections are reset if connection termination is on.
 func (lb *LB) finishDrain(t *target, gen uint64) {
 	lb.mu.Lock()
 	if t.gen != gen || lb.closed || lb.targets[t.key] != t {
 		lb.mu.Unlock()
 		return
 	}
+	var recs []*timeline.Record
+	if mark := lb.unroute(t); mark != nil {
+		recs = append(recs, mark)
+	}
 	delete(lb.targets, t.key)
 	lb.order = removeTarget(lb.order, t)
 	t.reason = alb.ReasonNotRegistered
 	rec := lb.record(t)
 	rec.State = string(alb.StateUnused)
+	recs = append(recs, rec)
 	var cut []*flow
 	if lb.attrs.ConnectionTermination {
 		cut = lb.flowsOf(t)
 	}
 	lb.mu.Unlock()
-	lb.emit(rec)
+	lb.emit(recs...)
 	for _, f := range cut {
 		f.terminate(EndDeregistrationTermination)
 	}

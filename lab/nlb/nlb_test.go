@@ -249,6 +249,27 @@ func TestRefusedOrMissingTargetResetsTheClient(t *testing.T) {
 		t.Fatalf("refusing target: %q %v, want a reset", got, err)
 	}
 	waitRecord(t, recs, "target_refused flow", closedWith(EndTargetRefused, gone.String()))
+	opened := flowEvents(recs, ReasonFlowOpened)
+	if len(opened) != 1 || opened[0].Object != gone.String() || opened[0].Attrs["fail_open"] != "true" {
+		t.Fatalf("opened flows %+v, want the refused one, fail-open", opened)
+	}
+}
+
+func TestASinkErrorIsKept(t *testing.T) {
+	cfg := testConfig(nil)
+	cfg.Sink = func(*timeline.Record) error { return io.ErrShortWrite }
+	lb, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startEcho(t, "127.0.41.1", "a")
+	register(t, lb, a.target)
+	if err := lb.Err(); err != io.ErrShortWrite {
+		t.Fatalf("Err = %v after a failed record", err)
+	}
+	if err := lb.Close(); err != io.ErrShortWrite {
+		t.Fatalf("Close = %v, want the sink's error", err)
+	}
 }
 
 func TestTargetHealthTransitionsAreRecorded(t *testing.T) {
