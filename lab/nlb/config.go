@@ -72,12 +72,14 @@ type Config struct {
 	// to the target").
 	ConnectionTermination bool
 	// UnhealthyConnectionTermination is
-	// target_health_state.unhealthy.connection_termination.enabled (default
-	// true): a target that turns unhealthy has its connections reset ("the
-	// load balancer sends a TCP RST for packets received on the client
-	// connections associated with the target, unless the unhealthy target
-	// triggers the load balancer to fail open"; NLB user guide, health
-	// checks).
+	// target_health_state.unhealthy.connection_termination.enabled (NLB user
+	// guide, target group attributes, connection termination for unhealthy
+	// targets; default true, as the Pulumi/Terraform AWS provider documents
+	// it): once a target turns unhealthy, whichever end of one of its
+	// connections sends next is reset ("the load balancer sends a TCP RST for
+	// packets received on the client connections associated with the target,
+	// unless the unhealthy target triggers the load balancer to fail open";
+	// NLB user guide, health checks).
 	UnhealthyConnectionTermination bool
 	// IdleTimeout is the listener's tcp.idle_timeout.seconds (default 350 s,
 	// range 60-6000 s; NLB user guide, update the TCP idle timeout): a flow
