@@ -124,6 +124,10 @@ func New(cfg Config) (*LB, error) {
 // Addr is the listener's address ("127.0.0.1:port").
 func (lb *LB) Addr() string { return lb.ln.Addr().String() }
 
+// URL is "http://" + Addr(), for HTTP clients: the NLB carries whatever the
+// targets speak.
+func (lb *LB) URL() string { return "http://" + lb.Addr() }
+
 // Config returns the configuration the LB runs with.
 func (lb *LB) Config() Config { return lb.cfg }
 

@@ -15,8 +15,9 @@ import (
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
-// The ELBv2 API stand-in (lab/alb/elbv2api) reads these from an alb.LB; an
-// LB has them with the same signatures, so an interface there can serve both.
+// The ELBv2 API stand-in (lab/alb/elbv2api) and the controller stand-in
+// (lab/albcontroller) use these of an alb.LB; an LB has them with the same
+// signatures, so an interface there can take both.
 var _ interface {
 	TargetGroupARN() string
 	LoadBalancerARN() string
