@@ -290,7 +290,7 @@ func (lb *LB) TargetHealth() []TargetHealth {
 	for _, t := range lb.targets {
 		out = append(out, t.describe(lb.healthCheckPort(t.addr)))
 	}
-	SortTargetHealth(out)
+	sortHealth(out)
 	return out
 }
 

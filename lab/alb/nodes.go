@@ -141,8 +141,7 @@ func (n *node) pick() (t *target, failOpen bool) {
 	return nil, false
 }
 
-// SortTargetHealth orders hs by IP, then port, as TargetHealth returns them.
-func SortTargetHealth(hs []TargetHealth) {
+func sortHealth(hs []TargetHealth) {
 	slices.SortFunc(hs, func(a, b TargetHealth) int {
 		if c := strings.Compare(a.Target.IP, b.Target.IP); c != 0 {
 			return c
