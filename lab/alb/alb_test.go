@@ -496,7 +496,7 @@ func TestMatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	for code, want := range map[int]bool{200: true, 201: false, 203: true, 302: true, 500: false} {
-		if m.match(code) != want {
+		if m.Match(code) != want {
 			t.Errorf("match(%d) = %v", code, !want)
 		}
 	}

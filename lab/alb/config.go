@@ -143,7 +143,7 @@ func ControllerHealthCheck() HealthCheck {
 func (c *Config) validate() (matcher, error) {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if err := checkLoopbackListen(c.Listen); err != nil {
+	if err := CheckLoopback(c.Listen); err != nil {
 		bad("alb: Listen %q: %v", c.Listen, err)
 	}
 	if c.Name == "" {
@@ -193,8 +193,9 @@ func (c *Config) validate() (matcher, error) {
 	return m, errors.Join(errs...)
 }
 
-// checkLoopbackListen enforces the lab's rule that everything stays on loopback.
-func checkLoopbackListen(addr string) error {
+// CheckLoopback enforces the lab's rule that everything stays on loopback:
+// addr ("host:port") must have a loopback IP. Package nlb shares it.
+func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ func (lb *LB) check(url string, stop chan struct{}) (code int, reason string) {
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if !lb.matcher.match(resp.StatusCode) {
+	if !lb.matcher.Match(resp.StatusCode) {
 		return resp.StatusCode, ReasonResponseCodeMismatch
 	}
 	return resp.StatusCode, ""
@@ -64,25 +64,18 @@ func (lb *LB) applyCheck(t *target, gen uint64, code int, reason string) *timeli
 		return nil // deregistered (or re-registered) while the check ran
 	}
 	oldHealth, oldReason := t.health.Load(), t.reason
-	h := oldHealth
-	if reason == "" {
-		t.okRun++
-		t.failRun = 0
-		if h != hHealthy && t.okRun >= lb.cfg.HealthCheck.HealthyThreshold {
-			h, t.reason = hHealthy, ""
-		}
-	} else {
-		t.failRun++
-		t.okRun = 0
+	passed := reason == ""
+	if !passed {
 		t.lastCode = code
-		if h != hUnhealthy && t.failRun >= lb.cfg.HealthCheck.UnhealthyThreshold {
-			h = hUnhealthy
-		}
-		if h == hUnhealthy {
-			t.reason = reason
-		}
 	}
-	if h == hInitial {
+	hc := lb.cfg.HealthCheck
+	h := healthCode[t.runs.Next(healthState[oldHealth], passed, hc.HealthyThreshold, hc.UnhealthyThreshold)]
+	switch {
+	case h == hHealthy:
+		t.reason = ""
+	case h == hUnhealthy && !passed:
+		t.reason = reason
+	case h == hInitial:
 		t.reason = ReasonInitialHealthChecking
 	}
 	if h != oldHealth {
@@ -93,4 +86,28 @@ func (lb *LB) applyCheck(t *target, gen uint64, code int, reason string) *timeli
 		return nil
 	}
 	return lb.record(t)
+}
+
+// HealthRuns counts a target's consecutive health-check results and says
+// which state they leave it in, by the target group's HealthyThresholdCount
+// and UnhealthyThresholdCount. Package nlb's health checks use it too. The
+// zero value is a fresh registration.
+type HealthRuns struct{ ok, fail int }
+
+// Next counts one check of a target in state cur (passed or failed) and
+// returns its state after it: healthy after healthy consecutive passes,
+// unhealthy after unhealthy consecutive failures, cur otherwise.
+func (r *HealthRuns) Next(cur State, passed bool, healthy, unhealthy int) State {
+	if passed {
+		r.ok, r.fail = r.ok+1, 0
+		if r.ok >= healthy {
+			return StateHealthy
+		}
+		return cur
+	}
+	r.fail, r.ok = r.fail+1, 0
+	if r.fail >= unhealthy {
+		return StateUnhealthy
+	}
+	return cur
 }

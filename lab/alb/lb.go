@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -53,9 +52,8 @@ type LB struct {
 	wg      sync.WaitGroup // health checkers and timers' work
 	done    chan struct{}
 
-	// unreachable holds the IPs that have left the network (SetReachable):
-	// an immutable set replaced under mu, read without a lock.
-	unreachable atomic.Pointer[map[string]struct{}]
+	// unreachable holds the IPs that have left the network (SetReachable).
+	unreachable Reachability
 
 	logMu sync.Mutex
 	logW  *bufio.Writer
@@ -181,7 +179,7 @@ func (lb *LB) Register(targets ...Target) error {
 		}
 		t.gen++
 		t.health.Store(hInitial)
-		t.okRun, t.failRun = 0, 0
+		t.runs = HealthRuns{}
 		t.reason = ReasonRegistrationInProgress
 		t.stopHC = make(chan struct{})
 		recs = append(recs, lb.record(t))
@@ -250,20 +248,32 @@ func (lb *LB) finishDrain(t *target, gen uint64) {
 
 // normalize fills default ports and rejects non-loopback targets.
 func (lb *LB) normalize(targets []Target) ([]Target, error) {
+	ts, err := NormalizeTargets(targets, lb.cfg.TargetPort)
+	if err != nil {
+		return nil, fmt.Errorf("alb: %w", err)
+	}
+	return ts, nil
+}
+
+// NormalizeTargets gives targets registered without a port defaultPort (the
+// target group's), spells IPs canonically and rejects any IP that is not
+// loopback: the lab never sends traffic off the machine. Package nlb
+// shares it.
+func NormalizeTargets(targets []Target, defaultPort int) ([]Target, error) {
 	out := make([]Target, 0, len(targets))
 	for _, t := range targets {
 		ip := net.ParseIP(t.IP)
 		if ip == nil {
-			return nil, fmt.Errorf("alb: target %q: not an IP address", t.IP)
+			return nil, fmt.Errorf("target %q: not an IP address", t.IP)
 		}
 		if !ip.IsLoopback() {
-			return nil, fmt.Errorf("alb: target %s: not a loopback address (the lab only sends traffic to 127.0.0.0/8 and ::1)", t.IP)
+			return nil, fmt.Errorf("target %s: not a loopback address (the lab only sends traffic to 127.0.0.0/8 and ::1)", t.IP)
 		}
 		if t.Port == 0 {
-			t.Port = lb.cfg.TargetPort
+			t.Port = defaultPort
 		}
 		if t.Port < 1 || t.Port > 65535 {
-			return nil, fmt.Errorf("alb: target %s: port %d out of range 1-65535", t.IP, t.Port)
+			return nil, fmt.Errorf("target %s: port %d out of range 1-65535", t.IP, t.Port)
 		}
 		t.IP = ip.String()
 		out = append(out, t)

@@ -49,6 +49,11 @@ var reasonDescription = map[string]string{
 	ReasonDeregistrationInProgress: "Target deregistration is in progress",
 }
 
+// ReasonDescription is the API's Description for a reason code (empty for
+// an unknown one). Package nlb shares it. Target.ResponseCodeMismatch's
+// has a %d verb for the status code.
+func ReasonDescription(reason string) string { return reasonDescription[reason] }
+
 // TargetHealth is one target's state as the ELBv2 API reports it, and as
 // the proxy routes by.
 type TargetHealth struct {
@@ -67,6 +72,8 @@ const (
 )
 
 var healthState = [...]State{hInitial: StateInitial, hHealthy: StateHealthy, hUnhealthy: StateUnhealthy}
+
+var healthCode = map[State]int32{StateInitial: hInitial, StateHealthy: hHealthy, StateUnhealthy: hUnhealthy}
 
 // target is the LB's record of one registered target. Fields read by the
 // proxy are atomics; the rest is guarded by LB.mu.
@@ -88,8 +95,7 @@ type target struct {
 	// guarded by LB.mu
 	reason     string
 	lastCode   int // last mismatching health-check status, for Description
-	okRun      int
-	failRun    int
+	runs       HealthRuns
 	gen        uint64        // bumped at every (re)registration and deregistration
 	stopHC     chan struct{} // closed to stop this registration's health checker
 	drainTimer *time.Timer

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,26 +25,46 @@ import (
 // (Target.Timeout). Connections opened before stay as they are. ip need not
 // be registered; only loopback IPs are accepted, as by Register.
 func (lb *LB) SetReachable(ip string, reachable bool) error {
+	if err := lb.unreachable.Set(ip, reachable); err != nil {
+		return fmt.Errorf("alb: %w", err)
+	}
+	return nil
+}
+
+// isUnreachable reports whether ip (in normalized form) was made unreachable.
+func (lb *LB) isUnreachable(ip string) bool { return lb.unreachable.Unreachable(ip) }
+
+// Reachability is the set of IPs that have left the network, for a load
+// balancer stand-in to treat connects to them as unanswered (package nlb
+// keeps one too). The zero value has every IP reachable; it is safe for
+// concurrent use.
+type Reachability struct {
+	mu sync.Mutex // serializes writers
+	// gone is an immutable set replaced by Set, read without a lock: it is
+	// consulted on every new backend connection.
+	gone atomic.Pointer[map[string]struct{}]
+}
+
+// Set says whether ip is on the network. Only loopback IPs are accepted, as
+// targets are.
+func (r *Reachability) Set(ip string, reachable bool) error {
 	parsed := net.ParseIP(ip)
 	if parsed == nil {
-		return fmt.Errorf("alb: %q: not an IP address", ip)
+		return fmt.Errorf("%q: not an IP address", ip)
 	}
 	if !parsed.IsLoopback() {
-		return fmt.Errorf("alb: %s: not a loopback address (the lab only sends traffic to 127.0.0.0/8 and ::1)", ip)
+		return fmt.Errorf("%s: not a loopback address (the lab only sends traffic to 127.0.0.0/8 and ::1)", ip)
 	}
-	key := parsed.String() // the form normalize gives targets
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
+	key := parsed.String() // the form NormalizeTargets gives targets
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var old map[string]struct{}
-	if m := lb.unreachable.Load(); m != nil {
+	if m := r.gone.Load(); m != nil {
 		old = *m
 	}
-	_, gone := old[key]
-	if gone == !reachable {
+	if _, gone := old[key]; gone == !reachable {
 		return nil
 	}
-	// Copy on write: the proxy and the health checkers read the map
-	// without a lock.
 	next := make(map[string]struct{}, len(old)+1)
 	for k := range old {
 		next[k] = struct{}{}
@@ -52,14 +74,13 @@ func (lb *LB) SetReachable(ip string, reachable bool) error {
 	} else {
 		next[key] = struct{}{}
 	}
-	lb.unreachable.Store(&next)
+	r.gone.Store(&next)
 	return nil
 }
 
-// isUnreachable reports whether ip (in normalized form) was made unreachable.
-// It takes no lock: it runs on every new backend connection.
-func (lb *LB) isUnreachable(ip string) bool {
-	m := lb.unreachable.Load()
+// Unreachable reports whether ip (in normalized form) has left the network.
+func (r *Reachability) Unreachable(ip string) bool {
+	m := r.gone.Load()
 	if m == nil || len(*m) == 0 {
 		return false
 	}
