@@ -37,7 +37,7 @@ type Node struct {
 	view    *view
 	seq     uint64 // last Update
 	applied uint64 // last Update applied
-	timers  map[*time.Timer]struct{}
+	timers  map[*pending]struct{}
 	ln      net.Listener // nil while the node rejects
 	conns   map[net.Conn]struct{}
 	stats   Stats
@@ -76,7 +76,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, addr: ln.Addr().(*net.TCPAddr), rec: timeline.NewLatch(cfg.Sink), ctx: ctx, cancel: cancel,
 		rng:  rand.New(rand.NewPCG(cfg.Seed, nameHash(cfg.Name))),
-		view: newView(nil, cfg.Policy, cfg.Name), timers: map[*time.Timer]struct{}{}, conns: map[net.Conn]struct{}{},
+		view: newView(nil, cfg.Policy, cfg.Name), timers: map[*pending]struct{}{}, conns: map[net.Conn]struct{}{},
 	}
 	if cfg.HealthCheckListen != "" {
 		if n.health, err = startHealth(cfg.HealthCheckListen, n.serveHealth); err != nil {
@@ -115,15 +115,20 @@ func (n *Node) Update(eps []Endpoint) {
 	}
 	n.seq++
 	seq := n.seq
-	var tm *time.Timer
-	tm = time.AfterFunc(n.cfg.Lag, func() { n.apply(tm, seq, snapshot) })
-	n.timers[tm] = struct{}{}
+	p := &pending{}
+	p.tm = time.AfterFunc(n.cfg.Lag, func() { n.apply(p, seq, snapshot) })
+	n.timers[p] = struct{}{}
 }
 
+// pending is one scheduled update. Its timer is set under n.mu, which apply
+// takes before it looks at it: a timer of lag 0 may fire before Update has
+// stored it.
+type pending struct{ tm *time.Timer }
+
 // apply makes snapshot seq the node's view, unless a newer one is applied.
-func (n *Node) apply(tm *time.Timer, seq uint64, snapshot []Endpoint) {
+func (n *Node) apply(p *pending, seq uint64, snapshot []Endpoint) {
 	n.mu.Lock()
-	delete(n.timers, tm)
+	delete(n.timers, p)
 	if n.closed || seq <= n.applied {
 		n.mu.Unlock()
 		return
@@ -190,8 +195,8 @@ func (n *Node) Close() error {
 	n.mu.Lock()
 	if !n.closed {
 		n.closed = true
-		for tm := range n.timers {
-			tm.Stop()
+		for p := range n.timers {
+			p.tm.Stop()
 		}
 		n.listen(false)
 		for c := range n.conns {
