@@ -116,6 +116,7 @@ func (n *Node) Update(eps []Endpoint) {
 	n.seq++
 	seq := n.seq
 	p := &pending{}
+	n.wg.Add(1) // done by apply, or by Close when it stops the timer first
 	p.tm = time.AfterFunc(n.cfg.Lag, func() { n.apply(p, seq, snapshot) })
 	n.timers[p] = struct{}{}
 }
@@ -127,6 +128,7 @@ type pending struct{ tm *time.Timer }
 
 // apply makes snapshot seq the node's view, unless a newer one is applied.
 func (n *Node) apply(p *pending, seq uint64, snapshot []Endpoint) {
+	defer n.wg.Done()
 	n.mu.Lock()
 	delete(n.timers, p)
 	if n.closed || seq <= n.applied {
@@ -190,13 +192,16 @@ func (n *Node) Stats() Stats {
 func (n *Node) Err() error { return n.rec.Err() }
 
 // Close stops the node: pending updates are dropped, the listeners close and
-// every connection through the node is closed. It returns Err.
+// every connection through the node is closed. It returns Err once
+// everything the node started has ended, so no record comes after it.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if !n.closed {
 		n.closed = true
 		for p := range n.timers {
-			p.tm.Stop()
+			if p.tm.Stop() {
+				n.wg.Done() // its apply will never run
+			}
 		}
 		n.listen(false)
 		for c := range n.conns {
