@@ -3,7 +3,7 @@ package kubeproxy
 import (
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"time"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -100,15 +100,14 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// checkLoopbackListen keeps the lab on loopback. It repeats lab/alb's
-// unexported rule (the same check, not shared code).
+// checkLoopbackListen keeps the lab on loopback: the same rule as lab/alb's
+// unexported check, which this package cannot import.
 func checkLoopbackListen(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return err
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if !ap.Addr().IsLoopback() {
 		return errors.New("not a loopback address")
 	}
 	return nil

@@ -79,6 +79,13 @@ func (r *recorder) learned(t *testing.T, node string) *timeline.Record {
 	return <-r.ch(node)
 }
 
+// apply hands n the endpoints and waits until n has applied them.
+func (r *recorder) apply(t *testing.T, n *Node, eps ...Endpoint) *timeline.Record {
+	t.Helper()
+	n.Update(eps)
+	return r.learned(t, n.Name())
+}
+
 // startNode starts a node on 127.0.0.1 with lag 0, changed by edit.
 func startNode(t *testing.T, rec *recorder, name string, edit func(*Config)) *Node {
 	t.Helper()

@@ -18,15 +18,13 @@ func TestPinnedConnectionOutlivesRemoval(t *testing.T) {
 	rec := newRecorder()
 	a, b := startPod(t, "a"), startPod(t, "b")
 	n := startNode(t, rec, "n1", nil)
-	n.Update([]Endpoint{a.ready("n1")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n1"))
 	old := dial(t, n)
 	if got := mustGet(t, old); got != "a" {
 		t.Fatalf("first request went to %q, want a", got)
 	}
 
-	n.Update([]Endpoint{b.ready("n1")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, b.ready("n1"))
 	if got := mustGet(t, old); got != "a" {
 		t.Errorf("keep-alive connection after a's removal reached %q, want still a", got)
 	}
@@ -45,8 +43,7 @@ func TestPodExitEndsPinnedConnection(t *testing.T) {
 	rec := newRecorder()
 	a := startPod(t, "a")
 	n := startNode(t, rec, "n1", nil)
-	n.Update([]Endpoint{a.ready("n1")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n1"))
 	c := dial(t, n)
 	mustGet(t, c)
 
@@ -67,8 +64,7 @@ func TestPodResetIsPassedOn(t *testing.T) {
 	rec := newRecorder()
 	a := startPod(t, "a")
 	n := startNode(t, rec, "n1", nil)
-	n.Update([]Endpoint{a.ready("n1")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n1"))
 	if _, err := dial(t, n).get("/reset"); !isReset(err) {
 		t.Errorf("pod reset its connection; client saw %v, want connection reset", err)
 	}
@@ -120,14 +116,12 @@ func TestTerminatingFallback(t *testing.T) {
 	a, b := startPod(t, "a"), startPod(t, "b")
 	n := startNode(t, rec, "n1", nil)
 
-	n.Update([]Endpoint{a.ready("n2"), b.terminating("n2", true)})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n2"), b.terminating("n2", true))
 	if u := n.Usable(); len(u) != 1 || u[0].Addr != a.addr {
 		t.Errorf("with a ready endpoint, Usable = %v, want only a", u)
 	}
 
-	n.Update([]Endpoint{b.terminating("n2", true)})
-	rec.learned(t, "n1")
+	rec.apply(t, n, b.terminating("n2", true))
 	if got := mustGet(t, dial(t, n)); got != "b" {
 		t.Errorf("with only a serving-terminating endpoint, connection went to %q, want b", got)
 	}
@@ -149,8 +143,7 @@ func TestNoEndpointsRefused(t *testing.T) {
 	if _, err := net.Dial("tcp", n.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial before any update: %v, want connection refused", err)
 	}
-	n.Update(nil)
-	rec.learned(t, "n1")
+	rec.apply(t, n)
 	if _, err := net.Dial("tcp", n.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial after an empty update: %v, want connection refused", err)
 	}
@@ -202,19 +195,16 @@ func TestLocalHealthCheckNodePort(t *testing.T) {
 	}
 	check(http.StatusServiceUnavailable, "before any update")
 
-	n.Update([]Endpoint{a.ready("n1"), b.ready("n2")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n1"), b.ready("n2"))
 	check(http.StatusOK, "local ready endpoint")
 
-	n.Update([]Endpoint{a.terminating("n1", true), b.ready("n2")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.terminating("n1", true), b.ready("n2"))
 	check(http.StatusServiceUnavailable, "local endpoint terminating")
 	if got := mustGet(t, dial(t, n)); got != "a" {
 		t.Errorf("local endpoint terminating: forwarded to %q, want a (serving, terminating)", got)
 	}
 
-	n.Update([]Endpoint{b.ready("n2")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, b.ready("n2"))
 	check(http.StatusServiceUnavailable, "endpoints only on another node")
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now())
 	defer cancel()
@@ -222,8 +212,7 @@ func TestLocalHealthCheckNodePort(t *testing.T) {
 		t.Errorf("DialContext to a dropping node: %v, want a timeout", err)
 	}
 
-	n.Update(nil)
-	rec.learned(t, "n1")
+	rec.apply(t, n)
 	check(http.StatusServiceUnavailable, "no endpoints")
 	if _, err := net.Dial("tcp", n.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial with no endpoints: %v, want connection refused", err)
@@ -236,8 +225,7 @@ func TestDroppedConnectionIsUnanswered(t *testing.T) {
 	rec := newRecorder()
 	a := startPod(t, "a")
 	n := startNode(t, rec, "n1", func(c *Config) { c.Policy = PolicyLocal })
-	n.Update([]Endpoint{a.ready("n2")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n2"))
 	c := dial(t, n)
 	if _, err := io.WriteString(c.c, "GET / HTTP/1.1\r\nHost: lab\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -257,8 +245,7 @@ func TestDialContextLikeDNAT(t *testing.T) {
 	rec := newRecorder()
 	a := startPod(t, "a")
 	n := startNode(t, rec, "n1", nil)
-	n.Update([]Endpoint{a.ready("n1")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n1"))
 	c, err := n.DialContext(context.Background(), "tcp", n.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -282,8 +269,7 @@ func TestRandomChoiceSpreadsConnections(t *testing.T) {
 	rec := newRecorder()
 	a, b := startPod(t, "a"), startPod(t, "b")
 	n := startNode(t, rec, "n1", nil)
-	n.Update([]Endpoint{a.ready("n1"), b.ready("n1")})
-	rec.learned(t, "n1")
+	rec.apply(t, n, a.ready("n1"), b.ready("n1"))
 	for range 40 {
 		c, err := n.DialContext(context.Background(), "tcp", n.Addr())
 		if err != nil {
