@@ -52,8 +52,9 @@
 // A Reject is exact as the client sees it: the node closes its NodePort
 // listener and the kernel refuses the connect. The rest cannot be: a userspace listener sees a
 // connection only after the handshake, so a Node's listener holds a dropped
-// connection open without an answer, and resets (RST) one whose chosen pod
-// refuses. The client sees an accepted connection that then hangs or
+// connection open without an answer for its whole life (a real client's
+// retransmitted SYN could get through once the node learns an endpoint),
+// and resets (RST) one whose chosen pod refuses. The client sees an accepted connection that then hangs or
 // fails, where behind iptables DNAT its connect would go unanswered or be
 // refused. DialContext connects as DNAT does (refused, unanswered, or
 // straight to the pod, the pod's refusal included) for a load balancer

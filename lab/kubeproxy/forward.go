@@ -95,7 +95,8 @@ func (n *Node) forward(client net.Conn, ep Endpoint) {
 	splice(client, pod)
 }
 
-// hold leaves a dropped connection unanswered until the client gives up.
+// hold leaves a dropped connection unanswered until the client gives up or
+// the node closes, even if the node learns an endpoint meanwhile.
 func (n *Node) hold(c net.Conn) {
 	io.Copy(io.Discard, c)
 	c.Close()
