@@ -1,8 +1,10 @@
 package kubeproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -52,6 +54,10 @@ type Config struct {
 	Service   string
 	// Seed makes the random endpoint choice repeatable.
 	Seed uint64
+	// DialPod opens the node's connection to a pod (nil: a plain TCP
+	// dial). The lab can pass one that makes a deleted pod's IP go
+	// unanswered, as lab/alb's SetReachable does for ip targets.
+	DialPod func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Sink receives a record each time the node applies an endpoint change
 	// (Kind event, Source lab). It is called from the node's timers, one
 	// at a time per node; a sink shared between nodes must be safe for

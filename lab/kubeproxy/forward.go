@@ -81,7 +81,7 @@ func (n *Node) choose() (Verdict, Endpoint) {
 // gets the client reset, the nearest a listener that has already accepted
 // can come to a refused connect.
 func (n *Node) forward(client net.Conn, ep Endpoint) {
-	pod, err := n.dialer.DialContext(n.ctx, "tcp", ep.Addr.String())
+	pod, err := n.dialPod(n.ctx, "tcp", ep.Addr.String())
 	if err != nil {
 		n.count(func(s *Stats) { s.Refused++ })
 		reset(client)
@@ -172,7 +172,7 @@ func (n *Node) DialContext(ctx context.Context, network, addr string) (net.Conn,
 		n.count(func(s *Stats) { s.Dropped++ })
 		opErr.Err = n.unanswered(ctx)
 	default:
-		c, err := n.dialer.DialContext(ctx, network, ep.Addr.String())
+		c, err := n.dialPod(ctx, network, ep.Addr.String())
 		if err != nil {
 			n.count(func(s *Stats) { s.Refused++ })
 			return nil, err

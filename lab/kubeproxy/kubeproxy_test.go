@@ -281,3 +281,21 @@ func TestRandomChoiceSpreadsConnections(t *testing.T) {
 		t.Errorf("Pinned = %v, want both endpoints chosen", s.Pinned)
 	}
 }
+
+// DialPod is how the node reaches pods: an unanswered pod IP comes back to
+// a DialContext caller as the timeout it is.
+func TestDialPodHook(t *testing.T) {
+	rec := newRecorder()
+	a := startPod(t, "a")
+	unanswered := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: os.ErrDeadlineExceeded}
+	}
+	n := startNode(t, rec, "n1", func(c *Config) { c.DialPod = unanswered })
+	rec.apply(t, n, a.ready("n1"))
+	if _, err := n.DialContext(context.Background(), "tcp", n.Addr()); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("DialContext through an unanswering DialPod: %v, want its timeout", err)
+	}
+	if err := tryGet(n); !isReset(err) {
+		t.Errorf("connection through an unanswering DialPod: %v, want connection reset", err)
+	}
+}

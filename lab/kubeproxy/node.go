@@ -24,13 +24,13 @@ const ReasonLearned = "kubeproxy.NodeLearnedEndpoints"
 // endpoint of the node's own view, and a health-check node port for a Local
 // Service. Safe for concurrent use.
 type Node struct {
-	cfg    Config
-	addr   *net.TCPAddr // the NodePort, its port fixed by New
-	rec    *timeline.Latch
-	health *healthServer // nil without HealthCheckListen
-	dialer net.Dialer
-	ctx    context.Context // ends at Close: stops dials to pods
-	cancel context.CancelFunc
+	cfg     Config
+	addr    *net.TCPAddr // the NodePort, its port fixed by New
+	rec     *timeline.Latch
+	health  *healthServer // nil without HealthCheckListen
+	dialPod func(ctx context.Context, network, addr string) (net.Conn, error)
+	ctx     context.Context // ends at Close: stops dials to pods
+	cancel  context.CancelFunc
 
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -77,6 +77,9 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, addr: ln.Addr().(*net.TCPAddr), rec: timeline.NewLatch(cfg.Sink), ctx: ctx, cancel: cancel,
 		rng:  rand.New(rand.NewPCG(cfg.Seed, nameHash(cfg.Name))),
 		view: newView(nil, cfg.Policy, cfg.Name), timers: map[*pending]struct{}{}, conns: map[net.Conn]struct{}{},
+	}
+	if n.dialPod = cfg.DialPod; n.dialPod == nil {
+		n.dialPod = (&net.Dialer{}).DialContext
 	}
 	if cfg.HealthCheckListen != "" {
 		if n.health, err = startHealth(cfg.HealthCheckListen, n.serveHealth); err != nil {
