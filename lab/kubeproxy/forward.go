@@ -32,12 +32,16 @@ func (n *Node) listen(on bool) error {
 	return nil
 }
 
-// serve accepts connections until ln is closed.
+// serve accepts connections until ln is closed. Any other accept error
+// fails the node: it no longer answers as kube-proxy would.
 func (n *Node) serve(ln net.Listener) {
 	defer n.wg.Done()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				n.rec.Fail(fmt.Errorf("kubeproxy: node %s: accept: %w", n.cfg.Name, err))
+			}
 			return
 		}
 		n.wg.Add(1)
@@ -77,13 +81,13 @@ func (n *Node) choose() (Verdict, Endpoint) {
 	return Forward, v.usable[n.rng.IntN(len(v.usable))]
 }
 
-// forward pins client to ep for the connection's life. A pod that refuses
-// gets the client reset, the nearest a listener that has already accepted
-// can come to a refused connect.
+// forward pins client to ep for the connection's life. A failed dial to the
+// pod gets the client reset, the nearest a listener that has already
+// accepted can come to a refused connect.
 func (n *Node) forward(client net.Conn, ep Endpoint) {
 	pod, err := n.dialPod(n.ctx, "tcp", ep.Addr.String())
 	if err != nil {
-		n.count(func(s *Stats) { s.Refused++ })
+		n.count(func(s *Stats) { s.PodDialFailed++ })
 		reset(client)
 		return
 	}
@@ -159,22 +163,25 @@ func reset(c net.Conn) {
 // through iptables DNAT: refused when the node rejects, unanswered until
 // ctx ends when it drops, and otherwise straight to one pod, the pod's own
 // refusal included. addr must be the node's Addr. The connection belongs
-// to the caller; Close does not close it.
+// to the caller; Close does not close it, and after Close every dial fails
+// with net.ErrClosed.
 func (n *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if addr != n.Addr() {
 		return nil, fmt.Errorf("kubeproxy: node %s: dial %s: not this node's NodePort %s", n.cfg.Name, addr, n.Addr())
 	}
 	opErr := &net.OpError{Op: "dial", Net: network, Addr: n.addr}
-	switch v, ep := n.choose(); v {
-	case Reject:
+	switch v, ep := n.choose(); {
+	case n.isClosed():
+		opErr.Err = net.ErrClosed
+	case v == Reject:
 		opErr.Err = syscall.ECONNREFUSED
-	case Drop:
+	case v == Drop:
 		n.count(func(s *Stats) { s.Dropped++ })
 		opErr.Err = n.unanswered(ctx)
 	default:
 		c, err := n.dialPod(ctx, network, ep.Addr.String())
 		if err != nil {
-			n.count(func(s *Stats) { s.Refused++ })
+			n.count(func(s *Stats) { s.PodDialFailed++ })
 			return nil, err
 		}
 		n.pinned(ep)
@@ -208,6 +215,12 @@ func (n *Node) track(c net.Conn) bool {
 	}
 	n.conns[c] = struct{}{}
 	return true
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
 }
 
 func (n *Node) untrack(c net.Conn) {

@@ -54,8 +54,8 @@ func TestPodExitEndsPinnedConnection(t *testing.T) {
 	if err := tryGet(n); !isReset(err) {
 		t.Errorf("new connection to the exited pod: %v, want connection reset", err)
 	}
-	if s := n.Stats(); s.Refused != 1 {
-		t.Errorf("Refused = %d, want 1", s.Refused)
+	if s := n.Stats(); s.PodDialFailed != 1 {
+		t.Errorf("PodDialFailed = %d, want 1", s.PodDialFailed)
 	}
 }
 
@@ -260,6 +260,10 @@ func TestDialContextLikeDNAT(t *testing.T) {
 	}
 	if _, err := n.DialContext(context.Background(), "tcp", "127.0.0.1:1"); err == nil {
 		t.Error("DialContext to another address succeeded")
+	}
+	n.Close()
+	if _, err := n.DialContext(context.Background(), "tcp", n.Addr()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("DialContext after Close: %v, want net.ErrClosed", err)
 	}
 }
 

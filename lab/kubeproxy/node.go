@@ -50,9 +50,10 @@ type Node struct {
 type Stats struct {
 	// Pinned counts the connections forwarded to each endpoint, ever.
 	Pinned map[netip.AddrPort]int
-	// Refused counts connections whose chosen pod refused the dial: the
-	// listener reset them, DialContext returned the refusal.
-	Refused int
+	// PodDialFailed counts connections whose dial to the chosen pod failed
+	// (refused, or unanswered through Config.DialPod): the listener reset
+	// them, DialContext returned the error.
+	PodDialFailed int
 	// Dropped counts connections the node left unanswered (Verdict Drop).
 	Dropped int
 	// Rejected counts connections the listener accepted just before it
@@ -191,7 +192,8 @@ func (n *Node) Stats() Stats {
 	return s
 }
 
-// Err is the sink's (or a re-listen's) first error.
+// Err is the first error of the sink, of a re-listen or of an accept: after
+// it the recording has a hole or the node stopped answering.
 func (n *Node) Err() error { return n.rec.Err() }
 
 // Close stops the node: pending updates are dropped, the listeners close and
