@@ -3,6 +3,8 @@ package kubeproxy
 import (
 	"net/netip"
 	"slices"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Endpoint is one endpoint of an EndpointSlice, with the conditions of
@@ -15,6 +17,34 @@ type Endpoint struct {
 	Ready       bool
 	Serving     bool
 	Terminating bool
+}
+
+// FromPod is the endpoint the EndpointSlice controller publishes for pod on
+// port, as k8s.io/endpointslice does it (podToEndpoint, and
+// ShouldPodBeInEndpoints with terminating pods included): none for a pod
+// without an IP or in a terminal phase (Succeeded, Failed); Serving is the
+// pod's Ready condition, Terminating a deletion timestamp, Ready Serving
+// and not Terminating (for a Service without publishNotReadyAddresses).
+func FromPod(pod *corev1.Pod, port uint16) (Endpoint, bool) {
+	ip, err := netip.ParseAddr(pod.Status.PodIP)
+	if err != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return Endpoint{}, false
+	}
+	serving := podReady(pod)
+	terminating := pod.DeletionTimestamp != nil
+	return Endpoint{
+		Addr: netip.AddrPortFrom(ip, port), Node: pod.Spec.NodeName,
+		Ready: serving && !terminating, Serving: serving, Terminating: terminating,
+	}, true
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func (e Endpoint) servingTerminating() bool { return e.Serving && e.Terminating }
