@@ -78,9 +78,7 @@ func TestEachNodeLearnsAfterItsOwnLag(t *testing.T) {
 	fast := startNode(t, rec, "fast", nil)
 	slow := startNode(t, rec, "slow", func(c *Config) { c.Lag = time.Hour })
 	later := startNode(t, rec, "later", func(c *Config) { c.Lag = 20 * time.Millisecond })
-	for _, n := range []*Node{fast, slow, later} {
-		n.Update([]Endpoint{a.ready("fast")})
-	}
+	Nodes{fast, slow, later}.Update([]Endpoint{a.ready("fast")})
 	rec.learned(t, "fast")
 	rec.learned(t, "later")
 	if got := mustGet(t, dial(t, fast)); got != "a" {
