@@ -90,6 +90,9 @@ func TestEachNodeLearnsAfterItsOwnLag(t *testing.T) {
 	if _, err := net.Dial("tcp", slow.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial slow node before its lag: %v, want connection refused", err)
 	}
+	if err := (Nodes{fast, slow, later}).Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
 }
 
 // A snapshot overtaken by a newer one is never applied after it.
