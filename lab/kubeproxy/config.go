@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"time"
 
+	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -83,7 +83,7 @@ func (c *Config) validate() error {
 	if c.Name == "" {
 		bad("kubeproxy: Name is empty")
 	}
-	if err := checkLoopbackListen(c.Listen); err != nil {
+	if err := alb.CheckLoopback(c.Listen); err != nil {
 		bad("kubeproxy: Listen %q: %v", c.Listen, err)
 	}
 	switch c.Policy {
@@ -93,7 +93,7 @@ func (c *Config) validate() error {
 		}
 	case PolicyLocal:
 		if c.HealthCheckListen != "" {
-			if err := checkLoopbackListen(c.HealthCheckListen); err != nil {
+			if err := alb.CheckLoopback(c.HealthCheckListen); err != nil {
 				bad("kubeproxy: HealthCheckListen %q: %v", c.HealthCheckListen, err)
 			}
 		}
@@ -104,17 +104,4 @@ func (c *Config) validate() error {
 		bad("kubeproxy: Lag must be >= 0, got %v", c.Lag)
 	}
 	return errors.Join(errs...)
-}
-
-// checkLoopbackListen keeps the lab on loopback: the same rule as lab/alb's
-// unexported check, which this package cannot import.
-func checkLoopbackListen(addr string) error {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return err
-	}
-	if !ap.Addr().IsLoopback() {
-		return errors.New("not a loopback address")
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -129,10 +130,11 @@ func DefaultConfig() Config {
 		// Interval 30 s, timeout 10 s (TCP; 6 s for HTTP), healthy 5,
 		// unhealthy 2, success codes 200-399.
 		HealthCheck: HealthCheck{Protocol: ProtocolTCP, HealthCheck: alb.HealthCheck{
-			Path: "/", Interval: 30 * time.Second, Timeout: 10 * time.Second,
-			HealthyThreshold: 5, UnhealthyThreshold: 2, Matcher: "200-399",
+			Path: defaults.HealthCheckPath, Interval: defaults.APIHealthCheckInterval, Timeout: 10 * time.Second,
+			HealthyThreshold: defaults.APIHealthyThreshold, UnhealthyThreshold: defaults.APIUnhealthyThreshold,
+			Matcher: "200-399",
 		}},
-		DeregistrationDelay:            300 * time.Second,
+		DeregistrationDelay:            defaults.DeregistrationDelay,
 		DeregistrationPropagation:      120 * time.Second,
 		ConnectionTermination:          false,
 		UnhealthyConnectionTermination: true,
@@ -148,8 +150,9 @@ func DefaultConfig() Config {
 // from the API's.
 func ControllerHealthCheck() HealthCheck {
 	return HealthCheck{Protocol: ProtocolTCP, HealthCheck: alb.HealthCheck{
-		Path: "/", Interval: 10 * time.Second, Timeout: 10 * time.Second,
-		HealthyThreshold: 3, UnhealthyThreshold: 3, Matcher: "200-399",
+		Path: defaults.HealthCheckPath, Interval: defaults.NLBHealthCheckInterval, Timeout: defaults.NLBHealthCheckTimeout,
+		HealthyThreshold: defaults.NLBHealthyThreshold, UnhealthyThreshold: defaults.NLBUnhealthyThreshold,
+		Matcher: "200-399",
 	}}
 }
 
