@@ -76,7 +76,7 @@ func run(ctx context.Context, f *cmdutil.Factory, o *options, inputs []string) e
 	var rec *timeline.Writer
 	if o.record != "" {
 		if rec, err = timeline.Create(o.record); err != nil {
-			return cmdutil.UsageErrorf("--record: %v", err)
+			return cmdutil.FileFlagError("--record", o.record, err)
 		}
 		o.logs.Record = rec
 	}
