@@ -74,6 +74,9 @@ func startLabWith(t *testing.T, newLB func(*testing.T) labLB) *lab {
 	t.Cleanup(func() { l.setReady(); srv.Close() })
 
 	lb := newLB(t)
+	// Cleanups run last first: release held checks before the LB closes, or
+	// Close waits for each to time out.
+	t.Cleanup(l.setReady)
 	api := elbv2api.New(lb, elbv2api.Options{TimeScale: scale})
 	if err := api.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

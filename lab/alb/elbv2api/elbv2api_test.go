@@ -100,7 +100,9 @@ func TestSDKSeesWhatTheProxyRoutesBy(t *testing.T) {
 	arn := aws.ToString(tg.TargetGroupArn)
 	if arn != l.lb.TargetGroupARN() || tg.TargetType != types.TargetTypeEnumIp ||
 		aws.ToInt32(tg.HealthCheckIntervalSeconds) != 20 || aws.ToInt32(tg.HealthyThresholdCount) != 2 ||
-		aws.ToString(tg.Matcher.HttpCode) != "200" || len(tg.LoadBalancerArns) != 1 {
+		aws.ToString(tg.Matcher.HttpCode) != "200" || len(tg.LoadBalancerArns) != 1 ||
+		tg.Protocol != types.ProtocolEnumHttp || tg.HealthCheckProtocol != types.ProtocolEnumHttp ||
+		aws.ToString(tg.ProtocolVersion) != "HTTP1" || aws.ToString(tg.HealthCheckPath) != "/" {
 		t.Fatalf("target group %+v", tg)
 	}
 
