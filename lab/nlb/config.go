@@ -13,7 +13,7 @@ import (
 // Health check protocols an NLB target group offers for TCP traffic.
 const (
 	ProtocolTCP  = "TCP"
-	ProtocolHTTP = "HTTP"
+	ProtocolHTTP = alb.ProtocolHTTP
 )
 
 // Target types. They change nothing in how the stand-in balances: an ip
@@ -22,7 +22,7 @@ const (
 // addresses to register. The type is kept in Config for an ELBv2 API to
 // describe the target group.
 const (
-	TargetTypeIP       = "ip"
+	TargetTypeIP       = alb.TargetTypeIP
 	TargetTypeInstance = "instance"
 )
 
@@ -115,6 +115,16 @@ type HealthCheck struct {
 	alb.HealthCheck
 }
 
+// The connection termination attributes' defaults (NLB user guide, target
+// group attributes; Config has the quotes).
+const (
+	// TODO(defaults): NLBConnectionTermination belongs in package defaults.
+	defaultConnectionTermination = false
+	// TODO(defaults): NLBUnhealthyConnectionTermination belongs in package
+	// defaults.
+	defaultUnhealthyConnectionTermination = true
+)
+
 // DefaultConfig returns the AWS API defaults for a Network Load Balancer and
 // its target group (NLB user guide: target group health checks, target
 // group attributes, TCP idle timeout; CreateTargetGroup API reference), with
@@ -136,8 +146,8 @@ func DefaultConfig() Config {
 		}},
 		DeregistrationDelay:            defaults.DeregistrationDelay,
 		DeregistrationPropagation:      120 * time.Second,
-		ConnectionTermination:          false,
-		UnhealthyConnectionTermination: true,
+		ConnectionTermination:          defaultConnectionTermination,
+		UnhealthyConnectionTermination: defaultUnhealthyConnectionTermination,
 		IdleTimeout:                    350 * time.Second,
 		Seed:                           1,
 	}
