@@ -38,6 +38,21 @@ func DefaultOptions() Options {
 	}
 }
 
+// ForWorkload is o as w is judged by: with NLB ip targets, P is at least
+// defaults.NLBPropagation (minutes, not ALB seconds) unless --propagation
+// changed it from the default.
+func (o Options) ForWorkload(w *Workload) Options {
+	if o.Propagation != defaults.Propagation {
+		return o
+	}
+	for _, r := range w.Routes {
+		if r.LB == "NLB" && r.TargetType == "ip" {
+			o.Propagation = max(o.Propagation, defaults.NLBPropagation)
+		}
+	}
+	return o
+}
+
 // StopWindow is how long after a pod turns Terminating new requests may
 // still reach it (defaults.StopWindow of these options).
 func (o Options) StopWindow() time.Duration {
