@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -51,11 +52,11 @@ func fieldName(d manifest.DuplicateKey) string {
 
 // lost says what the earlier value held.
 func lost(d manifest.DuplicateKey) string {
-	data, err := yaml.Marshal(d.FirstValue)
+	data, err := json.Marshal(d.FirstValue)
 	if err != nil || d.FirstValue == nil {
 		return "the earlier value"
 	}
-	s := strings.Join(strings.Fields(string(data)), " ")
+	s := string(data)
 	if len(s) > 60 {
 		s = s[:60] + "…"
 	}
@@ -100,6 +101,11 @@ func duplicateFix(obj *manifest.Object, d manifest.DuplicateKey, ns string) (str
 	}
 	if !ok {
 		return head + "\n# keep the value you meant and delete the other; the second is the one in effect", nil
+	}
+	// As JSON decodes it (numbers float64), the form the object is patched
+	// in: list items then match their merge keys (port 443 == 443.0).
+	if b, err := json.Marshal(v); err == nil {
+		_ = json.Unmarshal(b, &v)
 	}
 	patch := map[string]any{d.Key: v}
 	for i := len(d.Path) - 1; i >= 0; i-- {

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -214,5 +215,72 @@ func TestFixTextMatchesPatches(t *testing.T) {
 	}
 	if n < 20 {
 		t.Errorf("only %d fixes compared", n)
+	}
+}
+
+// Seed 003's manifests fail on its three broken links; its fixed copy is
+// what pasting check's own fixes gives (compared object by object with
+// applyFixes' result) and passes.
+func TestSeed003ManifestsFixedCopy(t *testing.T) {
+	const seed, fixedCopy = "testdata/seeds/seed003-manifests.yaml", "testdata/seeds/seed003-manifests-fixed.yaml"
+	o := workload.DefaultOptions()
+	objs, err := manifest.Load([]string{seed}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Check(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"prestop-exceeds-grace", "clb-connection-draining-off", "duplicate-key"} {
+		if !slices.Contains(rulesOf(res), id) {
+			t.Errorf("want %s, got %v", id, rulesOf(res))
+		}
+	}
+	data, _ := os.ReadFile(seed)
+	lines := strings.Split(string(data), "\n")
+	var portsAt []int
+	for i, l := range lines {
+		if l == "  ports:" {
+			portsAt = append(portsAt, i+1)
+		}
+	}
+	i := slices.IndexFunc(res.Findings, func(f check.Finding) bool { return f.Rule == "duplicate-key" })
+	if f := res.Findings[i]; len(portsAt) != 2 || f.File != seed || f.Line != portsAt[1] || !strings.Contains(f.Message, `"port":80`) {
+		t.Errorf("duplicate-key at %s:%d (want line %v): %s", f.File, f.Line, portsAt, f.Message)
+	}
+
+	fixed, err := manifest.Parse("fixed.json", applyFixes(t, objs, res.Findings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := manifest.Load([]string{fixedCopy}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := check.Check(written, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check.Failed(res2.Findings, check.Error) {
+		t.Errorf("the fixed copy still fails: %v", rulesOf(res2))
+	}
+	want := map[string]string{}
+	for _, w := range written {
+		if w.Kind != "Ingress" { // its pre-v1 apiVersion does not survive applyFixes' JSON
+			b, _ := json.Marshal(w.Obj)
+			want[w.Ref("default")] = string(b)
+		}
+	}
+	for _, f := range fixed {
+		if got, ok := want[f.Ref("default")]; ok {
+			if b, _ := json.Marshal(f.Obj); string(b) != got {
+				t.Errorf("%s: the fixed copy differs from the pasted fixes:\n%s\n%s", f.Ref("default"), got, b)
+			}
+			delete(want, f.Ref("default"))
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not produced by the fixes: %v", want)
 	}
 }
