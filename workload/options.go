@@ -8,8 +8,10 @@ import (
 
 // Options are the facts rollsafe cannot read from manifests.
 type Options struct {
-	// Propagation (P) is how long after deregistration ALB nodes may still
-	// send new requests to the target (default defaults.Propagation).
+	// Propagation (P) is how long after deregistration load balancer nodes
+	// may still send new requests to the target (default
+	// defaults.Propagation, measured on an ALB; ForWorkload raises it for
+	// NLB ip targets).
 	Propagation time.Duration
 	// ControllerLag is how long the AWS Load Balancer Controller takes from
 	// the pod turning Terminating to its DeregisterTargets call.
