@@ -87,6 +87,35 @@ func applyFixes(t *testing.T, objs []*manifest.Object, fs []check.Finding) []byt
 	return out
 }
 
+// loadAndCheck reads one manifest and checks it.
+func loadAndCheck(t *testing.T, path string, o workload.Options) ([]*manifest.Object, *check.Result) {
+	t.Helper()
+	objs, err := manifest.Load([]string{path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Check(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs, res
+}
+
+// fixAndCheck applies every fix of res to objs and checks the result.
+func fixAndCheck(t *testing.T, objs []*manifest.Object, res *check.Result, o workload.Options) ([]*manifest.Object, *check.Result) {
+	t.Helper()
+	fixed := applyFixes(t, objs, res.Findings)
+	objs2, err := manifest.Parse("fixed.json", fixed)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, fixed)
+	}
+	res2, err := check.Check(objs2, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs2, res2
+}
+
 // TestFixesCompose applies every fix of a run to each corpus manifest and
 // checks again: no error finding is left, whatever the options. Before,
 // pasting prestop-missing's `sleep 30` under the default 30 s grace made
@@ -105,23 +134,8 @@ func TestFixesCompose(t *testing.T) {
 	} {
 		for _, p := range append(cases, seeds...) {
 			t.Run(filepath.Base(p), func(t *testing.T) {
-				objs, err := manifest.Load([]string{p}, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				res, err := check.Check(objs, o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fixed := applyFixes(t, objs, res.Findings)
-				objs2, err := manifest.Parse("fixed.json", fixed)
-				if err != nil {
-					t.Fatalf("%v\n%s", err, fixed)
-				}
-				res2, err := check.Check(objs2, o)
-				if err != nil {
-					t.Fatal(err)
-				}
+				objs, res := loadAndCheck(t, p, o)
+				_, res2 := fixAndCheck(t, objs, res, o)
 				for _, f := range res2.Findings {
 					if f.Severity == check.Error {
 						t.Errorf("P %v, longest request %v: after every fix of %v: %s: %s", o.Propagation, o.MaxRequestDuration, rulesOf(res), f.Rule, f.Message)
@@ -224,14 +238,7 @@ func TestFixTextMatchesPatches(t *testing.T) {
 func TestSeed003ManifestsFixedCopy(t *testing.T) {
 	const seed, fixedCopy = "testdata/seeds/seed003-manifests.yaml", "testdata/seeds/seed003-manifests-fixed.yaml"
 	o := workload.DefaultOptions()
-	objs, err := manifest.Load([]string{seed}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := check.Check(objs, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs, res := loadAndCheck(t, seed, o)
 	for _, id := range []string{"prestop-exceeds-grace", "clb-connection-draining-off", "duplicate-key"} {
 		if !slices.Contains(rulesOf(res), id) {
 			t.Errorf("want %s, got %v", id, rulesOf(res))
@@ -250,20 +257,12 @@ func TestSeed003ManifestsFixedCopy(t *testing.T) {
 		t.Errorf("duplicate-key at %s:%d (want line %v): %s", f.File, f.Line, portsAt, f.Message)
 	}
 
-	fixed, err := manifest.Parse("fixed.json", applyFixes(t, objs, res.Findings))
-	if err != nil {
-		t.Fatal(err)
-	}
-	written, err := manifest.Load([]string{fixedCopy}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res2, err := check.Check(written, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if check.Failed(res2.Findings, check.Error) {
-		t.Errorf("the fixed copy still fails: %v", rulesOf(res2))
+	fixed, res2 := fixAndCheck(t, objs, res, o)
+	written, res3 := loadAndCheck(t, fixedCopy, o)
+	for _, r := range []*check.Result{res2, res3} {
+		if check.Failed(r.Findings, check.Error) {
+			t.Errorf("the fixes or the fixed copy still fail: %v", rulesOf(r))
+		}
 	}
 	want := map[string]string{}
 	for _, w := range written {
