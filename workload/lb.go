@@ -184,7 +184,7 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 	case lbType == "nlb":
 		r.LB, r.DeregistrationDelay = "NLB", defaults.DeregistrationDelay
 	default:
-		g.clbRoute(&r, a)
+		g.clbRoute(&r, a, svc)
 	}
 	return r
 }
@@ -198,12 +198,17 @@ var clbHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Inter
 
 // clbRoute resolves the in-tree provider's Classic ELB as the provider
 // reads its annotations (aws.go): draining off unless enabled, whole
-// seconds for the timeouts. DeregistrationDelay holds the draining
-// timeout, 0 while draining is off.
-func (g *graph) clbRoute(r *Route, a annotated) {
+// seconds for the timeouts, the backend protocol compared as written
+// (buildListener). DeregistrationDelay holds the draining timeout, 0
+// while draining is off.
+func (g *graph) clbRoute(r *Route, a annotated, svc *corev1.Service) {
 	r.LB, r.IdleTimeout, r.HealthCheck = "CLB", defaults.CLBIdleTimeout, clbHealthDefaults
+	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+		// The provider then asks each node's health-check node port
+		// whether it has a ready endpoint (servicehelpers.GetServiceHealthCheckPathPort).
+		r.HealthCheck.Protocol, r.HealthCheck.Path, r.HealthCheck.Port = "HTTP", "/healthz", "healthCheckNodePort"
+	}
 	bp, _, _ := a.get(defaults.BackendProtocolAnnotation)
-	bp = strings.ToLower(strings.TrimSpace(bp))
 	r.L7 = bp == "http" || bp == "https"
 	if d, _, ok := g.seconds(a, defaults.CLBIdleTimeoutAnnotation); ok {
 		r.IdleTimeout = d
