@@ -31,7 +31,12 @@ type DuplicateKey struct {
 // duplicateKeys finds every mapping key given twice under n. Aliases are
 // not followed: the nodes they point to are walked where they are
 // defined, so each node is visited once.
-func duplicateKeys(n *yaml.Node, path []string) []DuplicateKey {
+func duplicateKeys(n *yaml.Node) []DuplicateKey {
+	budget := maxNodes // one for all the values, so aliases cannot multiply the work
+	return duplicatesUnder(n, nil, &budget)
+}
+
+func duplicatesUnder(n *yaml.Node, path []string, budget *int) []DuplicateKey {
 	var out []DuplicateKey
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -41,26 +46,25 @@ func duplicateKeys(n *yaml.Node, path []string) []DuplicateKey {
 			if k.Kind == yaml.ScalarNode && k.Tag != "!!merge" {
 				if j, seen := first[k.Value]; seen {
 					out = append(out, DuplicateKey{Path: path, Key: k.Value, Line: k.Line,
-						FirstLine: n.Content[j].Line, Value: plain(v), FirstValue: plain(n.Content[j+1])})
+						FirstLine: n.Content[j].Line, Value: plain(v, budget), FirstValue: plain(n.Content[j+1], budget)})
 				} else {
 					first[k.Value] = i
 				}
 			}
-			out = append(out, duplicateKeys(v, append(path[:len(path):len(path)], k.Value))...)
+			out = append(out, duplicatesUnder(v, append(path[:len(path):len(path)], k.Value), budget)...)
 		}
 	case yaml.SequenceNode:
 		for i, it := range n.Content {
-			out = append(out, duplicateKeys(it, append(path[:len(path):len(path)], strconv.Itoa(i)))...)
+			out = append(out, duplicatesUnder(it, append(path[:len(path):len(path)], strconv.Itoa(i)), budget)...)
 		}
 	}
 	return out
 }
 
 // plain is n as the values an object is decoded from; nil when n is
-// unusable (its document's error says why).
-func plain(n *yaml.Node) any {
-	budget := maxNodes
-	v, err := toValue(n, &budget)
+// unusable (its document's error says why) or the budget is spent.
+func plain(n *yaml.Node, budget *int) any {
+	v, err := toValue(n, budget)
 	if err != nil {
 		return nil
 	}
@@ -97,7 +101,7 @@ func duplicateErrors(dir string, b *build) []error {
 			if root == nil {
 				continue
 			}
-			for _, d := range duplicateKeys(root, nil) {
+			for _, d := range duplicateKeys(root) {
 				errs = append(errs, &Error{File: shown(dir, f), Line: d.Line, Doc: doc, Msg: fmt.Sprintf(
 					"mapping key %q given twice (first at line %d): kustomize refuses to render it", d.Key, d.FirstLine)})
 			}
