@@ -89,7 +89,7 @@ func nlbTerminationOff(c *run, w *workload.Workload) {
 			"metadata:", "  annotations:", "    "+r.DelayKey+": "+val)
 		patches := []Patch{annotationPatch(obj, c.opts.DefaultNamespace, r.DelayKey, val)}
 		c.report(w, Warning, obj, line, fix, patches,
-			"%s (%s) ip targets: %s is off (the default), so at the end of the deregistration delay (%s) the NLB does not close the pod's connections; new ones still arrive for P %s after deregistration, and a client's keep-alive connection (idle for up to %s, the NLB's TCP idle timeout) stays on the pod until the app closes it or the pod exits at %s, which resets it",
+			"%s (%s) ip targets: %s is off (the default), so at the end of the deregistration delay (%s) the NLB does not close the pod's connections; new ones still arrive for P %s after deregistration, and a client's keep-alive connection (idle for up to %s, the NLB's TCP idle timeout) stays on the pod until the app closes it or the pod exits, which resets it (at the latest when the grace period ends: %s)",
 			r.LB, r.Via, defaults.AttrConnectionTermination, secs(r.DeregistrationDelay), secs(c.opts.Propagation),
 			secs(defaults.NLBTCPIdleTimeout), graceText(w))
 	}
