@@ -1,4 +1,4 @@
-package workload_test
+package workload
 
 import (
 	"strings"
@@ -6,25 +6,9 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/defaults"
-	"github.com/rollsafe/rollsafe/manifest"
-	"github.com/rollsafe/rollsafe/workload"
 )
 
-const clbWorkload = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: web
----
+const clbService = `---
 apiVersion: v1
 kind: Service
 metadata:
@@ -40,18 +24,14 @@ POLICY
   - port: 80
 `
 
-func resolveCLB(t *testing.T, annotations, policy string) (workload.Route, error) {
+func resolveCLB(t *testing.T, annotations, policy string) (Route, error) {
 	t.Helper()
-	doc := strings.Replace(strings.Replace(clbWorkload, "ANNOTATIONS\n", annotations, 1), "POLICY\n", policy, 1)
-	objs, err := manifest.Parse("clb.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
+	svc := strings.Replace(strings.Replace(clbService, "ANNOTATIONS\n", annotations, 1), "POLICY\n", policy, 1)
+	w, err := resolveOne(t, deploymentYAML(2, "1", "0")+svc)
+	if len(w.Routes) != 1 {
+		t.Fatalf("routes %+v", w.Routes)
 	}
-	ws, err := workload.Resolve(objs, workload.DefaultOptions())
-	if len(ws) != 1 || len(ws[0].Routes) != 1 {
-		t.Fatalf("workloads %v", ws)
-	}
-	return ws[0].Routes[0], err
+	return w.Routes[0], err
 }
 
 // The in-tree Classic ELB as the provider makes it: draining off unless
@@ -77,16 +57,16 @@ func TestClassicELBRoute(t *testing.T) {
 	}
 	for _, bad := range []string{on + "    " + defaults.CLBDrainingTimeoutAnnotation + ": 49s\n", "    " + defaults.CLBDrainingEnabledAnnotation + ": yes\n"} {
 		_, err := resolveCLB(t, bad, "")
-		if err == nil || !strings.HasPrefix(err.Error(), "clb.yaml:") || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%q: want one error at clb.yaml:line, got %v", bad, err)
+		if err == nil || !strings.HasPrefix(err.Error(), "-:") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: want one error at -:line, got %v", bad, err)
 		}
 	}
 }
 
 // NLB ip targets are judged at the NLB's P unless --propagation moved it.
 func TestForWorkloadNLBPropagation(t *testing.T) {
-	w := &workload.Workload{Routes: []workload.Route{{LB: "NLB", TargetType: "ip"}}}
-	o := workload.DefaultOptions()
+	w := &Workload{Routes: []Route{{LB: "NLB", TargetType: "ip"}}}
+	o := DefaultOptions()
 	if got := o.ForWorkload(w).Propagation; got != defaults.NLBPropagation {
 		t.Errorf("default P for NLB ip: %v", got)
 	}
@@ -95,7 +75,7 @@ func TestForWorkloadNLBPropagation(t *testing.T) {
 		t.Errorf("--propagation 30s: %v", got)
 	}
 	w.Routes[0].TargetType = "instance"
-	if got := workload.DefaultOptions().ForWorkload(w).Propagation; got != defaults.Propagation {
+	if got := DefaultOptions().ForWorkload(w).Propagation; got != defaults.Propagation {
 		t.Errorf("NLB instance: %v", got)
 	}
 }
