@@ -103,6 +103,22 @@ const (
 	// target's connections. Source:
 	// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html
 	NLBConnectionTermination = false
+	// NLBUnhealthyConnectionTermination is
+	// AttrUnhealthyConnectionTermination's default: the NLB resets the
+	// connections of a target that turns unhealthy. Sources: the NLB user
+	// guide, "Connection termination for unhealthy targets"
+	// (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/edit-target-group-attributes.html);
+	// the default true as the Pulumi AWS provider documents it
+	// (TargetGroupTargetHealthState.enableUnhealthyConnectionTermination).
+	NLBUnhealthyConnectionTermination = true
+	// NLBTCPHealthCheckTimeout is the ELBv2 API's health-check timeout for
+	// an NLB target group with a TCP check (APIHealthCheckTimeout is the
+	// ALB's). Source:
+	// https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html
+	NLBTCPHealthCheckTimeout = 10 * time.Second
+	// NLBMatcher is the success codes an NLB's HTTP health check accepts by
+	// default (same source).
+	NLBMatcher = "200-399"
 )
 
 // kube-proxy, the hop of every instance target: each node's kube-proxy
@@ -227,6 +243,9 @@ const (
 	AttrDeregistrationDelay   = "deregistration_delay.timeout_seconds"
 	AttrIdleTimeout           = "idle_timeout.timeout_seconds"
 	AttrConnectionTermination = "deregistration_delay.connection_termination.enabled"
+	// AttrUnhealthyConnectionTermination is the NLB target group key of
+	// NLBUnhealthyConnectionTermination.
+	AttrUnhealthyConnectionTermination = "target_health_state.unhealthy.connection_termination.enabled"
 	// The in-tree provider's Classic ELB annotations (aws.go): draining on
 	// or off (strconv.ParseBool), its timeout and the idle timeout (whole
 	// seconds), and the backend protocol (http or https make the ELB speak

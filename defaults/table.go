@@ -65,6 +65,8 @@ const (
 	srcNLBIdle     = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html"
 	srcTGAttr      = "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html"
 	srcKubeProxy   = "kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go (v1.37.2)"
+	srcNLBAttrs    = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/edit-target-group-attributes.html"
+	srcNLBHealth   = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html"
 )
 
 // Table lists every value of this package with its source, in the order
@@ -97,6 +99,9 @@ var Table = []Fact{
 	{"NLBPropagation", secs(NLBPropagation), srcNLBP, []string{"NLB propagation"}},
 	{"NLBTCPIdleTimeout", secs(NLBTCPIdleTimeout), srcNLBIdle, []string{"tcp.idle_timeout.seconds"}},
 	{"NLBConnectionTermination", strconv.FormatBool(NLBConnectionTermination), srcTGAttr, nil},
+	{"NLBUnhealthyConnectionTermination", strconv.FormatBool(NLBUnhealthyConnectionTermination), srcNLBAttrs + "; Pulumi AWS provider docs", nil},
+	{"NLBTCPHealthCheckTimeout", secs(NLBTCPHealthCheckTimeout), srcNLBHealth, nil},
+	{"NLBMatcher", NLBMatcher, srcNLBHealth, nil},
 	{"KubeProxyMinSyncPeriod", secs(KubeProxyMinSyncPeriod), srcKubeProxy, []string{"min-sync-period", "minSyncPeriod"}},
 	{"KubeProxySyncPeriod", secs(KubeProxySyncPeriod), srcKubeProxy, []string{"iptables-sync-period"}},
 	{"GateRequeue", secs(GateRequeue), srcRequeue, []string{"gate re-check", "readiness-gate requeue"}},
@@ -124,6 +129,7 @@ var Table = []Fact{
 	{"AttrDeregistrationDelay", AttrDeregistrationDelay, srcTargetGroup, nil},
 	{"AttrIdleTimeout", AttrIdleTimeout, srcIdle, nil},
 	{"AttrConnectionTermination", AttrConnectionTermination, srcTGAttr, nil},
+	{"AttrUnhealthyConnectionTermination", AttrUnhealthyConnectionTermination, srcNLBAttrs, nil},
 	{"CLBDrainingEnabledAnnotation", CLBDrainingEnabledAnnotation, srcCLBAnn, nil},
 	{"CLBDrainingTimeoutAnnotation", CLBDrainingTimeoutAnnotation, srcCLBAnn, nil},
 	{"CLBIdleTimeoutAnnotation", CLBIdleTimeoutAnnotation, srcCLBAnn, nil},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -24,10 +25,10 @@ const (
 )
 
 // DefaultLag is how long a node takes to apply an endpoint change: kube-proxy's
-// iptables minSyncPeriod default (1 s), the longest a change waits for the
-// sync rate limiter. Watch delivery and rule-writing time come on top; no
-// Kubernetes document gives a figure for them.
-const DefaultLag = time.Second
+// minSyncPeriod default (defaults.KubeProxyMinSyncPeriod, 1 s), the longest a
+// change waits for the sync rate limiter. Watch delivery and rule-writing
+// time come on top; no Kubernetes document gives a figure for them.
+const DefaultLag = defaults.KubeProxyMinSyncPeriod
 
 // Config describes one node's kube-proxy for one Service port. Durations are
 // real durations: the lab scales them before they get here. Start from

@@ -115,16 +115,6 @@ type HealthCheck struct {
 	alb.HealthCheck
 }
 
-// The connection termination attributes' defaults (NLB user guide, target
-// group attributes; Config has the quotes).
-const (
-	// TODO(defaults): NLBConnectionTermination belongs in package defaults.
-	defaultConnectionTermination = false
-	// TODO(defaults): NLBUnhealthyConnectionTermination belongs in package
-	// defaults.
-	defaultUnhealthyConnectionTermination = true
-)
-
 // DefaultConfig returns the AWS API defaults for a Network Load Balancer and
 // its target group (NLB user guide: target group health checks, target
 // group attributes, TCP idle timeout; CreateTargetGroup API reference), with
@@ -140,15 +130,15 @@ func DefaultConfig() Config {
 		// Interval 30 s, timeout 10 s (TCP; 6 s for HTTP), healthy 5,
 		// unhealthy 2, success codes 200-399.
 		HealthCheck: HealthCheck{Protocol: ProtocolTCP, HealthCheck: alb.HealthCheck{
-			Path: defaults.HealthCheckPath, Interval: defaults.APIHealthCheckInterval, Timeout: 10 * time.Second,
+			Path: defaults.HealthCheckPath, Interval: defaults.APIHealthCheckInterval, Timeout: defaults.NLBTCPHealthCheckTimeout,
 			HealthyThreshold: defaults.APIHealthyThreshold, UnhealthyThreshold: defaults.APIUnhealthyThreshold,
-			Matcher: "200-399",
+			Matcher: defaults.NLBMatcher,
 		}},
 		DeregistrationDelay:            defaults.DeregistrationDelay,
-		DeregistrationPropagation:      120 * time.Second,
-		ConnectionTermination:          defaultConnectionTermination,
-		UnhealthyConnectionTermination: defaultUnhealthyConnectionTermination,
-		IdleTimeout:                    350 * time.Second,
+		DeregistrationPropagation:      defaults.NLBPropagation,
+		ConnectionTermination:          defaults.NLBConnectionTermination,
+		UnhealthyConnectionTermination: defaults.NLBUnhealthyConnectionTermination,
+		IdleTimeout:                    defaults.NLBTCPIdleTimeout,
 		Seed:                           1,
 	}
 }
@@ -162,7 +152,7 @@ func ControllerHealthCheck() HealthCheck {
 	return HealthCheck{Protocol: ProtocolTCP, HealthCheck: alb.HealthCheck{
 		Path: defaults.HealthCheckPath, Interval: defaults.NLBHealthCheckInterval, Timeout: defaults.NLBHealthCheckTimeout,
 		HealthyThreshold: defaults.NLBHealthyThreshold, UnhealthyThreshold: defaults.NLBUnhealthyThreshold,
-		Matcher: "200-399",
+		Matcher: defaults.NLBMatcher,
 	}}
 }
 

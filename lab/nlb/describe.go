@@ -7,17 +7,6 @@ import (
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
-// The connection termination attributes' keys (NLB user guide, target group
-// attributes).
-const (
-	// TODO(defaults): AttrConnectionTermination belongs in package defaults,
-	// next to AttrDeregistrationDelay.
-	attrConnectionTermination = "deregistration_delay.connection_termination.enabled"
-	// TODO(defaults): AttrUnhealthyConnectionTermination belongs in package
-	// defaults, next to AttrDeregistrationDelay.
-	attrUnhealthyConnectionTermination = "target_health_state.unhealthy.connection_termination.enabled"
-)
-
 // fixedAttributes are the NLB target group attributes the stand-in reports
 // but does not model, with the value it behaves as: the AWS default, except
 // preserve_client_ip.enabled, which is false for instance targets too
@@ -47,8 +36,8 @@ func (lb *LB) TargetGroupAttributes() []alb.Attribute {
 	a := lb.Attributes()
 	return append([]alb.Attribute{
 		{Key: defaults.AttrDeregistrationDelay, Kind: alb.AttrDuration, Duration: a.DeregistrationDelay},
-		{Key: attrConnectionTermination, Kind: alb.AttrBool, Value: strconv.FormatBool(a.ConnectionTermination)},
-		{Key: attrUnhealthyConnectionTermination, Kind: alb.AttrBool, Value: strconv.FormatBool(a.UnhealthyConnectionTermination)},
+		{Key: defaults.AttrConnectionTermination, Kind: alb.AttrBool, Value: strconv.FormatBool(a.ConnectionTermination)},
+		{Key: defaults.AttrUnhealthyConnectionTermination, Kind: alb.AttrBool, Value: strconv.FormatBool(a.UnhealthyConnectionTermination)},
 	}, fixedAttributes...)
 }
 
@@ -61,9 +50,9 @@ func (lb *LB) SetTargetGroupAttributes(changes ...alb.Attribute) error {
 			switch c.Key {
 			case defaults.AttrDeregistrationDelay:
 				a.DeregistrationDelay = c.Duration
-			case attrConnectionTermination:
+			case defaults.AttrConnectionTermination:
 				a.ConnectionTermination = c.Value == "true"
-			case attrUnhealthyConnectionTermination:
+			case defaults.AttrUnhealthyConnectionTermination:
 				a.UnhealthyConnectionTermination = c.Value == "true"
 			default:
 				return alb.NotModelled(c.Key)
