@@ -33,13 +33,9 @@ var probeClient = &http.Client{
 // httpGet performs an httpGet action against the pod. Success is a status in
 // [200, 400). The body is drained (bounded) so the server sees a clean end.
 func (p *Pod) httpGet(ctx context.Context, a *corev1.HTTPGetAction) error {
-	port, err := p.resolvePort(a.Port)
+	hostPort, err := p.address(a.Host, a.Port)
 	if err != nil {
 		return err
-	}
-	host := a.Host
-	if host == "" {
-		host = p.opts.IP
 	}
 	scheme := "http"
 	if a.Scheme == corev1.URISchemeHTTPS {
@@ -49,7 +45,7 @@ func (p *Pod) httpGet(ctx context.Context, a *corev1.HTTPGetAction) error {
 	if path == "" || path[0] != '/' {
 		path = "/" + path
 	}
-	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
+	url := scheme + "://" + hostPort + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -77,16 +73,12 @@ func (p *Pod) httpGet(ctx context.Context, a *corev1.HTTPGetAction) error {
 
 // tcpSocket succeeds when a connection opens.
 func (p *Pod) tcpSocket(ctx context.Context, a *corev1.TCPSocketAction) error {
-	port, err := p.resolvePort(a.Port)
+	hostPort, err := p.address(a.Host, a.Port)
 	if err != nil {
 		return err
 	}
-	host := a.Host
-	if host == "" {
-		host = p.opts.IP
-	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	conn, err := d.DialContext(ctx, "tcp", hostPort)
 	if err != nil {
 		return err
 	}
@@ -131,6 +123,20 @@ func (p *Pod) sleepAction(ctx context.Context, a *corev1.SleepAction) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// address is host:port for an httpGet or tcpSocket action: the action's
+// host, or the pod's IP when it names none (as the kubelet does), and its
+// port resolved by resolvePort.
+func (p *Pod) address(host string, port intstr.IntOrString) (string, error) {
+	n, err := p.resolvePort(port)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		host = p.opts.IP
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
 // resolvePort turns a probe or hook port (number or container port name)
