@@ -208,6 +208,25 @@ func secLabel(ms float64) string { return fmt.Sprintf("%.1fs", ms/1000) }
 
 // axis adds time ticks under a plot of height h, at round seconds (a step
 // of 1, 2 or 5 times a power of ten, at most 12 ticks).
+// axisRoom is the height under a plot that its time axis takes.
+const axisRoom = 40.0
+
+// newChart is the chart id-class, its plot h high with the time axis below.
+func newChart(id, class, title string, h float64) chart {
+	return chart{ID: id + "-" + class, Class: class, Title: title, W: chartW, H: h + axisRoom}
+}
+
+// rowsChart is a newChart with one row rowH high per item, saying empty
+// instead when there are no rows. It returns the chart and its plot height.
+func rowsChart(id, class, title string, rows int, empty string) (chart, float64) {
+	h := rowH * float64(rows)
+	c := newChart(id, class, title, h)
+	if rows == 0 {
+		c.Empty = empty
+	}
+	return c, h
+}
+
 func axis(c *chart, s scale, h float64) {
 	step := tickStep(s.totalMS)
 	for ms := 0.0; ms <= s.totalMS+step/1000; ms += step {
@@ -249,7 +268,7 @@ func runCharts(r *Run, id string) []chart {
 
 func outcomesChart(r *Run, s scale, id string) chart {
 	const h = 160.0
-	c := chart{ID: id + "-outcomes", Class: "outcomes", Title: fmt.Sprintf("Requests per %g ms by outcome", r.BinMS), W: chartW, H: h + 40}
+	c := newChart(id, "outcomes", fmt.Sprintf("Requests per %g ms by outcome", r.BinMS), h)
 	var top uint64
 	for _, b := range r.Bins {
 		top = max(top, b.Requests)
@@ -327,7 +346,7 @@ func marks(c *chart, r *Run, s scale, h float64) {
 // than dropping to 0.
 func latencyChart(r *Run, s scale, id string) chart {
 	const h = 140.0
-	c := chart{ID: id + "-latency", Class: "latency", Title: "Latency of successful requests (ms) per bin", W: chartW, H: h + 40}
+	c := newChart(id, "latency", "Latency of successful requests (ms) per bin", h)
 	top := 0.0
 	answered := 0
 	for _, b := range r.Bins {
@@ -389,10 +408,8 @@ func latencyChart(r *Run, s scale, id string) chart {
 }
 
 func replicasChart(r *Run, s scale, id string) chart {
-	h := rowH * float64(len(r.Replicas))
-	c := chart{ID: id + "-replicas", Class: "replicas", Title: "Replicas that answered (share of each bin)", W: chartW, H: h + 40}
-	if len(r.Replicas) == 0 {
-		c.Empty = "no replica header in the records"
+	c, h := rowsChart(id, "replicas", "Replicas that answered (share of each bin)", len(r.Replicas), "no replica header in the records")
+	if c.Empty != "" {
 		return c
 	}
 	for i, name := range r.Replicas {
@@ -414,10 +431,8 @@ func replicasChart(r *Run, s scale, id string) chart {
 // lanesChart draws one lane per pod or target and source, every state in
 // its own colour, with its name inside the segment where it fits.
 func lanesChart(r *Run, s scale, id string) chart {
-	h := rowH * float64(len(r.Lanes))
-	c := chart{ID: id + "-lanes", Class: "lanes", Title: "Pod and target states", W: chartW, H: h + 40}
-	if len(r.Lanes) == 0 {
-		c.Empty = "no pod or target records in the input"
+	c, h := rowsChart(id, "lanes", "Pod and target states", len(r.Lanes), "no pod or target records in the input")
+	if c.Empty != "" {
 		return c
 	}
 	used := map[[2]string]bool{}
