@@ -179,31 +179,20 @@ func (p *Pod) runProbe(ctx context.Context, pr *corev1.Probe) error {
 	return errors.New("probe has no handler")
 }
 
-// runHook runs a lifecycle handler until it ends or ctx (the grace deadline) does.
-func (p *Pod) runHook(ctx context.Context, h *corev1.LifecycleHandler) error {
+// hook is the kind of the lifecycle handler h (the PreStop record's
+// reason) and the action that runs it until it ends or ctx (the grace
+// deadline) does: one switch, so the kind recorded is always the action run.
+// validate has refused a tcpSocket hook, as the API server does.
+func (p *Pod) hook(h *corev1.LifecycleHandler) (kind string, run func(context.Context) error) {
 	switch {
 	case h.Sleep != nil:
-		return p.sleepAction(ctx, h.Sleep)
+		return "sleep", func(ctx context.Context) error { return p.sleepAction(ctx, h.Sleep) }
 	case h.Exec != nil:
-		return p.execAction(ctx, h.Exec)
+		return "exec", func(ctx context.Context) error { return p.execAction(ctx, h.Exec) }
 	case h.HTTPGet != nil:
-		return p.httpGet(ctx, h.HTTPGet)
+		return "httpGet", func(ctx context.Context) error { return p.httpGet(ctx, h.HTTPGet) }
 	}
-	return errors.New("hook has no handler")
-}
-
-func hookKind(h *corev1.LifecycleHandler) string {
-	switch {
-	case h.Sleep != nil:
-		return "sleep"
-	case h.Exec != nil:
-		return "exec"
-	case h.HTTPGet != nil:
-		return "httpGet"
-	case h.TCPSocket != nil:
-		return "tcpSocket"
-	}
-	return "none"
+	return "none", func(context.Context) error { return errors.New("hook has no handler") }
 }
 
 // validate rejects what the lab cannot run, before anything starts, with a
