@@ -208,6 +208,46 @@ func secLabel(ms float64) string { return fmt.Sprintf("%.1fs", ms/1000) }
 
 // axis adds time ticks under a plot of height h, at round seconds (a step
 // of 1, 2 or 5 times a power of ten, at most 12 ticks).
+// axisRoom is the height under a plot that its time axis takes.
+const axisRoom = 40.0
+
+// newChart is the chart id-class, its plot h high with the time axis below.
+func newChart(id, class, title string, h float64) chart {
+	return chart{ID: id + "-" + class, Class: class, Title: title, W: chartW, H: h + axisRoom}
+}
+
+// rowsChart is a newChart with one row rowH high per item, drawn by draw
+// (given the plot's height) above the time axis; with no rows it says empty
+// instead.
+func rowsChart(id, class, title string, rows int, empty string, s scale, draw func(c *chart, h float64)) chart {
+	h := rowH * float64(rows)
+	c := newChart(id, class, title, h)
+	if rows == 0 {
+		c.Empty = empty
+		return c
+	}
+	draw(&c, h)
+	axis(&c, s, h)
+	return c
+}
+
+// rowBaseline is where a row's text sits, below the row's top.
+const rowBaseline = 14.0
+
+// rowTop is the y of row i's top edge.
+func rowTop(i int) float64 { return float64(i) * rowH }
+
+// rowName labels row i, right-aligned left of the plot.
+func rowName(i int, name string) label {
+	return label{X: plotLeft - 6, Y: rowTop(i) + rowBaseline, Text: name, Anchor: "end"}
+}
+
+// rowBar is a bar in row i from x, w wide, 2 px inside the row's edges so
+// that neighbouring rows stay apart.
+func rowBar(i int, x, w float64, fill string, opacity float64, title string) rect {
+	return rect{X: x, Y: rowTop(i) + 2, W: w, H: rowH - 4, Fill: fill, Opacity: opacity, Title: title}
+}
+
 func axis(c *chart, s scale, h float64) {
 	step := tickStep(s.totalMS)
 	for ms := 0.0; ms <= s.totalMS+step/1000; ms += step {
@@ -249,7 +289,7 @@ func runCharts(r *Run, id string) []chart {
 
 func outcomesChart(r *Run, s scale, id string) chart {
 	const h = 160.0
-	c := chart{ID: id + "-outcomes", Class: "outcomes", Title: fmt.Sprintf("Requests per %g ms by outcome", r.BinMS), W: chartW, H: h + 40}
+	c := newChart(id, "outcomes", fmt.Sprintf("Requests per %g ms by outcome", r.BinMS), h)
 	var top uint64
 	for _, b := range r.Bins {
 		top = max(top, b.Requests)
@@ -327,7 +367,7 @@ func marks(c *chart, r *Run, s scale, h float64) {
 // than dropping to 0.
 func latencyChart(r *Run, s scale, id string) chart {
 	const h = 140.0
-	c := chart{ID: id + "-latency", Class: "latency", Title: "Latency of successful requests (ms) per bin", W: chartW, H: h + 40}
+	c := newChart(id, "latency", "Latency of successful requests (ms) per bin", h)
 	top := 0.0
 	answered := 0
 	for _, b := range r.Bins {
@@ -389,47 +429,47 @@ func latencyChart(r *Run, s scale, id string) chart {
 }
 
 func replicasChart(r *Run, s scale, id string) chart {
-	h := rowH * float64(len(r.Replicas))
-	c := chart{ID: id + "-replicas", Class: "replicas", Title: "Replicas that answered (share of each bin)", W: chartW, H: h + 40}
-	if len(r.Replicas) == 0 {
-		c.Empty = "no replica header in the records"
-		return c
-	}
+	return rowsChart(id, "replicas", "Replicas that answered (share of each bin)", len(r.Replicas), "no replica header in the records", s, func(c *chart, _ float64) {
+		replicaRows(c, r, s)
+	})
+}
+
+// replicaRows draws one row per replica, each bin shaded by the share of
+// its requests that replica answered.
+func replicaRows(c *chart, r *Run, s scale) {
 	for i, name := range r.Replicas {
-		y := float64(i) * rowH
-		c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: y + 14, Text: clip(name, labelMax), Anchor: "end"})
+		c.Labels = append(c.Labels, rowName(i, clip(name, labelMax)))
 		for _, b := range r.Bins {
 			n := b.Replicas[name]
 			if n == 0 {
 				continue
 			}
-			c.Rects = append(c.Rects, rect{X: s.x(b.AtMS), Y: y + 2, W: s.w(r.BinMS), H: rowH - 4, Fill: "#3949ab",
-				Opacity: 0.15 + 0.85*float64(n)/float64(b.Requests), Title: fmt.Sprintf("%s %s: %d of %d", secLabel(b.AtMS), name, n, b.Requests)})
+			c.Rects = append(c.Rects, rowBar(i, s.x(b.AtMS), s.w(r.BinMS), "#3949ab",
+				0.15+0.85*float64(n)/float64(b.Requests), fmt.Sprintf("%s %s: %d of %d", secLabel(b.AtMS), name, n, b.Requests)))
 		}
 	}
-	axis(&c, s, h)
-	return c
 }
 
 // lanesChart draws one lane per pod or target and source, every state in
 // its own colour, with its name inside the segment where it fits.
 func lanesChart(r *Run, s scale, id string) chart {
-	h := rowH * float64(len(r.Lanes))
-	c := chart{ID: id + "-lanes", Class: "lanes", Title: "Pod and target states", W: chartW, H: h + 40}
-	if len(r.Lanes) == 0 {
-		c.Empty = "no pod or target records in the input"
-		return c
-	}
+	return rowsChart(id, "lanes", "Pod and target states", len(r.Lanes), "no pod or target records in the input", s, func(c *chart, h float64) {
+		laneRows(c, r, s)
+		marks(c, r, s, h)
+	})
+}
+
+// laneRows draws the lanes and their states' legends.
+func laneRows(c *chart, r *Run, s scale) {
 	used := map[[2]string]bool{}
 	for i, l := range r.Lanes {
-		y := float64(i) * rowH
 		name := string(l.Kind) + " " + l.Object
 		if l.Source != "" {
 			name = clip(name, labelMax-len(l.Source)-3) + " (" + l.Source + ")"
 		} else {
 			name = clip(name, labelMax)
 		}
-		c.Labels = append(c.Labels, label{X: plotLeft - 6, Y: y + 14, Text: name, Anchor: "end"})
+		c.Labels = append(c.Labels, rowName(i, name))
 		for _, sg := range l.Segments {
 			title := fmt.Sprintf("%s %s (%s): %s from %s to %s", l.Kind, l.Object, orNone(l.Source), sg.State, secLabel(sg.FromMS), secLabel(sg.ToMS))
 			if sg.Reason != "" {
@@ -437,17 +477,14 @@ func lanesChart(r *Run, s scale, id string) chart {
 			}
 			col := stateColor(l.Kind, sg.State)
 			x, w := s.x(sg.FromMS), s.w(sg.ToMS-sg.FromMS)
-			c.Rects = append(c.Rects, rect{X: x, Y: y + 2, W: w, H: rowH - 4, Fill: col, Opacity: 1, Title: title})
+			c.Rects = append(c.Rects, rowBar(i, x, w, col, 1, title))
 			if fits := float64(len(sg.State))*6 + 6; w >= fits {
-				c.Labels = append(c.Labels, label{X: x + 3, Y: y + 14, Text: sg.State, Anchor: "start", Fill: inkOn(col), Size: 10})
+				c.Labels = append(c.Labels, label{X: x + 3, Y: rowTop(i) + rowBaseline, Text: sg.State, Anchor: "start", Fill: inkOn(col), Size: 10})
 			}
 			used[[2]string{string(l.Kind), sg.State}] = true
 		}
 	}
 	c.Legends = stateLegends(used)
-	marks(&c, r, s, h)
-	axis(&c, s, h)
-	return c
 }
 
 // stateLegends lists the states drawn, pods' then targets', in the lists'

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/internal/testutil"
-
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -20,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rollsafe/rollsafe/internal/controlplane"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/soak"
 	"github.com/rollsafe/rollsafe/soak/soaktest"
@@ -64,22 +63,11 @@ type env struct {
 
 func newEnv(t *testing.T, replicas int32) *env {
 	t.Helper()
-	cp := controlplane.ForTest(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	admin, err := kubernetes.NewForConfig(cp.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	se, err := soaktest.Start(ctx, admin, "soak", replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(se.Close)
+	cp, se := soaktest.ForTest(t, "soak", replicas)
 	// As a user would: soak an app that already answers, so no failure
 	// falls before the first rollout.
 	testutil.WaitOK(t, se.Backend.URL)
-	return &env{cp: cp, ns: se.Namespace, admin: admin, pods: se.Pods, url: se.Backend.URL}
+	return &env{cp: cp, ns: se.Namespace, admin: se.Admin, pods: se.Pods, url: se.Backend.URL}
 }
 
 func (e *env) client(t *testing.T, rules []rbacv1.PolicyRule) kubernetes.Interface {

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/rollsafe/rollsafe/timeline/civil"
 )
 
 // DecodeJSON sets *r to the record in b, one JSON object: always exactly
@@ -441,7 +443,7 @@ func (d *decoder) intern(b []byte, cache int) string {
 func parseUint(b []byte, i int) (uint64, int, bool) {
 	j := i
 	var v uint64
-	for j < len(b) && isDigit(b[j]) {
+	for j < len(b) && civil.IsDigit(b[j]) {
 		c := uint64(b[j] - '0')
 		if v > (math.MaxUint64-c)/10 {
 			return 0, i, false
@@ -500,7 +502,7 @@ func (d *decoder) parseRFC3339(s []byte) (time.Time, bool) {
 	if len(s) < len("2006-01-02T15:04:05Z") || s[16] != ':' {
 		return time.Time{}, false
 	}
-	sec, ok := num(s[17:19])
+	sec, ok := civil.Digits(s[17:19])
 	if !ok || sec > 59 {
 		return time.Time{}, false
 	}
@@ -509,12 +511,12 @@ func (d *decoder) parseRFC3339(s []byte) (time.Time, bool) {
 		if s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' {
 			return time.Time{}, false
 		}
-		year, ok1 := num(s[0:4])
-		month, ok2 := num(s[5:7])
-		day, ok3 := num(s[8:10])
-		hour, ok4 := num(s[11:13])
-		minute, ok5 := num(s[14:16])
-		if !(ok1 && ok2 && ok3 && ok4 && ok5) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		year, ok1 := civil.Digits(s[0:4])
+		month, ok2 := civil.Digits(s[5:7])
+		day, ok3 := civil.Digits(s[8:10])
+		hour, ok4 := civil.Digits(s[11:13])
+		minute, ok5 := civil.Digits(s[14:16])
+		if !(ok1 && ok2 && ok3 && ok4 && ok5) || month < 1 || month > 12 || day < 1 || day > civil.DaysIn(month, year) ||
 			hour > 23 || minute > 59 {
 			return time.Time{}, false
 		}
@@ -523,9 +525,9 @@ func (d *decoder) parseRFC3339(s []byte) (time.Time, bool) {
 	}
 	s = s[19:]
 	nsec := 0
-	if len(s) >= 2 && s[0] == '.' && isDigit(s[1]) {
+	if len(s) >= 2 && s[0] == '.' && civil.IsDigit(s[1]) {
 		n := 1
-		for n < len(s) && isDigit(s[n]) {
+		for n < len(s) && civil.IsDigit(s[n]) {
 			if n <= 9 {
 				nsec = nsec*10 + int(s[n]-'0') // digits after the 9th are dropped, as Parse does
 			}
@@ -543,8 +545,8 @@ func (d *decoder) parseRFC3339(s []byte) (time.Time, bool) {
 	if len(s) != len("-07:00") || s[0] != '-' && s[0] != '+' || s[3] != ':' {
 		return time.Time{}, false
 	}
-	hh, ok1 := num(s[1:3])
-	mm, ok2 := num(s[4:6])
+	hh, ok1 := civil.Digits(s[1:3])
+	mm, ok2 := civil.Digits(s[4:6])
 	if !ok1 || !ok2 || hh > 23 || mm > 59 {
 		return time.Time{}, false
 	}
@@ -560,33 +562,6 @@ func (d *decoder) parseRFC3339(s []byte) (time.Time, bool) {
 }
 
 func zoneOffset(t time.Time) int { _, off := t.Zone(); return off }
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// num parses a run of ASCII digits.
-func num(s []byte) (int, bool) {
-	v := 0
-	for _, c := range s {
-		if !isDigit(c) {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	return v, true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
 
 // daysSinceEpoch is the proleptic Gregorian day number of a date, 0 for
 // 1970-01-01 (Howard Hinnant's days_from_civil).

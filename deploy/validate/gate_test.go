@@ -84,45 +84,35 @@ func TestRolloutGate(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	t.Run("clean rollout passes", func(t *testing.T) {
-		code, out := runGate(t, bin, srv.URL)
-		if code != 0 || !strings.Contains(out, "zero failed requests") {
-			t.Fatalf("exit %d, want 0\n%s", code, out)
-		}
-		if n.Load() == 0 {
-			t.Fatal("the probe sent nothing")
-		}
-	})
-	t.Run("a 502 during the rollout fails the gate", func(t *testing.T) {
-		failEvery.Store(10)
-		defer failEvery.Store(0)
-		code, out := runGate(t, bin, srv.URL)
-		if code != 1 || !strings.Contains(out, "requests failed during the rollout") {
-			t.Fatalf("exit %d, want 1 naming failed requests\n%s", code, out)
-		}
-	})
-	t.Run("a failed rollout fails the gate", func(t *testing.T) {
-		code, out := runGate(t, bin, srv.URL, "FAKE_ROLLOUT_RC=1")
-		if code != 1 || !strings.Contains(out, "kubectl rollout status exited 1") {
-			t.Fatalf("exit %d, want 1 naming the rollout\n%s", code, out)
-		}
-	})
-	t.Run("a URL that never answers is exit 3, not failed requests", func(t *testing.T) {
-		code, out := runGate(t, bin, closedURL(t))
-		if code != 3 || !strings.Contains(out, "the probe could not run (probe exited 3") || strings.Contains(out, "requests failed") {
-			t.Fatalf("exit %d, want 3 saying the probe could not run\n%s", code, out)
-		}
-	})
-	t.Run("a bad PROBE_RATE is exit 2", func(t *testing.T) {
-		code, out := runGate(t, bin, srv.URL, "PROBE_RATE=fast")
-		if code != 2 || !strings.Contains(out, "the probe refused its input (probe exited 2") {
-			t.Fatalf("exit %d, want 2 saying the probe refused its input\n%s", code, out)
-		}
-	})
-	t.Run("no PROBE_URL is a usage error", func(t *testing.T) {
-		code, out := runGate(t, bin, "")
-		if code == 0 || !strings.Contains(out, "PROBE_URL") {
-			t.Fatalf("exit %d\n%s", code, out)
-		}
-	})
+	for _, c := range []struct {
+		name      string
+		url       string
+		env       []string
+		failEvery int64  // fail every nth request; 0: none
+		code      int    // the exit code; -1: any but 0
+		says      string // what the output must contain
+		never     string // what it must not contain; "": nothing
+		want      string // what was wanted, for the failure message
+		sends     bool   // the probe must have reached the server
+	}{
+		{"clean rollout passes", srv.URL, nil, 0, 0, "zero failed requests", "", "0", true},
+		{"a 502 during the rollout fails the gate", srv.URL, nil, 10, 1, "requests failed during the rollout", "", "1 naming failed requests", false},
+		{"a failed rollout fails the gate", srv.URL, []string{"FAKE_ROLLOUT_RC=1"}, 0, 1, "kubectl rollout status exited 1", "", "1 naming the rollout", false},
+		{"a URL that never answers is exit 3, not failed requests", closedURL(t), nil, 0, 3, "the probe could not run (probe exited 3", "requests failed", "3 saying the probe could not run", false},
+		{"a bad PROBE_RATE is exit 2", srv.URL, []string{"PROBE_RATE=fast"}, 0, 2, "the probe refused its input (probe exited 2", "", "2 saying the probe refused its input", false},
+		{"no PROBE_URL is a usage error", "", nil, 0, -1, "PROBE_URL", "", "not 0", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			failEvery.Store(c.failEvery)
+			defer failEvery.Store(0)
+			code, out := runGate(t, bin, c.url, c.env...)
+			codeOK := code == c.code || (c.code == -1 && code != 0)
+			if !codeOK || !strings.Contains(out, c.says) || (c.never != "" && strings.Contains(out, c.never)) {
+				t.Fatalf("exit %d, want %s\n%s", code, c.want, out)
+			}
+			if c.sends && n.Load() == 0 {
+				t.Fatal("the probe sent nothing")
+			}
+		})
+	}
 }

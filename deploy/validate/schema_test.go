@@ -11,18 +11,31 @@ import (
 // pipelineSchemas pairs each pipeline file with the schema that judges it.
 // shared: the schema is public data kept in ../shared/schemas; otherwise it
 // is rollsafe's own, in deploy/validate/schemas.
-var pipelineSchemas = []struct {
+var pipelineSchemas = []pipelineSchema{
+	{"github", "github/deploy.yml", "github-workflow.json", true, "    runs-on: ubuntu-24.04\n    environment:", "    runs_on: ubuntu-24.04\n    environment:"},
+	{"circleci", "circleci/config.yml", "circleci.json", true, "  test:\n    executor: go\n    steps:", "  test:\n    executor: go\n    step:"},
+	{"gitlab", "gitlab/gitlab-ci.yml", "gitlab-ci.json", true, "  script:\n    - go test ./...", "  scripts:\n    - go test ./..."},
+	{"codebuild", "codebuild/buildspec.yml", "buildspec.json", false, "  pre_build:", "  pre-build:"},
+}
+
+type pipelineSchema struct {
 	name     string
 	file     string // under deploy/cicd
 	schema   string
 	shared   bool
 	breakOld string // a deliberate mistake the schema must catch
 	breakNew string
-}{
-	{"github", "github/deploy.yml", "github-workflow.json", true, "    runs-on: ubuntu-24.04\n    environment:", "    runs_on: ubuntu-24.04\n    environment:"},
-	{"circleci", "circleci/config.yml", "circleci.json", true, "  test:\n    executor: go\n    steps:", "  test:\n    executor: go\n    step:"},
-	{"gitlab", "gitlab/gitlab-ci.yml", "gitlab-ci.json", true, "  script:\n    - go test ./...", "  scripts:\n    - go test ./..."},
-	{"codebuild", "codebuild/buildspec.yml", "buildspec.json", false, "  pre_build:", "  pre-build:"},
+}
+
+// load reads p's schema (schemaPath skips t, or fails it under CI, when the
+// shared schemas are missing).
+func (p pipelineSchema) load(t *testing.T) *Schema {
+	t.Helper()
+	s, err := LoadSchema(schemaPath(t, p.schema, p.shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func schemaPath(t *testing.T, name string, shared bool) string {
@@ -46,10 +59,7 @@ func schemaPath(t *testing.T, name string, shared bool) string {
 func TestPipelinesMatchTheirSchemas(t *testing.T) {
 	for _, p := range pipelineSchemas {
 		t.Run(p.name, func(t *testing.T) {
-			s, err := LoadSchema(schemaPath(t, p.schema, p.shared))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := p.load(t)
 			if err := s.ValidateFile(Path("deploy", "cicd", p.file)); err != nil {
 				t.Error(err)
 			}
@@ -62,10 +72,7 @@ func TestPipelinesMatchTheirSchemas(t *testing.T) {
 func TestSchemasCatchBrokenPipelines(t *testing.T) {
 	for _, p := range pipelineSchemas {
 		t.Run(p.name, func(t *testing.T) {
-			s, err := LoadSchema(schemaPath(t, p.schema, p.shared))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := p.load(t)
 			data, err := os.ReadFile(Path("deploy", "cicd", p.file))
 			if err != nil {
 				t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,16 +65,13 @@ func TestControllerManagerRuns(t *testing.T) {
 	cp := controlplane.ForTest(t)
 	cs := kubernetes.NewForConfigOrDie(cp.Config())
 	ctx := t.Context()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cp-kcm-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := cs.CoreV1().ServiceAccounts(ns.Name).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=default"})
+	ns := cp.TestNamespace(t, "cp-kcm-")
+	w, err := cs.CoreV1().ServiceAccounts(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=default"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	if _, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{}); err == nil {
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{}); err == nil {
 		return
 	}
 	select {

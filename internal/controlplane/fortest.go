@@ -5,6 +5,10 @@ import (
 	"errors"
 	"os"
 	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // TB is the part of testing.TB that ForTest uses; taking an interface keeps
@@ -75,6 +79,24 @@ func ForTest(t TB) *ControlPlane {
 		return nil
 	}
 	return shared.cp
+}
+
+// TestNamespace creates a namespace named prefix plus a generated suffix
+// (GenerateName), so that tests sharing the control plane never share a
+// namespace, and deletes it when t ends. It returns the namespace's name.
+func (cp *ControlPlane) TestNamespace(t TB, prefix string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cp.Config())
+	if err != nil {
+		t.Fatalf("client for the control plane: %v", err)
+	}
+	namespaces := cs.CoreV1().Namespaces()
+	ns, err := namespaces.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace %s…: %v", prefix, err)
+	}
+	t.Cleanup(func() { _ = namespaces.Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
+	return ns.Name
 }
 
 func skipOrFail(t TB, err error) {

@@ -65,7 +65,8 @@ func TestFencepostsMatchKubeControllerManager(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gotS, gotU := observe(ctx, t, cs, c.replicas, intOrPct(c.surge), intOrPct(c.unavail))
+			ns := cp.TestNamespace(t, "rollout-")
+			gotS, gotU := observe(ctx, t, cs, ns, c.replicas, intOrPct(c.surge), intOrPct(c.unavail))
 			t.Logf("replicas %d maxSurge %q maxUnavailable %q: kube-controller-manager %d/%d, rollout.Fenceposts %d/%d",
 				c.replicas, c.surge, c.unavail, gotS, gotU, wantS, wantU)
 			if gotS != wantS || gotU != wantU {
@@ -75,19 +76,13 @@ func TestFencepostsMatchKubeControllerManager(t *testing.T) {
 	}
 }
 
-// observe creates the Deployment, lets its first ReplicaSet reach replicas,
-// changes the template and returns the new ReplicaSet's size at creation
-// (the surge) and how far the old one was scaled down (maxUnavailable).
-func observe(ctx context.Context, t *testing.T, cs kubernetes.Interface, replicas int32, surge, unavail *intstr.IntOrString) (int, int) {
-	t.Helper()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rollout-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
+// webDeployment is Deployment name: replicas pods labelled app=web, one
+// container, rolling with maxSurge surge and maxUnavailable unavail (nil
+// leaves the field to the API server's default).
+func webDeployment(name string, replicas int32, surge, unavail *intstr.IntOrString) *appsv1.Deployment {
 	labels := map[string]string{"app": "web"}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -99,11 +94,19 @@ func observe(ctx context.Context, t *testing.T, cs kubernetes.Interface, replica
 			},
 		},
 	}
-	deps := cs.AppsV1().Deployments(ns.Name)
-	if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
+}
+
+// observe creates the Deployment in ns, lets its first ReplicaSet reach
+// replicas, changes the template and returns the new ReplicaSet's size at
+// creation (the surge) and how far the old one was scaled down
+// (maxUnavailable).
+func observe(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns string, replicas int32, surge, unavail *intstr.IntOrString) (int, int) {
+	t.Helper()
+	deps := cs.AppsV1().Deployments(ns)
+	if _, err := deps.Create(ctx, webDeployment("web", replicas, surge, unavail), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rss := cs.AppsV1().ReplicaSets(ns.Name)
+	rss := cs.AppsV1().ReplicaSets(ns)
 	var old *appsv1.ReplicaSet
 	waitFor(ctx, t, "the first ReplicaSet at full size", func() bool {
 		dep, err := deps.Get(ctx, "web", metav1.GetOptions{})
@@ -186,29 +189,11 @@ func TestBothZeroIsTheAPIServers(t *testing.T) {
 	cp := controlplane.ForTest(t)
 	cs := kubernetes.NewForConfigOrDie(cp.Config())
 	ctx := t.Context()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rollout-zero-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
-	labels := map[string]string{"app": "web"}
+	ns := cp.TestNamespace(t, "rollout-zero-")
 	for i, c := range [][2]string{{"0", "0"}, {"0%", "0"}, {"0", "0%"}, {"0", "10%"}, {"10%", "0%"}} {
 		ms, mu := intOrPct(c[0]), intOrPct(c[1])
-		replicas := int32(3)
-		d := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", i)},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: &replicas,
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-					RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: ms, MaxUnavailable: mu}},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.invalid/web:1"}}},
-				},
-			},
-		}
-		_, err := cs.AppsV1().Deployments(ns.Name).Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		d := webDeployment(fmt.Sprintf("web-%d", i), 3, ms, mu)
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if rejected := err != nil; rejected != rollout.BothZero(ms, mu) {
 			t.Errorf("maxSurge %s maxUnavailable %s: API server error %v, BothZero %v", c[0], c[1], err, rollout.BothZero(ms, mu))
 		}

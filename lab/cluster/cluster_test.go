@@ -175,15 +175,9 @@ func TestRollingUpdateRespectsSurgeAndUnavailable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
 			c := newCluster(t, context.Background(), rec.Add)
-			d, err := c.CreateDeployment(deployment("web", tc.replicas, tc.surge, tc.unavailable, "v1"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), limit)
 			defer cancel()
-			if err := d.WaitComplete(ctx); err != nil {
-				t.Fatal(err)
-			}
+			d := createAndWait(t, ctx, c, deployment("web", tc.replicas, tc.surge, tc.unavailable, "v1"))
 			before := d.PodNames()
 			start := time.Now()
 			if err := d.Rollout(ctx, template("v2")); err != nil {
@@ -341,7 +335,13 @@ func TestSinkErrorIsKept(t *testing.T) {
 // unavailable) and waits within ctx until it is available.
 func createWeb(t *testing.T, ctx context.Context, c *cluster.Cluster) *cluster.Deployment {
 	t.Helper()
-	d, err := c.CreateDeployment(deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
+	return createAndWait(t, ctx, c, deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1"))
+}
+
+// createAndWait creates dep and waits within ctx until it is available.
+func createAndWait(t *testing.T, ctx context.Context, c *cluster.Cluster, dep *appsv1.Deployment) *cluster.Deployment {
+	t.Helper()
+	d, err := c.CreateDeployment(dep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,15 +368,9 @@ func TestNoProcessLeftAfterCloseOrCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			c := newCluster(t, ctx, rec.Add)
-			d, err := c.CreateDeployment(deployment("web", 3, intstr.FromInt32(1), intstr.FromInt32(1), "v1"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			wctx, wcancel := context.WithTimeout(context.Background(), limit)
 			defer wcancel()
-			if err := d.WaitComplete(wctx); err != nil {
-				t.Fatal(err)
-			}
+			d := createAndWait(t, wctx, c, deployment("web", 3, intstr.FromInt32(1), intstr.FromInt32(1), "v1"))
 			// Start a rollout and stop the lab in the middle of it.
 			go func() { _ = d.Rollout(wctx, template("v2")) }()
 			time.Sleep(scale.Seconds(4))
@@ -454,15 +448,9 @@ func TestProgressDeadline(t *testing.T) {
 	dep := deployment("stuck", 1, intstr.FromInt32(1), intstr.FromInt32(0), "v1")
 	deadline := int32(20) // 1 s
 	dep.Spec.ProgressDeadlineSeconds = &deadline
-	d, err := c.CreateDeployment(dep)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := d.WaitComplete(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := createAndWait(t, ctx, c, dep)
 	never := template("v2")
 	never.Spec.Containers[0].Env = kubelettest.Server{ReadyAfter: time.Hour}.Env()
 	if err := d.Rollout(ctx, never); err == nil || !strings.Contains(err.Error(), "progress deadline") {
@@ -479,15 +467,9 @@ func TestRecreateDeletesBeforeCreating(t *testing.T) {
 	c := newCluster(t, context.Background(), rec.Add)
 	dep := deployment("web", 2, intstr.FromInt32(1), intstr.FromInt32(0), "v1")
 	dep.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
-	d, err := c.CreateDeployment(dep)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := d.WaitComplete(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := createAndWait(t, ctx, c, dep)
 	start := time.Now()
 	if err := d.Rollout(ctx, template("v2")); err != nil {
 		t.Fatal(err)

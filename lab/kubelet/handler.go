@@ -33,13 +33,9 @@ var probeClient = &http.Client{
 // httpGet performs an httpGet action against the pod. Success is a status in
 // [200, 400). The body is drained (bounded) so the server sees a clean end.
 func (p *Pod) httpGet(ctx context.Context, a *corev1.HTTPGetAction) error {
-	port, err := p.resolvePort(a.Port)
+	hostPort, err := p.address(a.Host, a.Port)
 	if err != nil {
 		return err
-	}
-	host := a.Host
-	if host == "" {
-		host = p.opts.IP
 	}
 	scheme := "http"
 	if a.Scheme == corev1.URISchemeHTTPS {
@@ -49,7 +45,7 @@ func (p *Pod) httpGet(ctx context.Context, a *corev1.HTTPGetAction) error {
 	if path == "" || path[0] != '/' {
 		path = "/" + path
 	}
-	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
+	url := scheme + "://" + hostPort + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -77,16 +73,12 @@ func (p *Pod) httpGet(ctx context.Context, a *corev1.HTTPGetAction) error {
 
 // tcpSocket succeeds when a connection opens.
 func (p *Pod) tcpSocket(ctx context.Context, a *corev1.TCPSocketAction) error {
-	port, err := p.resolvePort(a.Port)
+	hostPort, err := p.address(a.Host, a.Port)
 	if err != nil {
 		return err
 	}
-	host := a.Host
-	if host == "" {
-		host = p.opts.IP
-	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	conn, err := d.DialContext(ctx, "tcp", hostPort)
 	if err != nil {
 		return err
 	}
@@ -133,6 +125,20 @@ func (p *Pod) sleepAction(ctx context.Context, a *corev1.SleepAction) error {
 	}
 }
 
+// address is host:port for an httpGet or tcpSocket action: the action's
+// host, or the pod's IP when it names none (as the kubelet does), and its
+// port resolved by resolvePort.
+func (p *Pod) address(host string, port intstr.IntOrString) (string, error) {
+	n, err := p.resolvePort(port)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		host = p.opts.IP
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
+}
+
 // resolvePort turns a probe or hook port (number or container port name)
 // into the port to dial. A port that is the container's first declared
 // containerPort is where the app listens in the lab: Options.Port.
@@ -173,31 +179,20 @@ func (p *Pod) runProbe(ctx context.Context, pr *corev1.Probe) error {
 	return errors.New("probe has no handler")
 }
 
-// runHook runs a lifecycle handler until it ends or ctx (the grace deadline) does.
-func (p *Pod) runHook(ctx context.Context, h *corev1.LifecycleHandler) error {
+// hook is the kind of the lifecycle handler h (the PreStop record's
+// reason) and the action that runs it until it ends or ctx (the grace
+// deadline) does: one switch, so the kind recorded is always the action run.
+// validate has refused a tcpSocket hook, as the API server does.
+func (p *Pod) hook(h *corev1.LifecycleHandler) (kind string, run func(context.Context) error) {
 	switch {
 	case h.Sleep != nil:
-		return p.sleepAction(ctx, h.Sleep)
+		return "sleep", func(ctx context.Context) error { return p.sleepAction(ctx, h.Sleep) }
 	case h.Exec != nil:
-		return p.execAction(ctx, h.Exec)
+		return "exec", func(ctx context.Context) error { return p.execAction(ctx, h.Exec) }
 	case h.HTTPGet != nil:
-		return p.httpGet(ctx, h.HTTPGet)
+		return "httpGet", func(ctx context.Context) error { return p.httpGet(ctx, h.HTTPGet) }
 	}
-	return errors.New("hook has no handler")
-}
-
-func hookKind(h *corev1.LifecycleHandler) string {
-	switch {
-	case h.Sleep != nil:
-		return "sleep"
-	case h.Exec != nil:
-		return "exec"
-	case h.HTTPGet != nil:
-		return "httpGet"
-	case h.TCPSocket != nil:
-		return "tcpSocket"
-	}
-	return "none"
+	return "none", func(context.Context) error { return errors.New("hook has no handler") }
 }
 
 // validate rejects what the lab cannot run, before anything starts, with a

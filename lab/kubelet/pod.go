@@ -426,11 +426,12 @@ func (p *Pod) terminate(run *containerRun) {
 
 	if h := p.preStop(); h != nil && !closed(run.exited) {
 		p.mu.Lock()
-		p.emitLocked(StatePreStop, hookKind(h), nil)
+		kind, runHook := p.hook(h)
+		p.emitLocked(StatePreStop, kind, nil)
 		p.mu.Unlock()
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		errc := make(chan error, 1)
-		go func() { errc <- p.runHook(ctx, h) }()
+		go func() { errc <- runHook(ctx) }()
 		var err error
 		select {
 		case err = <-errc:

@@ -103,6 +103,17 @@ func startNode(t *testing.T, rec *recorder, name string, edit func(*Config)) *No
 	return n
 }
 
+// nodeToPod starts pod a and node n1, and waits until n1 forwards to a,
+// ready on n1, alone.
+func nodeToPod(t *testing.T) (*pod, *Node) {
+	t.Helper()
+	rec := newRecorder()
+	a := startPod(t, "a")
+	n := startNode(t, rec, "n1", nil)
+	rec.apply(t, n, a.ready("n1"))
+	return a, n
+}
+
 // conn is one client TCP connection through a node, sending HTTP/1.1
 // requests one after another on it, as a load balancer's keep-alive
 // connection does.

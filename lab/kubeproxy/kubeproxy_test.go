@@ -40,10 +40,7 @@ func TestPinnedConnectionOutlivesRemoval(t *testing.T) {
 // ends (the pod's FIN passed on); a new connection to a pod that no longer
 // listens is reset.
 func TestPodExitEndsPinnedConnection(t *testing.T) {
-	rec := newRecorder()
-	a := startPod(t, "a")
-	n := startNode(t, rec, "n1", nil)
-	rec.apply(t, n, a.ready("n1"))
+	a, n := nodeToPod(t)
 	c := dial(t, n)
 	mustGet(t, c)
 
@@ -61,10 +58,7 @@ func TestPodExitEndsPinnedConnection(t *testing.T) {
 
 // A pod that resets its connection has the client's connection reset too.
 func TestPodResetIsPassedOn(t *testing.T) {
-	rec := newRecorder()
-	a := startPod(t, "a")
-	n := startNode(t, rec, "n1", nil)
-	rec.apply(t, n, a.ready("n1"))
+	_, n := nodeToPod(t)
 	if _, err := dial(t, n).get("/reset"); !isReset(err) {
 		t.Errorf("pod reset its connection; client saw %v, want connection reset", err)
 	}
@@ -243,10 +237,7 @@ func TestDroppedConnectionIsUnanswered(t *testing.T) {
 // DialContext goes straight to a pod, as DNAT does, and passes a pod's
 // refusal on as a refused connect.
 func TestDialContextLikeDNAT(t *testing.T) {
-	rec := newRecorder()
-	a := startPod(t, "a")
-	n := startNode(t, rec, "n1", nil)
-	rec.apply(t, n, a.ready("n1"))
+	a, n := nodeToPod(t)
 	c, err := n.DialContext(context.Background(), "tcp", n.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -63,16 +63,12 @@ func newLab(t *testing.T, first netip.Addr) *lab {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "nodeagent-"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
+	ns := cp.TestNamespace(t, "nodeagent-")
 	port, err := kubelettest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{t: t, cp: cp, cs: cs, ns: ns.Name, node: "node-" + ns.Name, port: port, events: t.TempDir(), sink: &recSink{}}
+	l := &lab{t: t, cp: cp, cs: cs, ns: ns, node: "node-" + ns, port: port, events: t.TempDir(), sink: &recSink{}}
 	l.agent, err = Start(ctx, Options{Config: cp.Config(), NodeName: l.node, Port: port,
 		Command: kubelettest.Command(), Scale: scale, Sink: l.sink.Add, FirstIP: first})
 	if err != nil {

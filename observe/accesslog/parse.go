@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"time"
+
+	"github.com/rollsafe/rollsafe/timeline/civil"
 )
 
 // ParseError says which field of a line could not be read and why.
@@ -321,16 +323,16 @@ func (e *Entry) setTime(dst *time.Time, pi int, v []byte) string {
 	if len(v) < 20 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || v[len(v)-1] != 'Z' {
 		return bad()
 	}
-	y, ok1 := digits(v[0:4])
-	mo, ok2 := digits(v[5:7])
-	d, ok3 := digits(v[8:10])
-	h, ok4 := digits(v[11:13])
-	mi, ok5 := digits(v[14:16])
-	s, ok6 := digits(v[17:19])
+	y, ok1 := civil.Digits(v[0:4])
+	mo, ok2 := civil.Digits(v[5:7])
+	d, ok3 := civil.Digits(v[8:10])
+	h, ok4 := civil.Digits(v[11:13])
+	mi, ok5 := civil.Digits(v[14:16])
+	s, ok6 := civil.Digits(v[17:19])
 	// Years before 1970 are refused: year 1 would collide with the zero
 	// time.Time, which stands for "-".
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || y < 1970 || mo < 1 || mo > 12 || d < 1 ||
-		d > daysIn(mo, y) || h > 23 || mi > 59 || s > 59 {
+		d > civil.DaysIn(mo, y) || h > 23 || mi > 59 || s > 59 {
 		return bad()
 	}
 	rest := v[19 : len(v)-1]
@@ -349,28 +351,4 @@ func (e *Entry) setTime(dst *time.Time, pi int, v []byte) string {
 	*dst = time.Date(y, time.Month(mo), d, h, mi, s, int(ns), time.UTC)
 	e.setPrec(pi, dot, max(len(rest)-1, 0), defaultTimeDigits)
 	return ""
-}
-
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-func daysIn(m, y int) int {
-	switch m {
-	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }

@@ -32,6 +32,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/rollsafe/rollsafe/internal/controlplane"
 )
 
 // Pods marks every pod of a namespace Ready, and tracks which are.
@@ -299,6 +301,25 @@ func Start(ctx context.Context, admin kubernetes.Interface, prefix string, repli
 		return nil, err
 	}
 	return e, nil
+}
+
+// ForTest starts an Env for t on the control plane controlplane.ForTest
+// gives, in a namespace named for prefix. Everything stops when t ends.
+func ForTest(t controlplane.TB, prefix string, replicas int32) (*controlplane.ControlPlane, *Env) {
+	t.Helper()
+	cp := controlplane.ForTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	admin, err := kubernetes.NewForConfig(cp.Config())
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	e, err := Start(ctx, admin, prefix, replicas)
+	if err != nil {
+		t.Fatalf("soaktest.Start: %v", err)
+	}
+	t.Cleanup(e.Close)
+	return cp, e
 }
 
 // Close stops the backend and deletes the namespace.

@@ -17,7 +17,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/internal/controlplane"
@@ -32,20 +31,9 @@ func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, controlplane.Test
 // plane and writes a kubeconfig for a ServiceAccount holding rules.
 func setup(t *testing.T, rules []rbacv1.PolicyRule) (*soaktest.Env, string) {
 	t.Helper()
-	cp := controlplane.ForTest(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	admin, err := kubernetes.NewForConfig(cp.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := soaktest.Start(ctx, admin, "soakcmd", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	cp, e := soaktest.ForTest(t, "soakcmd", 2)
 	testutil.WaitOK(t, e.Backend.URL) // no failure before the first rollout
-	cfg, err := cp.ServiceAccount(ctx, e.Namespace, "rollsafe-soak", rules)
+	cfg, err := cp.ServiceAccount(context.Background(), e.Namespace, "rollsafe-soak", rules)
 	if err != nil {
 		t.Fatal(err)
 	}
