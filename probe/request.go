@@ -26,7 +26,7 @@ type requester struct {
 }
 
 func newRequester(cfg *Config, u *url.URL, rt http.RoundTripper) *requester {
-	q := &requester{cfg: cfg, u: u, rt: rt, headers: http.Header{}, traces: newTraceIDs(),
+	q := &requester{cfg: cfg, u: u, rt: rt, headers: http.Header{}, traces: newTraceIDs(cfg.RunID),
 		replicaKey: textproto.CanonicalMIMEHeaderKey(cfg.ReplicaHeader)}
 	if cfg.VersionHeader != "" {
 		q.versionKey = textproto.CanonicalMIMEHeaderKey(cfg.VersionHeader)
