@@ -14,10 +14,10 @@ import (
 // following the log of a running pod returns its stdout and stderr until
 // the process exits, and the log stays readable while the pod object does.
 func TestPodLogsThroughTheAPI(t *testing.T) {
-	l := newLab(t, netip.MustParseAddr("127.0.17.1"))
+	l := newLab(t, netip.MustParseAddr("127.0.19.1"))
 	ctx := context.Background()
 	// A second node, running pods' own commands (newLab's runs the test server).
-	own, err := Start(ctx, Options{Config: l.cp.Config(), NodeName: l.node + "-own", Port: l.port, FirstIP: netip.MustParseAddr("127.0.18.1")})
+	own, err := Start(ctx, Options{Config: l.cp.Config(), NodeName: l.node + "-own", Port: l.port, FirstIP: netip.MustParseAddr("127.0.20.1")})
 	if err != nil {
 		t.Fatal(err)
 	}

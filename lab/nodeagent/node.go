@@ -101,12 +101,16 @@ func (n *node) status() corev1.NodeStatus {
 			{Type: corev1.NodeInternalIP, Address: hostAddress},
 			{Type: corev1.NodeHostName, Address: hostName},
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.logPort}},
+		DaemonEndpoints: n.endpoints(),
 		NodeInfo: corev1.NodeSystemInfo{
 			OperatingSystem: "linux", Architecture: runtime.GOARCH,
 			KubeletVersion: kubeletVersion, ContainerRuntimeVersion: "rollsafe://host-process",
 		},
 	}
+}
+
+func (n *node) endpoints() corev1.NodeDaemonEndpoints {
+	return corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.logPort}}
 }
 
 func (n *node) conditions(now metav1.Time) []corev1.NodeCondition {
@@ -143,7 +147,10 @@ func (n *node) heartbeat(ctx context.Context) error {
 	if err := n.renewLease(ctx); err != nil {
 		return err
 	}
-	return n.patchStatus(ctx, corev1.NodeStatus{Conditions: n.conditions(metav1.Now())})
+	// The endpoint goes along: NodeStatus always marshals daemonEndpoints
+	// (a struct, so omitempty keeps it), and a zero port would send the API
+	// server to the kubelet's default 10250.
+	return n.patchStatus(ctx, corev1.NodeStatus{Conditions: n.conditions(metav1.Now()), DaemonEndpoints: n.endpoints()})
 }
 
 func (n *node) renewLease(ctx context.Context) error {
