@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Probe benchmark, one run on loopback against one Go server:
-#  1. max throughput with recording on, rollsafe probe vs vegeta at equal
-#     connections (both write every result to disk); prints the ratio
-#     (target >= 1.0);
+#  1. max throughput, side by side at equal connections: rollsafe probe and
+#     vegeta with recording on (both write every result to disk), and wrk,
+#     which records nothing (the ceiling of this machine and server); prints
+#     rollsafe's ratio to each (target >= 1.0 to vegeta);
 #  2. peak RSS of rollsafe probe while recording 1,000,000 requests to disk
 #     (target <= 150 MB).
-# vegeta is installed into a temporary GOBIN that is removed afterwards.
-# Knobs: CONNS (16), DURATION (10s), ROUNDS (2), N (1000000).
+# vegeta is installed into a temporary GOBIN that is removed afterwards;
+# wrk comes from the system (Debian: apt-get install wrk).
+# Knobs: CONNS (16), DURATION (10s), ROUNDS (2), N (1000000), WRK_THREADS (2).
 set -euo pipefail
 
 CONNS=${CONNS:-16}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-2}
 N=${N:-1000000}
+WRK_THREADS=${WRK_THREADS:-2}
 VEGETA=github.com/tsenart/vegeta/v12@v12.13.0
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +29,7 @@ trap cleanup EXIT
 
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (Debian package: time)" >&2; exit 3; }
 command -v python3 >/dev/null || { echo "needs python3 to read JSON" >&2; exit 3; }
+command -v wrk >/dev/null || { echo "needs wrk (Debian package: wrk)" >&2; exit 3; }
 
 echo "building rollsafe, server, vegeta ($VEGETA) ..." >&2
 (cd "$root" && go build -o "$tmp/rollsafe" ./cmd/rollsafe && go build -o "$tmp/server" ./bench/probe/server)
@@ -39,7 +43,7 @@ echo "server $url, $CONNS connections, $DURATION per client, $ROUNDS rounds" >&2
 
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-best_v=0 best_r=0
+best_v=0 best_r=0 best_w=0
 for round in $(seq "$ROUNDS"); do
   echo "GET $url" | "$tmp/bin/vegeta" attack -rate=0 -max-workers="$CONNS" -workers="$CONNS" \
     -connections="$CONNS" -max-connections="$CONNS" -duration="$DURATION" >"$tmp/vegeta.bin"
@@ -52,12 +56,18 @@ for round in $(seq "$ROUNDS"); do
   r=$(json "$tmp/probe.json" "d['rate']")
   r_ok=$(json "$tmp/probe.json" "d['ok']/max(d['requests'],1)")
   rm -f "$tmp/probe.ndjson"
-  printf 'round %d: vegeta %.0f req/s (success %.4f)   rollsafe %.0f req/s (ok %.4f)\n' "$round" "$v" "$v_ok" "$r" "$r_ok"
+
+  w=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" "$url" | awk '/^Requests\/sec:/ {print $2}')
+  printf 'round %d: rollsafe %.0f req/s (ok %.4f)   vegeta %.0f req/s (success %.4f)   wrk %.0f req/s (records nothing)\n' \
+    "$round" "$r" "$r_ok" "$v" "$v_ok" "$w"
   best_v=$(python3 -c "print(max($best_v, $v))")
   best_r=$(python3 -c "print(max($best_r, $r))")
+  best_w=$(python3 -c "print(max($best_w, $w))")
 done
 ratio=$(python3 -c "print(f'{$best_r/$best_v:.3f}')")
-echo "throughput with recording, best of $ROUNDS: rollsafe $(printf %.0f "$best_r") req/s, vegeta $(printf %.0f "$best_v") req/s, ratio $ratio (target >= 1.0)"
+ratio_w=$(python3 -c "print(f'{$best_r/$best_w:.3f}')")
+printf 'throughput, best of %d:  rollsafe %.0f req/s   vegeta %.0f req/s   wrk %.0f req/s\n' "$ROUNDS" "$best_r" "$best_v" "$best_w"
+echo "ratios: rollsafe/vegeta $ratio (target >= 1.0; both recording)   rollsafe/wrk $ratio_w (wrk records nothing)"
 
 /usr/bin/time -v -o "$tmp/time.txt" "$tmp/rollsafe" probe "$url" --rate 0 -c "$CONNS" --requests "$N" \
   --record "$tmp/big.ndjson" --output json >"$tmp/big.json"
