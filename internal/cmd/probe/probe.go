@@ -35,8 +35,10 @@ type options struct {
 }
 
 // NewCmd builds `rollsafe probe URL`.
-func NewCmd(f *cmdutil.Factory) *cobra.Command {
-	o := &options{}
+func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, &options{}) }
+
+// newCmd binds the flags to o (tests read o back).
+func newCmd(f *cmdutil.Factory, o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe URL",
 		Short: "Send traffic at a URL through a rollout and classify every failure",
