@@ -3,6 +3,9 @@ package probe
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +31,7 @@ func Run(ctx context.Context, cfg Config, sink timeline.Sink) (*Summary, error) 
 	}
 	tr := newTransport(&cfg)
 	defer tr.CloseIdleConnections()
-	q := newRequester(&cfg, u, tr)
+	q := newRequester(&cfg, u)
 
 	// stop ends scheduling: on ctx, or when the sink fails.
 	stopCtx, stop := context.WithCancel(ctx)
@@ -44,7 +47,13 @@ func Run(ctx context.Context, cfg Config, sink timeline.Sink) (*Summary, error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			work(stopCtx, sch, q, records)
+			rt := http.RoundTripper(tr)
+			if direct(&cfg, u) {
+				h := newH1Conn(&cfg, dialer(&cfg), hostPort(u))
+				defer h.close()
+				rt = h
+			}
+			work(stopCtx, sch, q, rt, records)
 		}()
 	}
 	go func() { wg.Wait(); close(records) }()
@@ -138,7 +147,18 @@ func (s *schedule) take() (seq uint64, due time.Time, ok bool) {
 	return seq, due, true
 }
 
-func work(ctx context.Context, sch *schedule, q *requester, out chan<- *timeline.Record) {
+// direct says a worker can keep its own connection (h1Conn): plain http
+// with keep-alive. https (ALPN, h2) and --new-conn go through the Transport.
+func direct(cfg *Config, u *url.URL) bool { return u.Scheme == "http" && !cfg.NewConn }
+
+func hostPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return net.JoinHostPort(u.Hostname(), p)
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+func work(ctx context.Context, sch *schedule, q *requester, rt http.RoundTripper, out chan<- *timeline.Record) {
 	buf := make([]byte, 32<<10)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -156,6 +176,6 @@ func work(ctx context.Context, sch *schedule, q *requester, out chan<- *timeline
 			case <-timer.C:
 			}
 		}
-		out <- q.do(seq, due, buf)
+		out <- q.do(seq, due, buf, rt)
 	}
 }

@@ -16,7 +16,6 @@ import (
 type requester struct {
 	cfg        *Config
 	u          *url.URL
-	rt         http.RoundTripper
 	headers    http.Header // user headers without Host
 	host       string      // Host header override, if the user set one
 	userTrace  string      // the user's own X-Amzn-Trace-Id, if any
@@ -25,8 +24,8 @@ type requester struct {
 	traces     traceIDs
 }
 
-func newRequester(cfg *Config, u *url.URL, rt http.RoundTripper) *requester {
-	q := &requester{cfg: cfg, u: u, rt: rt, headers: http.Header{}, traces: newTraceIDs(cfg.RunID),
+func newRequester(cfg *Config, u *url.URL) *requester {
+	q := &requester{cfg: cfg, u: u, headers: http.Header{}, traces: newTraceIDs(cfg.RunID),
 		replicaKey: textproto.CanonicalMIMEHeaderKey(cfg.ReplicaHeader)}
 	if cfg.VersionHeader != "" {
 		q.versionKey = textproto.CanonicalMIMEHeaderKey(cfg.VersionHeader)
@@ -71,7 +70,7 @@ func (emptyBody) WriteTo(io.Writer) (int64, error) { return 0, nil }
 var identity = []string{"identity"} // never modified by net/http
 
 // do sends request seq, due at sched (zero when unscheduled), and returns its record.
-func (q *requester) do(seq uint64, sched time.Time, buf []byte) *timeline.Record {
+func (q *requester) do(seq uint64, sched time.Time, buf []byte, rt http.RoundTripper) *timeline.Record {
 	rec := &timeline.Record{
 		Kind: timeline.KindRequest, Source: q.cfg.Source, Scenario: q.cfg.Scenario,
 		Seq: seq, Scheduled: sched,
@@ -100,7 +99,7 @@ func (q *requester) do(seq uint64, sched time.Time, buf []byte) *timeline.Record
 		req.ContentLength = int64(len(q.cfg.Body))
 		req.TransferEncoding = nil
 	}
-	resp, err := q.rt.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err == nil {
 		rec.Status = resp.StatusCode
 		rec.Replica = first(resp.Header[q.replicaKey])
