@@ -39,14 +39,26 @@ func newH1Conn(cfg *Config, dial func(ctx context.Context, network, addr string)
 		br: bufio.NewReaderSize(nil, 4<<10), bw: bufio.NewWriterSize(nil, 4<<10)}
 }
 
-// RoundTrip sends req on the connection (dialling one if needed); the
-// response body must be read to its end or closed before the next call.
+// RoundTrip is exchange with the request context's deadline.
 func (h *h1Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+	dl, _ := req.Context().Deadline()
+	return h.exchange(req, dl)
+}
+
+// exchange sends req on the connection (dialling one if needed) and reads
+// its response, all before deadline (zero: none), body included; the body
+// must be read to its end or closed before the next call.
+func (h *h1Conn) exchange(req *http.Request, deadline time.Time) (*http.Response, error) {
 	if h.c != nil && (time.Since(h.idle) >= h.cfg.IdleConnTimeout || h.stale()) {
 		h.close()
 	}
 	if h.c == nil {
-		c, err := h.dial(req.Context(), "tcp", h.addr)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if deadline.IsZero() {
+			ctx, cancel = context.WithCancel(context.Background())
+		}
+		c, err := h.dial(ctx, "tcp", h.addr)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -55,9 +67,7 @@ func (h *h1Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.bw.Reset(c)
 	}
 	h.idle = time.Time{}
-	if dl, ok := req.Context().Deadline(); ok {
-		_ = h.c.SetDeadline(dl) // the whole exchange, body included
-	}
+	_ = h.c.SetDeadline(deadline)
 	err := req.Write(h.bw)
 	if err == nil {
 		err = h.bw.Flush()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -70,5 +71,16 @@ func TestInformationalResponsesSkipped(t *testing.T) {
 	wantCounts(t, sum, 1, map[timeline.Class]uint64{timeline.ClassHTTP502: 2})
 	if recs[1].Status != 200 || recs[2].Status != 502 || conns.Load() != 1 {
 		t.Errorf("statuses %d %d on %d connections, want 200 then 502 on one", recs[1].Status, recs[2].Status, conns.Load())
+	}
+}
+
+// The timeout covers the body: headers in time and a body that stalls is
+// a timeout, with the status that came.
+func TestTimeoutCoversTheBody(t *testing.T) {
+	url, _ := rawServer(t, 0, func(int64) string { return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok" })
+	sum, recs := run(t, Config{URL: url, Requests: 1, Connections: 1, Timeout: 200 * time.Millisecond})
+	wantCounts(t, sum, 0, map[timeline.Class]uint64{timeline.ClassTimeout: 1})
+	if recs[1].Status != 200 || recs[1].Bytes != 2 {
+		t.Errorf("status %d, %d bytes; want 200 and the 2 bytes that came", recs[1].Status, recs[1].Bytes)
 	}
 }

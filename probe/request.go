@@ -87,19 +87,27 @@ func (q *requester) do(seq uint64, sched time.Time, buf []byte, rt http.RoundTri
 		rec.TraceID = q.traces.id(start, seq)
 		h[TraceHeader] = []string{rec.TraceID}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.Timeout)
-	defer cancel()
-	req := (&http.Request{
+	req := &http.Request{
 		Method: q.cfg.Method, URL: q.u, Host: q.host, Header: h,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Body: emptyBody{}, TransferEncoding: identity,
-	}).WithContext(ctx)
+	}
 	if len(q.cfg.Body) > 0 {
 		req.Body = io.NopCloser(bytes.NewReader(q.cfg.Body)) // no GetBody: see emptyBody
 		req.ContentLength = int64(len(q.cfg.Body))
 		req.TransferEncoding = nil
 	}
-	resp, err := rt.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if h1, ok := rt.(*h1Conn); ok {
+		// The connection's deadline bounds the exchange, body included:
+		// no context (and its timer) per request.
+		resp, err = h1.exchange(req, start.Add(q.cfg.Timeout))
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.Timeout)
+		defer cancel() // after the body is read: the timeout covers it
+		resp, err = rt.RoundTrip(req.WithContext(ctx))
+	}
 	if err == nil {
 		rec.Status = resp.StatusCode
 		rec.Replica = first(resp.Header[q.replicaKey])
