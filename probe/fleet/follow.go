@@ -26,13 +26,15 @@ import (
 // EndReason marks a worker's last record.
 const EndReason = "probe worker done"
 
-// EndRecord is the last line a worker writes: its index and how many
-// requests it sent. Without it, or with a count that differs from the
+// EndRecord is the last line a worker writes: its index, how many
+// requests it sent, and whether it was stopped (SIGTERM) before its
+// schedule ended. Without it, or with a count that differs from the
 // records that arrived, the worker's recording has a hole.
 func EndRecord(index int, sum *probe.Summary) *timeline.Record {
 	return &timeline.Record{Kind: timeline.KindEvent, Time: time.Now(), Source: probe.DefaultSource,
 		Reason: EndReason, Attrs: map[string]string{
-			"worker": strconv.Itoa(index), "requests": strconv.FormatUint(sum.Requests, 10)}}
+			"worker": strconv.Itoa(index), "requests": strconv.FormatUint(sum.Requests, 10),
+			"interrupted": strconv.FormatBool(sum.Interrupted)}}
 }
 
 // maxLine bounds one log line: a record is a few hundred bytes; a longer

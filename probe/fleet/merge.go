@@ -48,6 +48,7 @@ type worker struct {
 	Worker
 	started   bool // one of its pods ran
 	ended     bool // its last line arrived
+	stopped   bool // its last line says it was stopped before its schedule ended
 	bad       int  // lines that looked like records and did not decode
 	cut       bool
 	streamErr error
@@ -179,6 +180,7 @@ func (m *merger) onLine(l line) {
 	case l.rec.Kind == timeline.KindEvent && l.rec.Reason == EndReason:
 		w.ended = true
 		w.Reported, _ = strconv.ParseInt(l.rec.Attrs["requests"], 10, 64)
+		w.stopped = l.rec.Attrs["interrupted"] == "true"
 		m.record(l.rec)
 	default:
 		m.add(w, m.pods[l.pod].node, l.rec)
@@ -274,6 +276,10 @@ func (m *merger) settle(w *worker) {
 		why = append(why, fmt.Sprintf("its log ended without its last line, after %d records", w.Summary.Requests))
 	case uint64(w.Reported) != w.Summary.Requests:
 		why = append(why, fmt.Sprintf("it sent %d requests, %d records arrived", w.Reported, w.Summary.Requests))
+	case w.stopped && !m.interrupted:
+		// Evicted or deleted: every request it sent is recorded, but the
+		// rest of its slots were never sent.
+		why = append(why, "it was stopped (SIGTERM) before its schedule ended")
 	}
 	switch {
 	case len(why) > 0:
