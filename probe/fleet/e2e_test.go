@@ -27,7 +27,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/internal/testutil"
@@ -58,19 +57,7 @@ const patience = 2 * time.Minute
 // manifestRules reads the Role out of deploy/probe/rbac.yaml, so the
 // coordinator runs with what users apply.
 func manifestRules(t *testing.T) []rbacv1.PolicyRule {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "probe", "rbac.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range strings.Split(string(b), "\n---") {
-		var role rbacv1.Role
-		if err := yaml.UnmarshalStrict([]byte(doc), &role); err == nil && role.Kind == "Role" {
-			return role.Rules
-		}
-	}
-	t.Fatal("no Role in deploy/probe/rbac.yaml")
-	return nil
+	return testutil.RoleRules(t, filepath.Join("..", "..", "deploy", "probe", "rbac.yaml"))
 }
 
 func TestManifestRoleIsFleetRules(t *testing.T) {
