@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ const (
 	// RunLabel marks the Job and its pods with the run's id.
 	RunLabel      = "rollsafe.dev/probe-run"
 	containerName = "probe"
+	orphanTTL     = time.Hour
 )
 
 // job is the Indexed Job of opts.Workers pods. Each index runs once:
@@ -37,11 +39,14 @@ func job(opts *Options, run string) *batchv1.Job {
 		labels[k] = v
 	}
 	no := false
+	// Run deletes the Job however it ends; this is for a coordinator that
+	// could not (SIGKILL, lost network): the finished Job goes by itself.
+	ttl := int32(orphanTTL / time.Second)
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "rollsafe-probe-", Namespace: opts.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
 			Completions: &n, Parallelism: &n, CompletionMode: &mode,
-			BackoffLimitPerIndex: &zero, MaxFailedIndexes: &n,
+			BackoffLimitPerIndex: &zero, MaxFailedIndexes: &n, TTLSecondsAfterFinished: &ttl,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
