@@ -149,7 +149,11 @@ func (s *schedule) take() (seq uint64, due time.Time, ok bool) {
 
 // direct says a worker can keep its own connection (h1Conn): plain http
 // with keep-alive. https (ALPN, h2) and --new-conn go through the Transport.
-func direct(cfg *Config, u *url.URL) bool { return u.Scheme == "http" && !cfg.NewConn }
+func direct(cfg *Config, u *url.URL) bool { return directHTTP1 && u.Scheme == "http" && !cfg.NewConn }
+
+// directHTTP1 is off only in tests that hold the Transport path to the
+// same wire bytes and the same single attempt as the direct one.
+var directHTTP1 = true
 
 func hostPort(u *url.URL) string {
 	if p := u.Port(); p != "" {
