@@ -14,13 +14,19 @@ import (
 
 // BenchmarkRunRecorded measures max-throughput probing of a loopback
 // server with every record streamed to a file, as `probe --rate 0
-// --record` does. Reported: req/s.
+// --record` does. Reported: req/s. With ROLLSAFE_BENCH_URL set (a loopback
+// server in another process, such as bench/probe/server) the server's
+// work stays out of the process, so a -cpuprofile shows the client alone.
 func BenchmarkRunRecorded(b *testing.B) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("X-Served-By", "bench-1")
-		w.Write([]byte("ok\n"))
-	}))
-	defer ts.Close()
+	url := os.Getenv("ROLLSAFE_BENCH_URL")
+	if url == "" {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Served-By", "bench-1")
+			w.Write([]byte("ok\n"))
+		}))
+		defer ts.Close()
+		url = ts.URL
+	}
 	w, err := timeline.Create(filepath.Join(b.TempDir(), "run.ndjson"))
 	if err != nil {
 		b.Fatal(err)
@@ -29,7 +35,7 @@ func BenchmarkRunRecorded(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	sum, err := Run(context.Background(), Config{URL: ts.URL, Connections: 8, Requests: uint64(b.N)}, w.Write)
+	sum, err := Run(context.Background(), Config{URL: url, Connections: 8, Requests: uint64(b.N)}, w.Write)
 	if err != nil {
 		b.Fatal(err)
 	}

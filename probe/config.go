@@ -79,12 +79,38 @@ type Config struct {
 	// Resolver resolves the URL's host (nil: the system's). Names under
 	// .invalid never reach it (see newTransport).
 	Resolver *net.Resolver
+	// Shard makes this run one of several workers sharing one schedule
+	// (see Shard); the zero value is the whole schedule.
+	Shard Shard
+	// Epoch is when the schedule starts (zero: when Run is called). Workers
+	// of one run share it so their slots interleave exactly.
+	Epoch time.Time
+	// RunID is the run part of every trace id (0: random). Workers of one
+	// run share it; their sequence numbers never collide (see Shard).
+	RunID uint32
 	// Source and Scenario label every record.
 	Source   string
 	Scenario string
 	// Progress, if set, is called about once a second with the running
 	// summary, from the goroutine that aggregates (do not keep s).
 	Progress func(s *Summary)
+}
+
+// Shard is worker Index (from 0) of Of workers. The schedule's slots are
+// numbered 1, 2, 3, … as in a single run at Rate; the worker sends the
+// slots whose number is Index+1 modulo Of, so each worker sends Rate/Of and
+// the workers together send the single run's schedule, each slot once, the
+// slot number being the record's Seq. Requests bounds the slots of the
+// whole run, not of one worker.
+type Shard struct {
+	Index, Of int
+}
+
+func (s Shard) check() error {
+	if s.Of < 0 || s.Index < 0 || (s.Of > 0 && s.Index >= s.Of) || (s.Of == 0 && s.Index != 0) {
+		return fmt.Errorf("Shard %d of %d: want 0 <= Index < Of", s.Index, s.Of)
+	}
+	return nil
 }
 
 // withDefaults fills zero fields and checks the rest. Errors name the field.
@@ -115,6 +141,12 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 		if d.v < 0 {
 			return c, nil, fmt.Errorf("%s %v: must be >= 0", d.name, d.v)
 		}
+	}
+	if err := c.Shard.check(); err != nil {
+		return c, nil, err
+	}
+	if c.Shard.Of == 0 {
+		c.Shard.Of = 1
 	}
 	if c.Connections == 0 {
 		c.Connections = DefaultConnections

@@ -172,3 +172,14 @@ func statusServer(t *testing.T, codes []int) *http.Server {
 	t.Cleanup(func() { srv.Close() })
 	return srv
 }
+
+// bothPaths runs test over each worker's own connection (h1Conn, what
+// plain http uses) and over the Transport (what https and NewConn use).
+func bothPaths(t *testing.T, test func(t *testing.T)) {
+	t.Run("direct", test)
+	t.Run("transport", func(t *testing.T) {
+		directHTTP1 = false
+		defer func() { directHTTP1 = true }()
+		test(t)
+	})
+}

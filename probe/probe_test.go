@@ -23,7 +23,9 @@ import (
 // per request. Resets and EOFs land on reused keep-alive connections (the
 // request before each keeps its connection), so a transparent retry would
 // shift the server's count and break every later expectation.
-func TestFaultClassesExact(t *testing.T) {
+func TestFaultClassesExact(t *testing.T) { bothPaths(t, testFaultClassesExact) }
+
+func testFaultClassesExact(t *testing.T) {
 	plan := make([]action, 30)
 	want := map[int]timeline.Class{}
 	for _, i := range []int{3, 7, 11} {
@@ -65,7 +67,9 @@ func TestFaultClassesExact(t *testing.T) {
 // the next request arrives on it. The probe must see every one of those
 // (what a client with one attempt, like the ALB towards its targets, sees);
 // Go's own client retries them on a new connection and sees nothing.
-func TestKeepAliveRaceIsNotRetried(t *testing.T) {
+func TestKeepAliveRaceIsNotRetried(t *testing.T) { bothPaths(t, testKeepAliveRaceIsNotRetried) }
+
+func testKeepAliveRaceIsNotRetried(t *testing.T) {
 	srv := newFaultServer(t, nil)
 	srv.closeReused = true
 	sum, recs := run(t, Config{URL: srv.url(), Rate: 200, Connections: 1, Requests: 20})

@@ -16,7 +16,6 @@ import (
 type requester struct {
 	cfg        *Config
 	u          *url.URL
-	rt         http.RoundTripper
 	headers    http.Header // user headers without Host
 	host       string      // Host header override, if the user set one
 	userTrace  string      // the user's own X-Amzn-Trace-Id, if any
@@ -25,8 +24,8 @@ type requester struct {
 	traces     traceIDs
 }
 
-func newRequester(cfg *Config, u *url.URL, rt http.RoundTripper) *requester {
-	q := &requester{cfg: cfg, u: u, rt: rt, headers: http.Header{}, traces: newTraceIDs(),
+func newRequester(cfg *Config, u *url.URL) *requester {
+	q := &requester{cfg: cfg, u: u, headers: http.Header{}, traces: newTraceIDs(cfg.RunID),
 		replicaKey: textproto.CanonicalMIMEHeaderKey(cfg.ReplicaHeader)}
 	if cfg.VersionHeader != "" {
 		q.versionKey = textproto.CanonicalMIMEHeaderKey(cfg.VersionHeader)
@@ -71,7 +70,7 @@ func (emptyBody) WriteTo(io.Writer) (int64, error) { return 0, nil }
 var identity = []string{"identity"} // never modified by net/http
 
 // do sends request seq, due at sched (zero when unscheduled), and returns its record.
-func (q *requester) do(seq uint64, sched time.Time, buf []byte) *timeline.Record {
+func (q *requester) do(seq uint64, sched time.Time, buf []byte, rt http.RoundTripper) *timeline.Record {
 	rec := &timeline.Record{
 		Kind: timeline.KindRequest, Source: q.cfg.Source, Scenario: q.cfg.Scenario,
 		Seq: seq, Scheduled: sched,
@@ -88,19 +87,27 @@ func (q *requester) do(seq uint64, sched time.Time, buf []byte) *timeline.Record
 		rec.TraceID = q.traces.id(start, seq)
 		h[TraceHeader] = []string{rec.TraceID}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.Timeout)
-	defer cancel()
-	req := (&http.Request{
+	req := &http.Request{
 		Method: q.cfg.Method, URL: q.u, Host: q.host, Header: h,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Body: emptyBody{}, TransferEncoding: identity,
-	}).WithContext(ctx)
+	}
 	if len(q.cfg.Body) > 0 {
 		req.Body = io.NopCloser(bytes.NewReader(q.cfg.Body)) // no GetBody: see emptyBody
 		req.ContentLength = int64(len(q.cfg.Body))
 		req.TransferEncoding = nil
 	}
-	resp, err := q.rt.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if h1, ok := rt.(*h1Conn); ok {
+		// The connection's deadline bounds the exchange, body included:
+		// no context (and its timer) per request.
+		resp, err = h1.exchange(req, start.Add(q.cfg.Timeout))
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.Timeout)
+		defer cancel() // after the body is read: the timeout covers it
+		resp, err = rt.RoundTrip(req.WithContext(ctx))
+	}
 	if err == nil {
 		rec.Status = resp.StatusCode
 		rec.Replica = first(resp.Header[q.replicaKey])

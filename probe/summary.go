@@ -1,7 +1,9 @@
 package probe
 
 import (
-	"sort"
+	"cmp"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -18,9 +20,15 @@ type Latency struct {
 	Max  float64 `json:"max"`
 }
 
-// Second is one second of the run (by scheduled send time).
+// Second is one row of the per-second series (by scheduled send time):
+// one second, until the run passes MaxRows seconds. Then rows merge
+// pairwise, as often as needed, so every row spans Seconds seconds (a
+// power of two) from Time, and P50/P99 of a merged row are the highest of
+// its parts' values (an upper bound; LatencyMS has the run's exact
+// percentiles). Requests, OK, Failures and Max stay exact.
 type Second struct {
 	Time     time.Time                 `json:"time"`
+	Seconds  int                       `json:"seconds"`
 	Requests uint64                    `json:"requests"`
 	OK       uint64                    `json:"ok"`
 	Failures map[timeline.Class]uint64 `json:"failures,omitempty"`
@@ -67,12 +75,14 @@ type Summary struct {
 	lastSend  time.Time
 	hist      *hdrhistogram.Histogram
 	open      map[int64]*openSecond
-	rowOf     map[int64]int
 	newest    int64
+	base      int64 // the first row's second: spans count from it
+	width     int64 // seconds per PerSecond row: 1, doubled by each roll-up
 }
 
+// openSecond is a second still taking records, with its own histogram.
 type openSecond struct {
-	row  int
+	row  Second
 	hist *hdrhistogram.Histogram
 }
 
@@ -85,6 +95,11 @@ const (
 	maxLabels   = 1000
 	otherLabels = "(other)"
 )
+
+// MaxRows bounds Summary.PerSecond: an hour of one-second rows (about
+// 100 B each). A longer run rolls its rows up (see Second), so a soak of
+// any length keeps the same memory.
+const MaxRows = 3600
 
 // NewSummary returns an empty Summary. targetRate is reported as given;
 // lateAfter is the late threshold; timeout sets how long a second's
@@ -99,7 +114,7 @@ func NewSummary(targetRate float64, lateAfter, timeout time.Duration) *Summary {
 		window:      int64(timeout/time.Second) + 2,
 		hist:        hdrhistogram.New(histMin, histMax, 3),
 		open:        map[int64]*openSecond{},
-		rowOf:       map[int64]int{},
+		width:       1,
 	}
 	for _, c := range timeline.FailureClasses {
 		s.Failures[c] = 0
@@ -183,50 +198,137 @@ func countLabel(m map[string]uint64, v string) {
 
 // addSecond counts r in the second it was due. A second's histogram is
 // closed once records have moved window seconds past it; a straggler
-// after that still counts, but not in that second's percentiles.
+// after that still counts in its row, but not in that row's percentiles.
 func (s *Summary) addSecond(r *timeline.Record, ok bool, lat int64) {
 	at := r.Scheduled
 	if at.IsZero() {
 		at = r.Time
 	}
 	sec := at.Unix()
-	row, seen := s.rowOf[sec]
-	if !seen {
-		row = len(s.PerSecond)
-		s.rowOf[sec] = row
-		s.PerSecond = append(s.PerSecond, Second{Time: time.Unix(sec, 0).UTC()})
-		s.open[sec] = &openSecond{row: row, hist: hdrhistogram.New(histMin, histMax, 2)}
+	o := s.open[sec]
+	switch {
+	case o != nil:
+	case sec >= s.newest-s.window:
+		o = &openSecond{row: Second{Time: time.Unix(sec, 0).UTC(), Seconds: 1}, hist: hdrhistogram.New(histMin, histMax, 2)}
+		s.open[sec] = o
+	default:
+		s.closedRow(sec).count(r, ok)
+		return
 	}
-	p := &s.PerSecond[row]
+	o.row.count(r, ok)
+	_ = o.hist.RecordValue(lat)
+	if sec > s.newest {
+		s.newest = sec
+		s.closeBefore(sec - s.window)
+	}
+}
+
+func (p *Second) count(r *timeline.Record, ok bool) {
 	p.Requests++
 	if ok {
 		p.OK++
-	} else {
-		if p.Failures == nil {
-			p.Failures = map[timeline.Class]uint64{}
-		}
-		p.Failures[r.Class]++
+		return
 	}
-	if o := s.open[sec]; o != nil {
-		_ = o.hist.RecordValue(lat)
+	if p.Failures == nil {
+		p.Failures = map[timeline.Class]uint64{}
 	}
-	if sec > s.newest {
-		s.newest = sec
-		for k := range s.open {
-			if k < sec-s.window {
-				s.closeSecond(k)
-			}
+	p.Failures[r.Class]++
+}
+
+// closeBefore closes the open seconds before limit, oldest first, so
+// PerSecond stays sorted: every open second is later than every closed row.
+func (s *Summary) closeBefore(limit int64) {
+	var done []int64
+	for k := range s.open {
+		if k < limit {
+			done = append(done, k)
 		}
+	}
+	slices.Sort(done)
+	for _, k := range done {
+		s.closeSecond(k)
 	}
 }
 
 func (s *Summary) closeSecond(sec int64) {
 	o := s.open[sec]
-	p := &s.PerSecond[o.row]
-	p.P50 = usToMS(o.hist.ValueAtQuantile(50))
-	p.P99 = usToMS(o.hist.ValueAtQuantile(99))
-	p.Max = usToMS(o.hist.Max())
 	delete(s.open, sec)
+	o.row.P50 = usToMS(o.hist.ValueAtQuantile(50))
+	o.row.P99 = usToMS(o.hist.ValueAtQuantile(99))
+	o.row.Max = usToMS(o.hist.Max())
+	s.appendRow(o.row)
+}
+
+// appendRow adds a closed row after the others, folding it into the last
+// row when both fall in one span of s.width seconds.
+func (s *Summary) appendRow(p Second) {
+	if len(s.PerSecond) == 0 {
+		s.base = p.Time.Unix()
+	}
+	if n := len(s.PerSecond); n > 0 && s.span(s.PerSecond[n-1].Time.Unix()) == s.span(p.Time.Unix()) {
+		s.PerSecond[n-1].merge(p)
+		return
+	}
+	p.Time, p.Seconds = s.spanStart(p.Time.Unix()), int(s.width)
+	s.PerSecond = append(s.PerSecond, p)
+	if len(s.PerSecond) > MaxRows {
+		s.rollUp()
+	}
+}
+
+// span numbers the s.width-second spans from the first row's second.
+func (s *Summary) span(sec int64) int64 {
+	d := sec - s.base
+	if d < 0 { // a straggler before the first row: floor, not truncation
+		return (d - s.width + 1) / s.width
+	}
+	return d / s.width
+}
+
+func (s *Summary) spanStart(sec int64) time.Time {
+	return time.Unix(s.base+s.span(sec)*s.width, 0).UTC()
+}
+
+// rollUp doubles the row width and merges the rows pairwise, so PerSecond
+// never holds more than MaxRows rows however long the run.
+func (s *Summary) rollUp() {
+	s.width *= 2
+	rows := s.PerSecond
+	s.PerSecond = rows[:0:0]
+	for _, p := range rows {
+		s.appendRow(p)
+	}
+}
+
+// merge folds q into p: counts add up, Max is exact, and P50/P99 become
+// the higher of the two (the rows' histograms are gone: an upper bound).
+func (p *Second) merge(q Second) {
+	p.Requests += q.Requests
+	p.OK += q.OK
+	for c, n := range q.Failures {
+		if p.Failures == nil {
+			p.Failures = map[timeline.Class]uint64{}
+		}
+		p.Failures[c] += n
+	}
+	p.P50, p.P99, p.Max = max(p.P50, q.P50), max(p.P99, q.P99), max(p.Max, q.Max)
+}
+
+// closedRow is the row a straggler's second belongs to; a second with no
+// row yet (nothing else was due then) gets one in its sorted place.
+func (s *Summary) closedRow(sec int64) *Second {
+	k := s.span(sec)
+	i, found := slices.BinarySearchFunc(s.PerSecond, k, func(p Second, k int64) int {
+		return cmp.Compare(s.span(p.Time.Unix()), k)
+	})
+	if !found {
+		s.PerSecond = slices.Insert(s.PerSecond, i, Second{Time: s.spanStart(sec), Seconds: int(s.width)})
+		if len(s.PerSecond) > MaxRows {
+			s.rollUp()
+			return s.closedRow(sec)
+		}
+	}
+	return &s.PerSecond[i]
 }
 
 func usToMS(v int64) float64 { return float64(v) / 1000 }
@@ -250,10 +352,7 @@ func (s *Summary) Failed() uint64 { return s.Requests - s.OK }
 
 // Close computes the final numbers. Add must not be called after it.
 func (s *Summary) Close() {
-	for k := range s.open {
-		s.closeSecond(k)
-	}
-	sort.Slice(s.PerSecond, func(i, j int) bool { return s.PerSecond[i].Time.Before(s.PerSecond[j].Time) })
+	s.closeBefore(math.MaxInt64)
 	s.LatencyMS = s.Percentiles()
 	if span := s.lastSend.Sub(s.Start); s.Requests > 1 && span > 0 {
 		s.Rate = float64(s.Requests-1) / span.Seconds()

@@ -11,11 +11,16 @@ const TraceHeader = "X-Amzn-Trace-Id"
 
 // traceIDs makes X-Amzn-Trace-Id values in the AWS format
 // "Root=1-<8 hex epoch seconds>-<24 hex>", the 24 hex digits being an 8-hex
-// run id and a 16-hex sequence number: unique per run, and a record joins
-// its access-log line by string equality.
+// run id and a 16-hex sequence number: unique per run (the workers of one
+// run share the run id and never share a sequence number, see Shard), and
+// a record joins its access-log line by string equality.
 type traceIDs struct{ run uint32 }
 
-func newTraceIDs() traceIDs {
+// newTraceIDs uses run as the run id, or a random one when it is 0.
+func newTraceIDs(run uint32) traceIDs {
+	if run != 0 {
+		return traceIDs{run: run}
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return traceIDs{run: binary.BigEndian.Uint32(b[:])}

@@ -14,18 +14,7 @@ import (
 // that dial and TLS errors carry their phase (see Classify), and it offers
 // h2 by ALPN according to cfg.Protocol.
 func newTransport(cfg *Config) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if host, _, _ := net.SplitHostPort(addr); isInvalidName(host) {
-			return nil, &phaseError{phase: phaseDial, err: &net.DNSError{
-				Err: "no such host (RFC 6761: .invalid never resolves)", Name: host, IsNotFound: true}}
-		}
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, &phaseError{phase: phaseDial, err: err}
-		}
-		return c, nil
-	}
+	dial := dialer(cfg)
 	var nextProtos []string
 	switch cfg.Protocol {
 	case ProtocolHTTP1:
@@ -72,6 +61,22 @@ func newTransport(cfg *Config) *http.Transport {
 		IdleConnTimeout:     cfg.IdleConnTimeout,
 		// No ResponseHeaderTimeout: the request context bounds the whole
 		// exchange, so every timeout surfaces the same way.
+	}
+}
+
+// dialer dials TCP, tagging its errors with their phase (see Classify).
+func dialer(cfg *Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, _ := net.SplitHostPort(addr); isInvalidName(host) {
+			return nil, &phaseError{phase: phaseDial, err: &net.DNSError{
+				Err: "no such host (RFC 6761: .invalid never resolves)", Name: host, IsNotFound: true}}
+		}
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, &phaseError{phase: phaseDial, err: err}
+		}
+		return c, nil
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 // The no-retry body trick must not change the bytes on the wire: a GET has
 // no Content-Length and no Transfer-Encoding, a POST with a body has its
 // Content-Length and body, and user headers and Host go out as given.
-func TestWireFormat(t *testing.T) {
+func TestWireFormat(t *testing.T) { bothPaths(t, testWireFormat) }
+
+func testWireFormat(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/rollsafe/rollsafe/internal/controlplane"
 	"github.com/rollsafe/rollsafe/internal/testutil"
@@ -30,19 +29,7 @@ func TestMain(m *testing.M) { os.Exit(controlplane.RunTests(m, controlplane.Test
 // manifestRules reads the Role out of deploy/soak/rbac.yaml, so the test
 // runs with what users apply.
 func manifestRules(t *testing.T) []rbacv1.PolicyRule {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "deploy", "soak", "rbac.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range strings.Split(string(b), "\n---") {
-		var role rbacv1.Role
-		if err := yaml.UnmarshalStrict([]byte(doc), &role); err == nil && role.Kind == "Role" {
-			return role.Rules
-		}
-	}
-	t.Fatal("no Role in deploy/soak/rbac.yaml")
-	return nil
+	return testutil.RoleRules(t, filepath.Join("..", "deploy", "soak", "rbac.yaml"))
 }
 
 func TestManifestRoleIsSoakRules(t *testing.T) {

@@ -70,6 +70,7 @@ type Agent struct {
 	cs   kubernetes.Interface
 	node *node
 	ipam *cluster.IPAM
+	logs *logServer // the kubelet endpoint for pods/log
 
 	// podCtx is the pods' life: cancelling it kills every process at once.
 	podCtx    context.Context
@@ -101,13 +102,16 @@ func Start(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nodeagent: %w", err)
 	}
-	n, err := register(ctx, cs, opts.NodeName)
-	if err != nil {
-		return nil, fmt.Errorf("nodeagent: %w", err)
-	}
-	a := &Agent{opts: opts, rec: timeline.NewLatch(opts.Sink), cs: cs, node: n, ipam: cluster.NewIPAM(opts.FirstIP, opts.Port),
+	a := &Agent{opts: opts, rec: timeline.NewLatch(opts.Sink), cs: cs, ipam: cluster.NewIPAM(opts.FirstIP, opts.Port),
 		pods: map[types.UID]*podRun{}, informerStop: make(chan struct{}),
 		beatDone: make(chan struct{}), stopped: make(chan struct{})}
+	if a.logs, err = startLogServer(a); err != nil {
+		return nil, fmt.Errorf("nodeagent: pod logs: %w", err)
+	}
+	if a.node, err = register(ctx, cs, opts.NodeName, a.logs.port()); err != nil {
+		a.logs.close()
+		return nil, fmt.Errorf("nodeagent: %w", err)
+	}
 	a.podCtx, a.killPods = context.WithCancel(context.Background())
 	a.apiCtx, a.cancelAPI = context.WithCancel(context.Background())
 	go a.beat()
@@ -211,6 +215,7 @@ func (a *Agent) shutdown() {
 		a.warn(a.opts.NodeName, err.Error())
 	}
 	a.cancelAPI()
+	a.logs.close()
 }
 
 // beat keeps the node alive until the agent stops.
@@ -292,6 +297,9 @@ func (a *Agent) forget(r *podRun) {
 	a.mu.Lock()
 	delete(a.pods, r.uid)
 	a.mu.Unlock()
+	if r.logFile != nil {
+		r.logFile.Close()
+	}
 	if r.ip.IsValid() {
 		a.ipam.Release(r.ip)
 	}

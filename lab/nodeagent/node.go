@@ -25,6 +25,7 @@ const (
 	leaseDuration  = 40
 	renewInterval  = leaseDuration * time.Second / 4
 	hostAddress    = "127.0.0.1"
+	hostName       = "localhost" // every node agent runs its pods on this host
 	labelLabNode   = "rollsafe.dev/lab-node"
 	kubeletVersion = "v0.0.0-rollsafe-nodeagent"
 )
@@ -36,13 +37,15 @@ type node struct {
 	uid  types.UID
 	// since is when Ready turned True, kept as its lastTransitionTime.
 	since metav1.Time
+	// logPort is the node's kubelet endpoint, where pods/log is served.
+	logPort int32
 }
 
 // register creates the Node, or takes over one left by an earlier agent of
 // the same name (clearing taints the node lifecycle controller put on it
 // while nobody renewed it), then writes its status and Lease.
-func register(ctx context.Context, cs kubernetes.Interface, name string) (*node, error) {
-	n := &node{cs: cs, name: name, since: metav1.Now()}
+func register(ctx context.Context, cs kubernetes.Interface, name string, logPort int32) (*node, error) {
+	n := &node{cs: cs, name: name, since: metav1.Now(), logPort: logPort}
 	obj := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 		corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: runtime.GOARCH,
 		labelLabNode: "true",
@@ -91,15 +94,23 @@ func (n *node) status() corev1.NodeStatus {
 	return corev1.NodeStatus{
 		Capacity: room, Allocatable: room,
 		Conditions: n.conditions(metav1.Now()),
+		// The API server dials the first address of its preferred types
+		// (Hostname first by default) to reach the kubelet endpoint: the
+		// host name must resolve to where the endpoint listens.
 		Addresses: []corev1.NodeAddress{
 			{Type: corev1.NodeInternalIP, Address: hostAddress},
-			{Type: corev1.NodeHostName, Address: n.name},
+			{Type: corev1.NodeHostName, Address: hostName},
 		},
+		DaemonEndpoints: n.endpoints(),
 		NodeInfo: corev1.NodeSystemInfo{
 			OperatingSystem: "linux", Architecture: runtime.GOARCH,
 			KubeletVersion: kubeletVersion, ContainerRuntimeVersion: "rollsafe://host-process",
 		},
 	}
+}
+
+func (n *node) endpoints() corev1.NodeDaemonEndpoints {
+	return corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.logPort}}
 }
 
 func (n *node) conditions(now metav1.Time) []corev1.NodeCondition {
@@ -136,7 +147,10 @@ func (n *node) heartbeat(ctx context.Context) error {
 	if err := n.renewLease(ctx); err != nil {
 		return err
 	}
-	return n.patchStatus(ctx, corev1.NodeStatus{Conditions: n.conditions(metav1.Now())})
+	// The endpoint goes along: NodeStatus always marshals daemonEndpoints
+	// (a struct, so omitempty keeps it), and a zero port would send the API
+	// server to the kubelet's default 10250.
+	return n.patchStatus(ctx, corev1.NodeStatus{Conditions: n.conditions(metav1.Now()), DaemonEndpoints: n.endpoints()})
 }
 
 func (n *node) renewLease(ctx context.Context) error {

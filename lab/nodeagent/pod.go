@@ -2,7 +2,9 @@ package nodeagent
 
 import (
 	"errors"
+	"io"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -26,6 +28,8 @@ type podRun struct {
 	ns, name  string
 	container string
 	ip        netip.Addr
+	logPath   string       // the pod's stdout and stderr (see logs.go)
+	logFile   *os.File     // open for the pod's processes until it is forgotten
 	kp        *kubelet.Pod // nil when the container could not be started
 
 	mu       sync.Mutex
@@ -42,6 +46,7 @@ func (a *Agent) run(pod *corev1.Pod) *podRun {
 	if len(pod.Spec.Containers) > 0 {
 		r.container = pod.Spec.Containers[0].Name
 	}
+	out, logErr := r.openLog() // before the log server can find r
 	a.mu.Lock()
 	a.pods[pod.UID] = r
 	a.workers.Add(1)
@@ -53,12 +58,15 @@ func (a *Agent) run(pod *corev1.Pod) *podRun {
 			a.ipam.Release(ip)
 		}
 	}
+	if err == nil {
+		err = logErr
+	}
 	var kp *kubelet.Pod
 	if err == nil {
 		kp, err = kubelet.Start(a.podCtx, kubelet.Options{
 			Pod: pod, IP: ip.String(), Port: a.opts.Port, Command: a.opts.Command,
 			Scale: a.opts.Scale, Sink: a.rec.Write, OnStatus: r.onStatus,
-			Stdout: a.opts.PodOutput, Stderr: a.opts.PodOutput,
+			Stdout: out, Stderr: out,
 		})
 		if err != nil {
 			a.ipam.Release(ip)
@@ -69,9 +77,26 @@ func (a *Agent) run(pod *corev1.Pod) *podRun {
 		go r.startFailed(err)
 		return r
 	}
+	a.mu.Lock() // the log server reads kp
 	r.ip, r.kp = ip, kp
+	a.mu.Unlock()
 	go r.work()
 	return r
+}
+
+// openLog creates the pod's log file and returns where its output goes:
+// the file itself when nothing else wants it (the child then writes it
+// directly), else the file and Options.PodOutput.
+func (r *podRun) openLog() (io.Writer, error) {
+	f, err := r.a.logs.create(string(r.uid))
+	if err != nil {
+		return nil, err
+	}
+	r.logFile, r.logPath = f, f.Name()
+	if r.a.opts.PodOutput == nil {
+		return f, nil
+	}
+	return io.MultiWriter(f, r.a.opts.PodOutput), nil
 }
 
 // onStatus is the kubelet's report of a change: mark the status dirty and

@@ -93,6 +93,9 @@ func TestNodeHeartbeat(t *testing.T) {
 	if nodeCondition(n, corev1.NodeReady) != corev1.ConditionTrue {
 		t.Fatalf("node conditions %+v", n.Status.Conditions)
 	}
+	if n.Status.DaemonEndpoints.KubeletEndpoint.Port != l.agent.logs.port() {
+		t.Errorf("after a heartbeat the kubelet endpoint is port %d, want the log server's %d", n.Status.DaemonEndpoints.KubeletEndpoint.Port, l.agent.logs.port())
+	}
 	for _, taint := range n.Spec.Taints {
 		t.Errorf("node tainted %v", taint)
 	}

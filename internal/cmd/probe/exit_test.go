@@ -206,6 +206,14 @@ func TestFlagErrorsNameFlagAndValue(t *testing.T) {
 		{[]string{"--poll-interval", "0s"}, "--poll-interval 0s: must be positive"},
 		{[]string{"--record", "-", "-o", "json"}, "--record - and --output json both want stdout"},
 		{[]string{"--requests", "-1"}, `invalid argument "-1" for "--requests" flag`},
+		{[]string{"--workers", "2"}, "--workers 2: needs --kube"},
+		{[]string{"--workers", "-1", "--kube"}, "--workers -1: must be ≥ 1"},
+		{[]string{"--workers", "2", "--kube", "--record", "-"}, "--record -: not with --workers"},
+		{[]string{"--workers", "2", "--kube", "--start-timeout", "0s"}, "--start-timeout 0s"},
+		{[]string{"--workers", "2", "--kube", "--image", ""}, `--image "", --worker-command "/usr/local/bin/rollsafe": give both`},
+		{[]string{"--worker-of", "2", "--worker-index", "2"}, "--worker-index 2: want 0..1"},
+		{[]string{"--worker-of", "2", "--epoch", "soon"}, `--epoch "soon": want an RFC 3339 time`},
+		{[]string{"--worker-of", "2", "--run-id", "xyz"}, `--run-id "xyz": want 8 hex digits`},
 	} {
 		code, _, errOut := clitest.Run(context.Background(), "", append([]string{"probe", u}, c.args...)...)
 		if code != cmdutil.ExitUsage || !strings.Contains(errOut, c.want) {

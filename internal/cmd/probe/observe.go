@@ -30,9 +30,15 @@ type observeOptions struct {
 	awsEndpoint    string
 	region         string
 	pollInterval   time.Duration
+
+	// fleet: --kube names the cluster the workers run in (--workers); pods
+	// are watched only when --selector says which.
+	fleet bool
 }
 
-func (o *observeOptions) any() bool { return o.kube || o.targetGroupARN != "" }
+func (o *observeOptions) any() bool {
+	return o.targetGroupARN != "" || (o.kube && (!o.fleet || o.selector != ""))
+}
 
 // check refuses flag combinations before anything is contacted.
 func (o *observeOptions) check(record string) error {

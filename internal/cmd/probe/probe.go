@@ -15,6 +15,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/probe"
+	"github.com/rollsafe/rollsafe/probe/fleet"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -30,11 +31,14 @@ type options struct {
 	maxFailures  int64
 	errorBudget  string
 	observe      observeOptions
+	fleet        fleetOptions
 }
 
 // NewCmd builds `rollsafe probe URL`.
-func NewCmd(f *cmdutil.Factory) *cobra.Command {
-	o := &options{}
+func NewCmd(f *cmdutil.Factory) *cobra.Command { return newCmd(f, &options{}) }
+
+// newCmd binds the flags to o (tests read o back).
+func newCmd(f *cmdutil.Factory, o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe URL",
 		Short: "Send traffic at a URL through a rollout and classify every failure",
@@ -58,17 +62,30 @@ failed request, the pod and target states at that instant. Either source
 failing to start (kubeconfig, RBAC, unreachable server, wrong ARN) stops the
 probe before it sends anything.
 
+With --workers N and --kube, the probe runs in the cluster as an Indexed
+Job of N pods of --image: the workers share one schedule (--rate in all,
+every N-th slot each, from --start-delay after the Job is created), so
+every record's seq and trace id is unique across them; their records come
+back through the API from the pods' logs and merge into --record and one
+summary, with a row per worker and per node. -c is per worker. Pods are
+watched into --record only with --selector. Ctrl-C or an error deletes the
+Job and its pods, and waits until they are gone. A worker whose pod never
+starts (--start-delay + --start-timeout) or that dies before its last
+record is reported with why, and the run exits 3: the recording has a hole.
+The Role this needs is in deploy/probe.
+
 Exit status: 0 within budget; 1 past --max-failures/--error-budget (the
 server answered at least once, then failed); 2 bad usage, including a
 --record file that cannot be created, a kubeconfig that cannot be loaded
 and an ARN the ELBv2 API rejected; 3 could not run: the URL never answered
 (every request refused, timed out or cut before a response; one line says
 so), no request was sent, the Kubernetes or ELBv2 API could not be reached
-or refused our identity (RBAC, credentials), or writing the --record file
-failed during the run.`,
+or refused our identity (RBAC, credentials), writing the --record file
+failed during the run, or a --workers worker was lost.`,
 		Example: `  rollsafe probe https://app.example.com/healthz --rate 50 --duration 10m --record run.ndjson
   rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json
-  rollsafe probe https://app.example.com/ --kube -n prod -l app=web --record run.ndjson`,
+  rollsafe probe https://app.example.com/ --kube -n prod -l app=web --record run.ndjson
+  rollsafe probe https://app.example.com/ --kube -n probes --workers 8 --rate 4000 -d 1h --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/rollsafe:v1 --record run.ndjson`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.cfg.URL = args[0]
@@ -107,6 +124,7 @@ failed during the run.`,
 	fl.StringVar(&ob.awsEndpoint, "aws-endpoint", "", "ELBv2 API endpoint for --target-group-arn (the lab's, or a proxy)")
 	fl.StringVar(&ob.region, "region", "", "AWS region for --target-group-arn (default: the AWS config chain's)")
 	fl.DurationVar(&ob.pollInterval, "poll-interval", 5*time.Second, "time between DescribeTargetHealth polls (keep ≥ 1s on AWS: it is rate limited)")
+	addFleetFlags(fl, &o.fleet)
 	return cmd
 }
 
@@ -203,26 +221,24 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if err != nil {
 		return err
 	}
+	if o.fleet.workerOf > 0 {
+		return runWorker(cmd, f, o)
+	}
+	if err := checkFleet(o); err != nil {
+		return err
+	}
+	o.observe.fleet = o.fleet.workers > 0
 	if err := o.observe.check(o.record); err != nil {
 		return err
 	}
-	var sink timeline.Sink
-	var rec *timeline.Writer
-	if o.record != "" {
-		if o.record == "-" && out == cmdutil.OutputJSON {
-			return cmdutil.UsageErrorf("--record - and --output json both want stdout")
-		}
-		if rec, err = timeline.Create(o.record); err != nil {
-			// Before anything is sent, like every other bad flag: exit 2.
-			return cmdutil.FileFlagError("--record", o.record, err)
-		}
-		sink = rec.Write
+	rec, sink, err := openRecord(o, out)
+	if err != nil {
+		return err
 	}
 	var obs *observers
 	if o.observe.any() {
 		if obs, err = startObservers(cmd.Context(), &o.observe, rec, f.IO.ErrOut); err != nil {
-			rec.Close()
-			os.Remove(o.record)
+			discard(rec, o.record)
 			return err
 		}
 	}
@@ -231,13 +247,22 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if progress.On() {
 		o.cfg.Progress = func(s *probe.Summary) { progress.Printf("%s", progressLine(s, time.Since(start))) }
 	}
-	sum, runErr := probe.Run(cmd.Context(), o.cfg, sink)
+	var res *fleet.Result
+	var sum *probe.Summary
+	var runErr error
+	if o.fleet.workers > 0 {
+		if res, runErr = runFleet(cmd, f, o, sink); res != nil {
+			sum = res.Summary
+		}
+	} else {
+		sum, runErr = probe.Run(cmd.Context(), o.cfg, sink)
+	}
 	progress.Clear()
 	obsErr := obs.stop() // the watchers end with the probe; their last records are written
-	if sum == nil {      // the Config was refused before anything was sent
-		if rec != nil {
-			rec.Close()
-			os.Remove(o.record)
+	if sum == nil {      // the Config was refused, or the Job not created: nothing was sent
+		discard(rec, o.record)
+		if res == nil && o.fleet.workers > 0 {
+			return runErr
 		}
 		return cmdutil.UsageErrorf("%v", runErr)
 	}
@@ -249,11 +274,16 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 			runErr = fmt.Errorf("recording %s: %w", o.record, err)
 		}
 	}
-	if err := render(f.IO.Out, out, sum); err != nil {
+	if err := render(f.IO.Out, out, sum, res); err != nil {
 		return err
 	}
 	if runErr != nil {
 		return runErr // exit 3: the record is incomplete
+	}
+	if res != nil {
+		if lost := res.Lost(); len(lost) > 0 {
+			return lostError(lost, o.fleet.workers)
+		}
 	}
 	if sum.Answered == 0 {
 		return neverAnswered(o.cfg.URL, sum)
@@ -264,9 +294,39 @@ func runProbe(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	return nil
 }
 
-func render(w io.Writer, out cmdutil.Output, s *probe.Summary) error {
-	if out == cmdutil.OutputJSON {
+// openRecord creates the --record file, if one is asked for.
+func openRecord(o *options, out cmdutil.Output) (*timeline.Writer, timeline.Sink, error) {
+	if o.record == "" {
+		return nil, nil, nil
+	}
+	if o.record == "-" && out == cmdutil.OutputJSON {
+		return nil, nil, cmdutil.UsageErrorf("--record - and --output json both want stdout")
+	}
+	rec, err := timeline.Create(o.record)
+	if err != nil {
+		// Before anything is sent, like every other bad flag: exit 2.
+		return nil, nil, cmdutil.FileFlagError("--record", o.record, err)
+	}
+	return rec, rec.Write, nil
+}
+
+// discard closes and removes a record file that got nothing worth keeping.
+func discard(rec *timeline.Writer, path string) {
+	if rec != nil {
+		rec.Close()
+		os.Remove(path)
+	}
+}
+
+func render(w io.Writer, out cmdutil.Output, s *probe.Summary, res *fleet.Result) error {
+	switch {
+	case out == cmdutil.OutputJSON && res != nil:
+		return cmdutil.WriteJSON(w, fleetOutput{Summary: s, Job: res.Job, Workers: res.Workers, Nodes: res.Nodes})
+	case out == cmdutil.OutputJSON:
 		return cmdutil.WriteJSON(w, s)
 	}
-	return writeText(w, s)
+	if err := writeText(w, s); err != nil || res == nil {
+		return err
+	}
+	return writeFleetText(w, res)
 }

@@ -5,11 +5,14 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/probe"
+	"github.com/rollsafe/rollsafe/probe/fleet"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -70,4 +73,36 @@ func writeText(w io.Writer, s *probe.Summary) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFleetText adds a row per worker and per node under the merged summary.
+func writeFleetText(w io.Writer, res *fleet.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nWORKER\tPOD\tNODE\tSTATE\tREQUESTS\tOK\tFAILED\tP99\tWHY\n")
+	for _, wk := range res.Workers {
+		s := wk.Summary
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.2fms\t%s\n", wk.Index, dash(wk.Pod), dash(wk.Node), wk.State,
+			s.Requests, s.OK, s.Failed(), s.LatencyMS.P99, dash(wk.Reason))
+	}
+	fmt.Fprintf(tw, "\nNODE\tWORKERS\tREQUESTS\tOK\tFAILED\tP99\n")
+	for _, n := range res.Nodes {
+		s := n.Summary
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.2fms\n", n.Name, ints(n.Workers), s.Requests, s.OK, s.Failed(), s.LatencyMS.P99)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ints(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
 }
