@@ -49,11 +49,14 @@ import (
 // test cannot run, with the reason.
 var notRunnable = map[string]string{
 	"./scripts/test": "the whole test suite, this test included",
-	"rollsafe report run.ndjson s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/12/02/": "reads S3: needs AWS credentials and the bucket",
-	`rollsafe report run.ndjson s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/ -o json --html ""`:    "reads S3: needs AWS credentials and the bucket",
-	"rollsafe logs s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2024/03/01/":              "reads S3: needs AWS credentials and the bucket",
-	"helm template my-chart | rollsafe check -":                                                                   "needs helm and the user's chart; `rollsafe check -` on stdin runs in docs/guide.md's `kubectl kustomize … | rollsafe check --recommend -`",
-	"kubectl apply -n shop -f deploy/soak/rbac.yaml -f deploy/soak/job.yaml":                                      "the Job runs the rollsafe container image in the cluster; the lab's node agent runs host processes, not images",
+	"rollsafe report run.ndjson s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/12/02/":                                                                 "reads S3: needs AWS credentials and the bucket",
+	`rollsafe report run.ndjson s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/ -o json --html ""`:                                                                    "reads S3: needs AWS credentials and the bucket",
+	"rollsafe logs s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2024/03/01/":                                                                              "reads S3: needs AWS credentials and the bucket",
+	"helm template my-chart | rollsafe check -":                                                                                                                                   "needs helm and the user's chart; `rollsafe check -` on stdin runs in docs/guide.md's `kubectl kustomize … | rollsafe check --recommend -`",
+	"kubectl apply -n shop -f deploy/soak/rbac.yaml -f deploy/soak/job.yaml":                                                                                                      "the Job runs the rollsafe container image in the cluster; the lab's node agent runs host processes, not images",
+	"kubectl apply -k deploy/probe -n probes":                                                                                                                                     "creates the coordinator's Role in the user's namespace; probe/fleet's end-to-end test runs under exactly that Role (fleet.Rules, held equal to deploy/probe)",
+	"rollsafe probe https://api.example.com/ --kube -n probes --workers 8 --rate 4000 -d 1h --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/rollsafe:v1 --record run.ndjson": "the workers run --image in the cluster; the lab's node agent runs host processes, so probe/fleet's end-to-end test runs the same flags with the built binary as --worker-command",
+	"rollsafe probe https://app.example.com/ --kube -n probes --workers 8 --rate 4000 -d 1h --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/rollsafe:v1 --record run.ndjson": "the workers run --image in the cluster; the lab's node agent runs host processes, so probe/fleet's end-to-end test runs the same flags with the built binary as --worker-command",
 }
 
 // exitNot0: examples whose run, working as meant, exits non-zero.
