@@ -25,10 +25,8 @@ func TestRoundRobinOverHealthyTargets(t *testing.T) {
 	}
 	waitState(t, lb, bs[0].target, StateHealthy)
 	waitState(t, lb, bs[1].target, StateHealthy)
-	for range 20 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("status %d", code)
-		}
+	if got := statuses(t, lb, 20); got[200] != 20 {
+		t.Fatalf("statuses %v, want 20 200s", got)
 	}
 	if a, b := bs[0].hits.Load(), bs[1].hits.Load(); a != 10 || b != 10 {
 		t.Fatalf("round robin split %d/%d, want 10/10", a, b)
@@ -140,23 +138,15 @@ func TestFailOpenRoutesToUnhealthyTargets(t *testing.T) {
 	lb.Register(bs[0].target, bs[1].target)
 	waitState(t, lb, bs[0].target, StateUnhealthy)
 	waitState(t, lb, bs[1].target, StateUnhealthy)
-	for range 4 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("fail-open request: %d", code)
-		}
+	if got := statuses(t, lb, 4); got[200] != 4 {
+		t.Fatalf("fail-open requests: statuses %v, want 4 200s", got)
 	}
 	if bs[0].hits.Load() != 2 || bs[1].hits.Load() != 2 {
 		t.Fatalf("fail-open should spread over all registered targets: %d/%d", bs[0].hits.Load(), bs[1].hits.Load())
 	}
 	// One target's process is gone: fail-open still routes to it -> 502.
 	bs[1].stop()
-	var failed int
-	for range 4 {
-		if code, _, _ := get(t, lb.URL()+"/"); code == 502 {
-			failed++
-		}
-	}
-	if failed != 2 {
+	if failed := statuses(t, lb, 4)[502]; failed != 2 {
 		t.Fatalf("%d of 4 failed, want 2", failed)
 	}
 	for _, ri := range rec.requests() {
@@ -199,13 +189,7 @@ func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
 		t.Fatalf("%+v", th)
 	}
 	bs[0].stop() // the pod exited fast
-	var refused int
-	for range 8 {
-		if code, _, _ := get(t, lb.URL()+"/"); code == 502 {
-			refused++
-		}
-	}
-	if refused != 4 {
+	if refused := statuses(t, lb, 8)[502]; refused != 4 {
 		t.Fatalf("%d of 8 requests hit the exited draining target, want 4", refused)
 	}
 	for _, ri := range rec.requests() {
@@ -242,10 +226,8 @@ func TestNodesStopRoutingOnceTheyLearn(t *testing.T) {
 		t.Fatalf("%d nodes learned", learned())
 	}
 	before := bs[0].hits.Load()
-	for range 9 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("status %d", code)
-		}
+	if got := statuses(t, lb, 9); got[200] != 9 {
+		t.Fatalf("statuses %v, want 9 200s", got)
 	}
 	if bs[0].hits.Load() != before {
 		t.Fatal("a node still routed to the deregistered target after learning")

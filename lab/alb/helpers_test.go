@@ -178,6 +178,17 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 	return resp.StatusCode, string(body), resp.Header
 }
 
+// statuses sends n requests to / and counts them by status code.
+func statuses(t *testing.T, lb *LB, n int) map[int]int {
+	t.Helper()
+	got := map[int]int{}
+	for range n {
+		code, _, _ := get(t, lb.URL()+"/")
+		got[code]++
+	}
+	return got
+}
+
 // logEntries parses every access-log line, failing on any malformed one.
 func logEntries(t *testing.T, lb *LB, log *testutil.SyncBuffer) []accesslog.Entry {
 	t.Helper()

@@ -77,10 +77,8 @@ func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
 	if err := lb.SetReachable("127.0.0.40", true); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("reachable again: status %d", code)
-		}
+	if got := statuses(t, lb, 3); got[200] != 3 {
+		t.Fatalf("reachable again: statuses %v, want 3 200s", got)
 	}
 }
 
