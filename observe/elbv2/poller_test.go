@@ -134,6 +134,16 @@ func awsEnv(t *testing.T, region string) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 }
 
+// mustPoll polls once, failing the test on an error.
+func mustPoll(t *testing.T, p *Poller) []timeline.Record {
+	t.Helper()
+	recs, err := p.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
 // pollUntil polls until a record satisfies ok, returning every record seen.
 // The deadline only bounds a broken run; nothing asserts on durations.
 func pollUntil(t *testing.T, p *Poller, ok func(timeline.Record) bool) []timeline.Record {
@@ -141,10 +151,7 @@ func pollUntil(t *testing.T, p *Poller, ok func(timeline.Record) bool) []timelin
 	var all []timeline.Record
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		recs, err := p.Poll(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		recs := mustPoll(t, p)
 		all = append(all, recs...)
 		for _, r := range recs {
 			if ok(r) {
@@ -177,15 +184,12 @@ func testLifecycle(t *testing.T, l *lab) {
 	key := l.backend.String()
 
 	// First poll: no target yet; the attributes are reported once.
-	recs, err := p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := mustPoll(t, p)
 	if len(recs) != 1 || recs[0].Kind != timeline.KindEvent || recs[0].Source != Source ||
 		recs[0].Attrs["deregistration_delay.timeout_seconds"] != "3600" {
 		t.Fatalf("first poll: %+v", recs)
 	}
-	if recs, _ := p.Poll(context.Background()); len(recs) != 0 {
+	if recs := mustPoll(t, p); len(recs) != 0 {
 		t.Fatalf("nothing changed, yet %+v", recs)
 	}
 
@@ -193,10 +197,7 @@ func testLifecycle(t *testing.T, l *lab) {
 	if err := l.lb.Register(l.backend); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = mustPoll(t, p)
 	if len(recs) != 1 || recs[0].Object != key || recs[0].State != "initial" || recs[0].Kind != timeline.KindTarget ||
 		recs[0].Attrs["target_group"] != l.lb.TargetGroupARN() || recs[0].Attrs["prev_poll"] == "" {
 		t.Fatalf("after register: %+v", recs)
@@ -215,10 +216,7 @@ func testLifecycle(t *testing.T, l *lab) {
 	if err := l.lb.SetTargetGroupAttributes(alb.Attribute{Key: "deregistration_delay.timeout_seconds", Kind: alb.AttrDuration, Duration: 150 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = mustPoll(t, p)
 	if len(recs) != 1 || recs[0].Kind != timeline.KindEvent || recs[0].Attrs["deregistration_delay.timeout_seconds"] != "150" {
 		t.Fatalf("after attribute change: %+v", recs)
 	}
@@ -227,10 +225,7 @@ func testLifecycle(t *testing.T, l *lab) {
 	if err := l.lb.Deregister(l.backend); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = mustPoll(t, p)
 	if len(recs) != 1 || recs[0].State != "draining" || recs[0].Reason != "Target.DeregistrationInProgress" ||
 		recs[0].Attrs["description"] != "Target deregistration is in progress" {
 		t.Fatalf("after deregister: %+v", recs)
