@@ -1,8 +1,6 @@
 package alb
 
 import (
-	"github.com/rollsafe/rollsafe/internal/testutil"
-
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+	"github.com/rollsafe/rollsafe/lab/internal/labtest"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -141,14 +141,10 @@ func testConfig(rec *recorder, log io.Writer) Config {
 	return cfg
 }
 
+// newLB is an LB closed when the test ends.
 func newLB(t *testing.T, cfg Config) *LB {
 	t.Helper()
-	lb, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lb.Close() })
-	return lb
+	return labtest.Start(t, New, cfg)
 }
 
 // waitState polls until target tg has state want; a generous bound keeps
