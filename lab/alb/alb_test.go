@@ -20,11 +20,7 @@ func TestRoundRobinOverHealthyTargets(t *testing.T) {
 	bs := startBackends(t, "127.0.0.1", "127.0.0.2")
 	rec := &recorder{}
 	lb := newLB(t, testConfig(rec, nil))
-	if err := lb.Register(bs[0].target, bs[1].target); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, lb, bs[0].target, StateHealthy)
-	waitState(t, lb, bs[1].target, StateHealthy)
+	registerHealthy(t, lb, bs[0], bs[1])
 	if got := statuses(t, lb, 20); got[200] != 20 {
 		t.Fatalf("statuses %v, want 20 200s", got)
 	}
@@ -179,9 +175,7 @@ func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
 	cfg := testConfig(rec, nil)
 	cfg.Nodes = 2
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target, bs[1].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
-	waitState(t, lb, bs[1].target, StateHealthy)
+	registerHealthy(t, lb, bs[0], bs[1])
 	// Deregistration that no node will learn of during the test.
 	lb.SetPropagation(time.Hour)
 	lb.Deregister(bs[0].target)
@@ -205,9 +199,7 @@ func TestNodesStopRoutingOnceTheyLearn(t *testing.T) {
 	cfg := testConfig(rec, nil)
 	cfg.Nodes = 3
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target, bs[1].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
-	waitState(t, lb, bs[1].target, StateHealthy)
+	registerHealthy(t, lb, bs[0], bs[1])
 	lb.SetPropagation(50 * time.Millisecond)
 	lb.Deregister(bs[0].target)
 	learned := func() int {
@@ -240,8 +232,7 @@ func TestDeregistrationDelayCutsInFlight(t *testing.T) {
 	cfg := testConfig(rec, nil)
 	cfg.DeregistrationDelay = 100 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	done := make(chan int)
 	go func() {
 		resp, err := http.Get(lb.URL() + "/slow")
@@ -345,8 +336,7 @@ func TestAppIdleTimeoutShorterThanLBs(t *testing.T) {
 	cfg.HealthCheck.Interval = time.Hour // only the first check: keep ConnState quiet
 	cfg.HealthCheck.HealthyThreshold = 1
 	lb := newLB(t, cfg)
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 	<-b.closed // the health check's connection
 	if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
 		t.Fatalf("first: %d", code)
@@ -368,8 +358,7 @@ func TestLBClosesIdleBackendConnsFirst(t *testing.T) {
 	cfg.HealthCheck.HealthyThreshold = 1
 	cfg.BackendIdleTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	<-bs[0].closed
 	if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
 		t.Fatal(code)
@@ -387,8 +376,7 @@ func TestTargetTimeoutIs504(t *testing.T) {
 	cfg := testConfig(rec, log)
 	cfg.TargetTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	if code, _, _ := get(t, lb.URL()+"/slow"); code != 504 {
 		t.Fatalf("got %d, want 504", code)
 	}
@@ -429,8 +417,7 @@ func TestTraceIDAndForwardedHeaders(t *testing.T) {
 	bs := startBackends(t, "127.0.0.17")
 	log := &testutil.SyncBuffer{}
 	lb := newLB(t, testConfig(nil, log))
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	req, _ := http.NewRequest("GET", lb.URL()+"/", nil)
 	const trace = "Root=1-5759e988-bd862e3fe1be46a994272793"
 	req.Header.Set("X-Amzn-Trace-Id", trace)

@@ -147,6 +147,21 @@ func newLB(t *testing.T, cfg Config) *LB {
 	return labtest.Start(t, New, cfg)
 }
 
+// registerHealthy registers the backends and waits until each is healthy.
+func registerHealthy(t *testing.T, lb *LB, bs ...*backend) {
+	t.Helper()
+	var ts []Target
+	for _, b := range bs {
+		ts = append(ts, b.target)
+	}
+	if err := lb.Register(ts...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range ts {
+		waitState(t, lb, tg, StateHealthy)
+	}
+}
+
 // waitState polls until target tg has state want; a generous bound keeps
 // the test about behaviour, not speed.
 func waitState(t *testing.T, lb *LB, tg Target, want State) {

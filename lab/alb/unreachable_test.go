@@ -38,8 +38,7 @@ func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
 	log := &testutil.SyncBuffer{}
 	cfg := unreachableConfig(rec, log)
 	lb := newLB(t, cfg)
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 
 	// The pod is deleted: its IP leaves the network while the process
 	// would still accept (so a refusal cannot be what answers).
@@ -87,8 +86,7 @@ func TestUnreachableDrainingTargetIsGone(t *testing.T) {
 	b := bs[0]
 	rec := &recorder{}
 	lb := newLB(t, unreachableConfig(rec, nil))
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 	// The node never learns of the deregistration during the test: it keeps
 	// routing to the draining target, as ALB nodes do for a while.
 	lb.SetPropagation(time.Hour)
@@ -113,8 +111,7 @@ func TestUnreachableCancelledClientIsNot504(t *testing.T) {
 	cfg := unreachableConfig(rec, log)
 	cfg.ConnectTimeout = time.Minute // the client gives up long before
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	lb.SetReachable("127.0.0.42", false)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,8 +151,7 @@ func TestUnreachableHealthCheckTimesOut(t *testing.T) {
 	cfg := testConfig(nil, nil)
 	cfg.HealthCheck.Timeout = 100 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 	lb.SetReachable("127.0.0.43", false)
 	waitState(t, lb, b.target, StateUnhealthy)
 	// The process still listens: only a check that went unanswered, not a
