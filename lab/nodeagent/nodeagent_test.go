@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/internal/testutil"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,8 +23,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rollsafe/rollsafe/internal/controlplane"
+	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
+	"github.com/rollsafe/rollsafe/observe/kube"
 )
 
 func TestMain(m *testing.M) {
@@ -197,7 +197,7 @@ func (l *lab) waitReadyPods(selector string, n int) []corev1.Pod {
 }
 
 func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	return conditionStatus(p, t)
+	return kube.ConditionStatus(p, t)
 }
 
 // pid reads the process id the agent wrote into the container status.
