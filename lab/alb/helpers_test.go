@@ -1,6 +1,8 @@
 package alb
 
 import (
+	"github.com/rollsafe/rollsafe/internal/testutil"
+
 	"io"
 	"net"
 	"net/http"
@@ -11,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/internal/testutil"
-	"github.com/rollsafe/rollsafe/lab/internal/labtest"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )

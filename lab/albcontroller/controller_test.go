@@ -23,7 +23,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
-	"github.com/rollsafe/rollsafe/lab/internal/labtest"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/timeline"
 )

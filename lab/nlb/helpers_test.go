@@ -14,7 +14,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab/alb"
-	"github.com/rollsafe/rollsafe/lab/internal/labtest"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -96,12 +97,7 @@ func newALB(t *testing.T) labLB {
 	cfg.DeregistrationDelay = 3600 * time.Millisecond
 	cfg.Propagation = 0
 	cfg.Nodes = 1
-	lb, err := alb.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lb.Close() })
-	return lb
+	return labtest.Start(t, alb.New, cfg)
 }
 
 // newNLB is an NLB stand-in with an HTTP health check (a TCP one would
@@ -114,12 +110,7 @@ func newNLB(t *testing.T) labLB {
 	cfg.HealthCheck.HealthyThreshold = 2
 	cfg.DeregistrationDelay = 3600 * time.Millisecond
 	cfg.DeregistrationPropagation = 0
-	lb, err := nlb.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lb.Close() })
-	return lb
+	return labtest.Start(t, nlb.New, cfg)
 }
 
 // awsEnv points the standard chain at static test credentials and nothing else.

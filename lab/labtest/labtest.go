@@ -1,4 +1,4 @@
-// Package labtest holds what the tests of the lab's stand-ins share.
+// Package labtest holds what tests that run the lab's stand-ins share.
 package labtest
 
 import (
