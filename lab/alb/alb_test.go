@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
-
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -395,11 +395,7 @@ func TestClientIdleTimeoutClosesConnection(t *testing.T) {
 	cfg := testConfig(nil, nil)
 	cfg.ClientIdleTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
-	c, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := labtest.Dial(t, lb.Addr())
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: lab\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)

@@ -120,11 +120,7 @@ type conn struct {
 
 func dial(t *testing.T, n *Node) *conn {
 	t.Helper()
-	c, err := net.Dial("tcp", n.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := labtest.Dial(t, n.Addr())
 	return &conn{c: c, br: bufio.NewReader(c)}
 }
 

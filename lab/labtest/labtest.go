@@ -3,6 +3,7 @@ package labtest
 
 import (
 	"io"
+	"net"
 	"testing"
 )
 
@@ -22,4 +23,16 @@ func Start[C any, T io.Closer](t testing.TB, newFn func(C) (T, error), cfg C) T 
 		}
 	})
 	return v
+}
+
+// Dial opens a TCP connection to addr, failing the test if it cannot, and
+// closes it when the test ends.
+func Dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -187,11 +187,7 @@ type line struct {
 
 func dialLine(t *testing.T, lb *LB) *line {
 	t.Helper()
-	c, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := labtest.Dial(t, lb.Addr())
 	return &line{c: c, r: bufio.NewReader(c)}
 }
 
