@@ -17,10 +17,7 @@ import (
 )
 
 func TestRoundRobinOverHealthyTargets(t *testing.T) {
-	bs := startBackends(t, "127.0.0.1", "127.0.0.2")
-	rec := &recorder{}
-	lb := newLB(t, testConfig(rec, nil))
-	registerHealthy(t, lb, bs[0], bs[1])
+	lb, rec, bs := healthyBehind(t, 1, "127.0.0.1", "127.0.0.2")
 	if got := statuses(t, lb, 20); got[200] != 20 {
 		t.Fatalf("statuses %v, want 20 200s", got)
 	}
@@ -170,12 +167,7 @@ func TestFailOpenRoutesToUnhealthyTargets(t *testing.T) {
 }
 
 func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
-	bs := startBackends(t, "127.0.0.8", "127.0.0.9")
-	rec := &recorder{}
-	cfg := testConfig(rec, nil)
-	cfg.Nodes = 2
-	lb := newLB(t, cfg)
-	registerHealthy(t, lb, bs[0], bs[1])
+	lb, rec, bs := healthyBehind(t, 2, "127.0.0.8", "127.0.0.9")
 	// Deregistration that no node will learn of during the test.
 	lb.SetPropagation(time.Hour)
 	lb.Deregister(bs[0].target)
@@ -194,12 +186,7 @@ func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
 }
 
 func TestNodesStopRoutingOnceTheyLearn(t *testing.T) {
-	bs := startBackends(t, "127.0.0.10", "127.0.0.11")
-	rec := &recorder{}
-	cfg := testConfig(rec, nil)
-	cfg.Nodes = 3
-	lb := newLB(t, cfg)
-	registerHealthy(t, lb, bs[0], bs[1])
+	lb, rec, bs := healthyBehind(t, 3, "127.0.0.10", "127.0.0.11")
 	lb.SetPropagation(50 * time.Millisecond)
 	lb.Deregister(bs[0].target)
 	learned := func() int {

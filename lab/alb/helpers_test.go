@@ -163,6 +163,19 @@ func registerHealthy(t *testing.T, lb *LB, bs ...*backend) {
 	}
 }
 
+// healthyBehind starts one backend per IP behind an LB of that many nodes,
+// reporting to a recorder, and waits until every backend is healthy.
+func healthyBehind(t *testing.T, nodes int, ips ...string) (*LB, *recorder, []*backend) {
+	t.Helper()
+	bs := startBackends(t, ips...)
+	rec := &recorder{}
+	cfg := testConfig(rec, nil)
+	cfg.Nodes = nodes
+	lb := newLB(t, cfg)
+	registerHealthy(t, lb, bs...)
+	return lb, rec, bs
+}
+
 // waitState polls until target tg has state want; a generous bound keeps
 // the test about behaviour, not speed.
 func waitState(t *testing.T, lb *LB, tg Target, want State) {
