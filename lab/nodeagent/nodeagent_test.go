@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/internal/testutil"
+	"github.com/rollsafe/rollsafe/observe/kube"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,10 +26,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rollsafe/rollsafe/internal/controlplane"
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab/kubelet"
 	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
-	"github.com/rollsafe/rollsafe/observe/kube"
 )
 
 func TestMain(m *testing.M) {
