@@ -32,8 +32,7 @@ func TestRoundRobinOverHealthyTargets(t *testing.T) {
 }
 
 func TestTargetStateMachine(t *testing.T) {
-	bs := startBackends(t, "127.0.0.3")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.3")[0]
 	rec := &recorder{}
 	lb := newLB(t, testConfig(rec, nil))
 	b.health.Store(500)
@@ -316,8 +315,7 @@ func TestKeepAliveRaceIs502WithoutRetry(t *testing.T) {
 
 func TestAppIdleTimeoutShorterThanLBs(t *testing.T) {
 	// The app closes idle keep-alive connections before the LB does.
-	bs := startBackendsIdle(t, 30*time.Millisecond, "127.0.0.14")
-	b := bs[0]
+	b := startBackendsIdle(t, 30*time.Millisecond, "127.0.0.14")[0]
 	rec := &recorder{}
 	cfg := testConfig(rec, nil)
 	cfg.HealthCheck.Interval = time.Hour // only the first check: keep ConnState quiet

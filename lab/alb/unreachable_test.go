@@ -32,8 +32,7 @@ func timedGet(t *testing.T, url string) (int, time.Duration) {
 }
 
 func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
-	bs := startBackends(t, "127.0.0.40")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.40")[0]
 	rec := &recorder{}
 	log := &testutil.SyncBuffer{}
 	cfg := unreachableConfig(rec, log)
@@ -82,8 +81,7 @@ func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
 }
 
 func TestUnreachableDrainingTargetIsGone(t *testing.T) {
-	bs := startBackends(t, "127.0.0.41")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.41")[0]
 	rec := &recorder{}
 	lb := newLB(t, unreachableConfig(rec, nil))
 	registerHealthy(t, lb, b)
@@ -146,8 +144,7 @@ func TestUnreachableCancelledClientIsNot504(t *testing.T) {
 }
 
 func TestUnreachableHealthCheckTimesOut(t *testing.T) {
-	bs := startBackends(t, "127.0.0.43")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.43")[0]
 	cfg := testConfig(nil, nil)
 	cfg.HealthCheck.Timeout = 100 * time.Millisecond
 	lb := newLB(t, cfg)
