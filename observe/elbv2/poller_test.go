@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/lab/nlb"
+	"github.com/rollsafe/rollsafe/observe/awstest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -113,18 +113,6 @@ func newNLB(t *testing.T) labLB {
 	return labtest.Start(t, nlb.New, cfg)
 }
 
-// awsEnv points the standard chain at static test credentials and nothing else.
-func awsEnv(t *testing.T, region string) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLAB")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "lab-secret")
-	t.Setenv("AWS_REGION", region)
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-}
-
 // mustPoll polls once, failing the test on an error.
 func mustPoll(t *testing.T, p *Poller) []timeline.Record {
 	t.Helper()
@@ -167,7 +155,7 @@ func TestPollerRecordsTheTargetLifecycle(t *testing.T) {
 }
 
 func testLifecycle(t *testing.T, l *lab) {
-	awsEnv(t, "us-east-2")
+	awstest.Env(t, "us-east-2")
 	p, err := New(context.Background(), Config{TargetGroupARN: l.lb.TargetGroupARN(), Endpoint: l.api.URL()})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +222,7 @@ func testLifecycle(t *testing.T, l *lab) {
 // fastPoller registers the lab's backend and polls its target group every 10 ms.
 func fastPoller(t *testing.T, l *lab) *Poller {
 	t.Helper()
-	awsEnv(t, "us-east-2")
+	awstest.Env(t, "us-east-2")
 	if err := l.lb.Register(l.backend); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +275,7 @@ func TestRunStopsOnSinkError(t *testing.T) {
 
 func TestErrorsAreClear(t *testing.T) {
 	l := startLab(t)
-	awsEnv(t, "us-east-2")
+	awstest.Env(t, "us-east-2")
 	bad := strings.Replace(l.lb.TargetGroupARN(), "targetgroup/", "targetgroup/nope-", 1)
 	p, err := New(context.Background(), Config{TargetGroupARN: bad, Endpoint: l.api.URL()})
 	if err != nil {
@@ -301,7 +289,7 @@ func TestErrorsAreClear(t *testing.T) {
 	if _, err := New(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "ARN is required") {
 		t.Errorf("no ARN: err = %v", err)
 	}
-	awsEnv(t, "")
+	awstest.Env(t, "")
 	if _, err := New(context.Background(), Config{TargetGroupARN: bad}); err == nil || !strings.Contains(err.Error(), "no AWS region") {
 		t.Errorf("no region: err = %v", err)
 	}
