@@ -96,9 +96,8 @@ func TestHealthCheckTimeoutAndMatcherRange(t *testing.T) {
 }
 
 func TestNoRegisteredTarget503(t *testing.T) {
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	lb := newLB(t, testConfig(rec, log))
+	cfg, rec, log := recorded(testConfig)
+	lb := newLB(t, cfg)
 	code, body, hdr := get(t, lb.URL()+"/x?y=1")
 	if code != 503 || !strings.Contains(body, "503 Service Temporarily Unavailable") && !strings.Contains(body, "503 Service Unavailable") || hdr.Get("Server") != "awselb/2.0" {
 		t.Fatalf("got %d %q %v", code, body, hdr)
@@ -121,9 +120,8 @@ func TestNoRegisteredTarget503(t *testing.T) {
 
 func TestFailOpenRoutesToUnhealthyTargets(t *testing.T) {
 	bs := startBackends(t, "127.0.0.6", "127.0.0.7")
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	lb := newLB(t, testConfig(rec, log))
+	cfg, rec, log := recorded(testConfig)
+	lb := newLB(t, cfg)
 	for _, b := range bs {
 		b.health.Store(503) // health checks fail, traffic would be served
 	}
@@ -356,9 +354,7 @@ func TestLBClosesIdleBackendConnsFirst(t *testing.T) {
 
 func TestTargetTimeoutIs504(t *testing.T) {
 	bs := startBackends(t, "127.0.0.16")
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	cfg := testConfig(rec, log)
+	cfg, rec, log := recorded(testConfig)
 	cfg.TargetTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
 	registerHealthy(t, lb, bs[0])

@@ -143,6 +143,13 @@ func testConfig(rec *recorder, log io.Writer) Config {
 }
 
 // newLB is an LB closed when the test ends.
+// recorded is base's config reporting to a fresh recorder and writing its
+// access log to a fresh buffer, returned with both.
+func recorded(base func(*recorder, io.Writer) Config) (Config, *recorder, *testutil.SyncBuffer) {
+	rec, log := &recorder{}, &testutil.SyncBuffer{}
+	return base(rec, log), rec, log
+}
+
 func newLB(t *testing.T, cfg Config) *LB {
 	t.Helper()
 	return labtest.Start(t, New, cfg)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -33,9 +32,7 @@ func timedGet(t *testing.T, url string) (int, time.Duration) {
 
 func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
 	b := startBackends(t, "127.0.0.40")[0]
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	cfg := unreachableConfig(rec, log)
+	cfg, rec, log := recorded(unreachableConfig)
 	lb := newLB(t, cfg)
 	registerHealthy(t, lb, b)
 
@@ -104,9 +101,7 @@ func TestUnreachableDrainingTargetIsGone(t *testing.T) {
 
 func TestUnreachableCancelledClientIsNot504(t *testing.T) {
 	bs := startBackends(t, "127.0.0.42")
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	cfg := unreachableConfig(rec, log)
+	cfg, rec, log := recorded(unreachableConfig)
 	cfg.ConnectTimeout = time.Minute // the client gives up long before
 	lb := newLB(t, cfg)
 	registerHealthy(t, lb, bs[0])
