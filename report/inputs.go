@@ -3,7 +3,6 @@ package report
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +130,7 @@ func classifyFile(path string) (inputKind, error) {
 		return 0, fmt.Errorf("%s: %v", path, withoutPathOp(err))
 	}
 	defer f.Close()
-	r, err := gunzipIfGzip(f)
+	r, err := accesslog.Decompressed(f)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %v", path, err)
 	}
@@ -180,22 +179,6 @@ func readSniffLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// gunzipIfGzip returns r gunzipped if it starts with the gzip magic bytes,
-// whatever the file is named, else r as it is. Concatenated gzip members
-// read as one stream, as accesslog reads them.
-func gunzipIfGzip(r io.Reader) (io.Reader, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic, _ := br.Peek(2)
-	if len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
-		return br, nil
-	}
-	zr, err := gzip.NewReader(br)
-	if err != nil {
-		return nil, fmt.Errorf("gzip header: %w", err)
-	}
-	return zr, nil
-}
-
 // openInput opens a file for reading, gunzipped if it is gzipped (a
 // timeline that ClassifyInputs accepted may be). Closing the result closes
 // the file.
@@ -204,7 +187,7 @@ func openInput(path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := gunzipIfGzip(f)
+	r, err := accesslog.Decompressed(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)

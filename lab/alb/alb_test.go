@@ -12,23 +12,14 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
-
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
 func TestRoundRobinOverHealthyTargets(t *testing.T) {
-	bs := startBackends(t, "127.0.0.1", "127.0.0.2")
-	rec := &recorder{}
-	lb := newLB(t, testConfig(rec, nil))
-	if err := lb.Register(bs[0].target, bs[1].target); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, lb, bs[0].target, StateHealthy)
-	waitState(t, lb, bs[1].target, StateHealthy)
-	for range 20 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("status %d", code)
-		}
+	lb, rec, bs := healthyBehind(t, 1, "127.0.0.1", "127.0.0.2")
+	if got := statuses(t, lb, 20); got[200] != 20 {
+		t.Fatalf("statuses %v, want 20 200s", got)
 	}
 	if a, b := bs[0].hits.Load(), bs[1].hits.Load(); a != 10 || b != 10 {
 		t.Fatalf("round robin split %d/%d, want 10/10", a, b)
@@ -41,8 +32,7 @@ func TestRoundRobinOverHealthyTargets(t *testing.T) {
 }
 
 func TestTargetStateMachine(t *testing.T) {
-	bs := startBackends(t, "127.0.0.3")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.3")[0]
 	rec := &recorder{}
 	lb := newLB(t, testConfig(rec, nil))
 	b.health.Store(500)
@@ -106,9 +96,8 @@ func TestHealthCheckTimeoutAndMatcherRange(t *testing.T) {
 }
 
 func TestNoRegisteredTarget503(t *testing.T) {
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	lb := newLB(t, testConfig(rec, log))
+	cfg, rec, log := recorded(testConfig)
+	lb := newLB(t, cfg)
 	code, body, hdr := get(t, lb.URL()+"/x?y=1")
 	if code != 503 || !strings.Contains(body, "503 Service Temporarily Unavailable") && !strings.Contains(body, "503 Service Unavailable") || hdr.Get("Server") != "awselb/2.0" {
 		t.Fatalf("got %d %q %v", code, body, hdr)
@@ -131,32 +120,23 @@ func TestNoRegisteredTarget503(t *testing.T) {
 
 func TestFailOpenRoutesToUnhealthyTargets(t *testing.T) {
 	bs := startBackends(t, "127.0.0.6", "127.0.0.7")
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	lb := newLB(t, testConfig(rec, log))
+	cfg, rec, log := recorded(testConfig)
+	lb := newLB(t, cfg)
 	for _, b := range bs {
 		b.health.Store(503) // health checks fail, traffic would be served
 	}
 	lb.Register(bs[0].target, bs[1].target)
 	waitState(t, lb, bs[0].target, StateUnhealthy)
 	waitState(t, lb, bs[1].target, StateUnhealthy)
-	for range 4 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("fail-open request: %d", code)
-		}
+	if got := statuses(t, lb, 4); got[200] != 4 {
+		t.Fatalf("fail-open requests: statuses %v, want 4 200s", got)
 	}
 	if bs[0].hits.Load() != 2 || bs[1].hits.Load() != 2 {
 		t.Fatalf("fail-open should spread over all registered targets: %d/%d", bs[0].hits.Load(), bs[1].hits.Load())
 	}
 	// One target's process is gone: fail-open still routes to it -> 502.
 	bs[1].stop()
-	var failed int
-	for range 4 {
-		if code, _, _ := get(t, lb.URL()+"/"); code == 502 {
-			failed++
-		}
-	}
-	if failed != 2 {
+	if failed := statuses(t, lb, 4)[502]; failed != 2 {
 		t.Fatalf("%d of 4 failed, want 2", failed)
 	}
 	for _, ri := range rec.requests() {
@@ -184,14 +164,7 @@ func TestFailOpenRoutesToUnhealthyTargets(t *testing.T) {
 }
 
 func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
-	bs := startBackends(t, "127.0.0.8", "127.0.0.9")
-	rec := &recorder{}
-	cfg := testConfig(rec, nil)
-	cfg.Nodes = 2
-	lb := newLB(t, cfg)
-	lb.Register(bs[0].target, bs[1].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
-	waitState(t, lb, bs[1].target, StateHealthy)
+	lb, rec, bs := healthyBehind(t, 2, "127.0.0.8", "127.0.0.9")
 	// Deregistration that no node will learn of during the test.
 	lb.SetPropagation(time.Hour)
 	lb.Deregister(bs[0].target)
@@ -199,13 +172,7 @@ func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
 		t.Fatalf("%+v", th)
 	}
 	bs[0].stop() // the pod exited fast
-	var refused int
-	for range 8 {
-		if code, _, _ := get(t, lb.URL()+"/"); code == 502 {
-			refused++
-		}
-	}
-	if refused != 4 {
+	if refused := statuses(t, lb, 8)[502]; refused != 4 {
 		t.Fatalf("%d of 8 requests hit the exited draining target, want 4", refused)
 	}
 	for _, ri := range rec.requests() {
@@ -216,14 +183,7 @@ func TestDrainingTargetGetsRequestsUntilNodeLearns(t *testing.T) {
 }
 
 func TestNodesStopRoutingOnceTheyLearn(t *testing.T) {
-	bs := startBackends(t, "127.0.0.10", "127.0.0.11")
-	rec := &recorder{}
-	cfg := testConfig(rec, nil)
-	cfg.Nodes = 3
-	lb := newLB(t, cfg)
-	lb.Register(bs[0].target, bs[1].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
-	waitState(t, lb, bs[1].target, StateHealthy)
+	lb, rec, bs := healthyBehind(t, 3, "127.0.0.10", "127.0.0.11")
 	lb.SetPropagation(50 * time.Millisecond)
 	lb.Deregister(bs[0].target)
 	learned := func() int {
@@ -242,10 +202,8 @@ func TestNodesStopRoutingOnceTheyLearn(t *testing.T) {
 		t.Fatalf("%d nodes learned", learned())
 	}
 	before := bs[0].hits.Load()
-	for range 9 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("status %d", code)
-		}
+	if got := statuses(t, lb, 9); got[200] != 9 {
+		t.Fatalf("statuses %v, want 9 200s", got)
 	}
 	if bs[0].hits.Load() != before {
 		t.Fatal("a node still routed to the deregistered target after learning")
@@ -258,8 +216,7 @@ func TestDeregistrationDelayCutsInFlight(t *testing.T) {
 	cfg := testConfig(rec, nil)
 	cfg.DeregistrationDelay = 100 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	done := make(chan int)
 	go func() {
 		resp, err := http.Get(lb.URL() + "/slow")
@@ -356,15 +313,13 @@ func TestKeepAliveRaceIs502WithoutRetry(t *testing.T) {
 
 func TestAppIdleTimeoutShorterThanLBs(t *testing.T) {
 	// The app closes idle keep-alive connections before the LB does.
-	bs := startBackendsIdle(t, 30*time.Millisecond, "127.0.0.14")
-	b := bs[0]
+	b := startBackendsIdle(t, 30*time.Millisecond, "127.0.0.14")[0]
 	rec := &recorder{}
 	cfg := testConfig(rec, nil)
 	cfg.HealthCheck.Interval = time.Hour // only the first check: keep ConnState quiet
 	cfg.HealthCheck.HealthyThreshold = 1
 	lb := newLB(t, cfg)
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 	<-b.closed // the health check's connection
 	if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
 		t.Fatalf("first: %d", code)
@@ -386,8 +341,7 @@ func TestLBClosesIdleBackendConnsFirst(t *testing.T) {
 	cfg.HealthCheck.HealthyThreshold = 1
 	cfg.BackendIdleTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	<-bs[0].closed
 	if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
 		t.Fatal(code)
@@ -400,13 +354,10 @@ func TestLBClosesIdleBackendConnsFirst(t *testing.T) {
 
 func TestTargetTimeoutIs504(t *testing.T) {
 	bs := startBackends(t, "127.0.0.16")
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	cfg := testConfig(rec, log)
+	cfg, rec, log := recorded(testConfig)
 	cfg.TargetTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	if code, _, _ := get(t, lb.URL()+"/slow"); code != 504 {
 		t.Fatalf("got %d, want 504", code)
 	}
@@ -425,11 +376,7 @@ func TestClientIdleTimeoutClosesConnection(t *testing.T) {
 	cfg := testConfig(nil, nil)
 	cfg.ClientIdleTimeout = 50 * time.Millisecond
 	lb := newLB(t, cfg)
-	c, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := labtest.Dial(t, lb.Addr())
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: lab\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -447,8 +394,7 @@ func TestTraceIDAndForwardedHeaders(t *testing.T) {
 	bs := startBackends(t, "127.0.0.17")
 	log := &testutil.SyncBuffer{}
 	lb := newLB(t, testConfig(nil, log))
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	req, _ := http.NewRequest("GET", lb.URL()+"/", nil)
 	const trace = "Root=1-5759e988-bd862e3fe1be46a994272793"
 	req.Header.Set("X-Amzn-Trace-Id", trace)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -141,14 +142,45 @@ func testConfig(rec *recorder, log io.Writer) Config {
 	return cfg
 }
 
+// newLB is an LB closed when the test ends.
+// recorded is base's config reporting to a fresh recorder and writing its
+// access log to a fresh buffer, returned with both.
+func recorded(base func(*recorder, io.Writer) Config) (Config, *recorder, *testutil.SyncBuffer) {
+	rec, log := &recorder{}, &testutil.SyncBuffer{}
+	return base(rec, log), rec, log
+}
+
 func newLB(t *testing.T, cfg Config) *LB {
 	t.Helper()
-	lb, err := New(cfg)
-	if err != nil {
+	return labtest.Start(t, New, cfg)
+}
+
+// registerHealthy registers the backends and waits until each is healthy.
+func registerHealthy(t *testing.T, lb *LB, bs ...*backend) {
+	t.Helper()
+	var ts []Target
+	for _, b := range bs {
+		ts = append(ts, b.target)
+	}
+	if err := lb.Register(ts...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lb.Close() })
-	return lb
+	for _, tg := range ts {
+		waitState(t, lb, tg, StateHealthy)
+	}
+}
+
+// healthyBehind starts one backend per IP behind an LB of that many nodes,
+// reporting to a recorder, and waits until every backend is healthy.
+func healthyBehind(t *testing.T, nodes int, ips ...string) (*LB, *recorder, []*backend) {
+	t.Helper()
+	bs := startBackends(t, ips...)
+	rec := &recorder{}
+	cfg := testConfig(rec, nil)
+	cfg.Nodes = nodes
+	lb := newLB(t, cfg)
+	registerHealthy(t, lb, bs...)
+	return lb, rec, bs
 }
 
 // waitState polls until target tg has state want; a generous bound keeps
@@ -176,6 +208,17 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), resp.Header
+}
+
+// statuses sends n requests to / and counts them by status code.
+func statuses(t *testing.T, lb *LB, n int) map[int]int {
+	t.Helper()
+	got := map[int]int{}
+	for range n {
+		code, _, _ := get(t, lb.URL()+"/")
+		got[code]++
+	}
+	return got
 }
 
 // logEntries parses every access-log line, failing on any malformed one.

@@ -17,10 +17,7 @@ func TestSinkErrorIsKept(t *testing.T) {
 	cfg := testConfig(nil, nil)
 	cfg.Sink = func(*timeline.Record) error { calls.Add(1); return boom }
 	lb := newLB(t, cfg)
-	if err := lb.Register(bs[0].target); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, lb, bs[0].target, StateHealthy) // a record the sink never gets
+	registerHealthy(t, lb, bs[0]) // turning healthy is a record the sink never gets
 	if err := lb.Close(); !errors.Is(err, boom) {
 		t.Errorf("Close() = %v, want disk full", err)
 	}
@@ -37,10 +34,7 @@ func TestAccessLogErrorIsKept(t *testing.T) {
 	bs := startBackends(t, "127.0.0.51")
 	boom := errors.New("disk full")
 	lb := newLB(t, testConfig(nil, failingWriter{boom}))
-	if err := lb.Register(bs[0].target); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
 		t.Fatalf("status %d", code)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -32,14 +31,10 @@ func timedGet(t *testing.T, url string) (int, time.Duration) {
 }
 
 func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
-	bs := startBackends(t, "127.0.0.40")
-	b := bs[0]
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	cfg := unreachableConfig(rec, log)
+	b := startBackends(t, "127.0.0.40")[0]
+	cfg, rec, log := recorded(unreachableConfig)
 	lb := newLB(t, cfg)
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 
 	// The pod is deleted: its IP leaves the network while the process
 	// would still accept (so a refusal cannot be what answers).
@@ -77,20 +72,16 @@ func TestUnreachableTargetIs504AfterConnectTimeout(t *testing.T) {
 	if err := lb.SetReachable("127.0.0.40", true); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		if code, _, _ := get(t, lb.URL()+"/"); code != 200 {
-			t.Fatalf("reachable again: status %d", code)
-		}
+	if got := statuses(t, lb, 3); got[200] != 3 {
+		t.Fatalf("reachable again: statuses %v, want 3 200s", got)
 	}
 }
 
 func TestUnreachableDrainingTargetIsGone(t *testing.T) {
-	bs := startBackends(t, "127.0.0.41")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.41")[0]
 	rec := &recorder{}
 	lb := newLB(t, unreachableConfig(rec, nil))
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 	// The node never learns of the deregistration during the test: it keeps
 	// routing to the draining target, as ALB nodes do for a while.
 	lb.SetPropagation(time.Hour)
@@ -110,13 +101,10 @@ func TestUnreachableDrainingTargetIsGone(t *testing.T) {
 
 func TestUnreachableCancelledClientIsNot504(t *testing.T) {
 	bs := startBackends(t, "127.0.0.42")
-	rec := &recorder{}
-	log := &testutil.SyncBuffer{}
-	cfg := unreachableConfig(rec, log)
+	cfg, rec, log := recorded(unreachableConfig)
 	cfg.ConnectTimeout = time.Minute // the client gives up long before
 	lb := newLB(t, cfg)
-	lb.Register(bs[0].target)
-	waitState(t, lb, bs[0].target, StateHealthy)
+	registerHealthy(t, lb, bs[0])
 	lb.SetReachable("127.0.0.42", false)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,13 +139,11 @@ func TestUnreachableCancelledClientIsNot504(t *testing.T) {
 }
 
 func TestUnreachableHealthCheckTimesOut(t *testing.T) {
-	bs := startBackends(t, "127.0.0.43")
-	b := bs[0]
+	b := startBackends(t, "127.0.0.43")[0]
 	cfg := testConfig(nil, nil)
 	cfg.HealthCheck.Timeout = 100 * time.Millisecond
 	lb := newLB(t, cfg)
-	lb.Register(b.target)
-	waitState(t, lb, b.target, StateHealthy)
+	registerHealthy(t, lb, b)
 	lb.SetReachable("127.0.0.43", false)
 	waitState(t, lb, b.target, StateUnhealthy)
 	// The process still listens: only a check that went unanswered, not a

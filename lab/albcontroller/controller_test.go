@@ -23,6 +23,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -72,7 +73,8 @@ func newFixture(t *testing.T, ips ...string) *fixture {
 	cfg.Nodes, cfg.Propagation = 1, 0
 	cfg.DeregistrationDelay = never // draining stays draining
 	cfg.Sink = f.sink()
-	return f.use(alb.New(cfg))
+	f.lb = labtest.Start(t, alb.New, cfg)
+	return f
 }
 
 // newNLBFixture is a fixture over an NLB with the API's default TCP health
@@ -88,19 +90,7 @@ func newNLBFixture(t *testing.T, ips ...string) *fixture {
 	cfg.DeregistrationPropagation = 0
 	cfg.DeregistrationDelay = never // draining stays draining
 	cfg.Sink = f.sink()
-	return f.use(nlb.New(cfg))
-}
-
-// use makes lb, as New returned it, the fixture's LB, closed at the end.
-func (f *fixture) use(lb interface {
-	targetGroup
-	Close() error
-}, err error) *fixture {
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { lb.Close() })
-	f.lb = lb
+	f.lb = labtest.Start(t, nlb.New, cfg)
 	return f
 }
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -95,12 +96,7 @@ func startNode(t *testing.T, rec *recorder, name string, edit func(*Config)) *No
 	if edit != nil {
 		edit(&cfg)
 	}
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return labtest.Start(t, New, cfg)
 }
 
 // nodeToPod starts pod a and node n1, and waits until n1 forwards to a,
@@ -124,11 +120,7 @@ type conn struct {
 
 func dial(t *testing.T, n *Node) *conn {
 	t.Helper()
-	c, err := net.Dial("tcp", n.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := labtest.Dial(t, n.Addr())
 	return &conn{c: c, br: bufio.NewReader(c)}
 }
 

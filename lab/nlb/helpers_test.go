@@ -14,6 +14,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab/alb"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -109,18 +110,10 @@ func testConfig(recs *testutil.Records) Config {
 	return cfg
 }
 
+// newLB is an LB closed when the test ends.
 func newLB(t *testing.T, cfg Config) *LB {
 	t.Helper()
-	lb, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lb.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return lb
+	return labtest.Start(t, New, cfg)
 }
 
 // waitFor polls cond; the bound only turns a hang into a failure.
@@ -194,11 +187,7 @@ type line struct {
 
 func dialLine(t *testing.T, lb *LB) *line {
 	t.Helper()
-	c, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := labtest.Dial(t, lb.Addr())
 	return &line{c: c, r: bufio.NewReader(c)}
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rollsafe/rollsafe/lab/kubelet/kubelettest"
@@ -19,26 +18,16 @@ import (
 // well inside the test's patience; with the spec's grace it would outlive it.
 func TestDeleteHonoursShorterGracePeriod(t *testing.T) {
 	l := newLab(t, netip.MustParseAddr("127.0.15.1"))
-	ctx := context.Background()
 	tmpl := l.podTemplate(map[string]string{"app": "stubborn"}, "v1")
 	long := int64(3000)
 	tmpl.Spec.TerminationGracePeriodSeconds = &long
 	tmpl.Spec.Containers[0].Lifecycle = nil
 	tmpl.Spec.Containers[0].Env = append(tmpl.Spec.Containers[0].Env, kubelettest.Server{IgnoreSIGTERM: true}.Env()...)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stubborn", Labels: tmpl.Labels}, Spec: tmpl.Spec}
-	if _, err := l.cs.CoreV1().Pods(l.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	l.createPod("stubborn", tmpl)
 	p := l.waitPod("stubborn", "Ready", func(p *corev1.Pod) bool { return condition(p, corev1.PodReady) == corev1.ConditionTrue })
 	proc := pid(t, p)
 	one := int64(1)
-	if err := l.cs.CoreV1().Pods(l.ns).Delete(ctx, "stubborn", metav1.DeleteOptions{GracePeriodSeconds: &one}); err != nil {
-		t.Fatal(err)
-	}
-	l.waitFor("stubborn pod's object gone", func(ctx context.Context) (bool, error) {
-		_, err := l.cs.CoreV1().Pods(l.ns).Get(ctx, "stubborn", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
+	l.deletePod("stubborn", metav1.DeleteOptions{GracePeriodSeconds: &one})
 	if !kubelettest.ProcessGone(proc) {
 		t.Fatalf("process %d still runs after its pod was deleted", proc)
 	}
@@ -49,15 +38,11 @@ func TestDeleteHonoursShorterGracePeriod(t *testing.T) {
 // removes it at once.
 func TestPodThatCannotStart(t *testing.T) {
 	l := newLab(t, netip.MustParseAddr("127.0.16.1"))
-	ctx := context.Background()
 	tmpl := l.podTemplate(map[string]string{"app": "two"}, "v1")
 	second := tmpl.Spec.Containers[0]
 	second.Name = "sidecar"
 	tmpl.Spec.Containers = append(tmpl.Spec.Containers, second)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "two", Labels: tmpl.Labels}, Spec: tmpl.Spec}
-	if _, err := l.cs.CoreV1().Pods(l.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	l.createPod("two", tmpl)
 	p := l.waitPod("two", "with a waiting reason", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil
 	})
@@ -68,13 +53,7 @@ func TestPodThatCannotStart(t *testing.T) {
 	if warns := l.sink.warnings(); len(warns) != 1 || !strings.Contains(warns[0], "2 containers") {
 		t.Fatalf("warnings %v, want one saying why", warns)
 	}
-	if err := l.cs.CoreV1().Pods(l.ns).Delete(ctx, "two", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	l.waitFor("pod two's object gone", func(ctx context.Context) (bool, error) {
-		_, err := l.cs.CoreV1().Pods(l.ns).Get(ctx, "two", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
+	l.deletePod("two", metav1.DeleteOptions{})
 }
 
 // Bad options are one clear error and register nothing.

@@ -21,12 +21,8 @@ func TestReadinessGateHoldsReady(t *testing.T) {
 	l := newLab(t, netip.MustParseAddr("127.0.13.1"))
 	ctx := context.Background()
 	tmpl := l.podTemplate(map[string]string{"app": "gated"}, "v1")
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "gated", Labels: tmpl.Labels}, Spec: tmpl.Spec}
-	pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
-	pod, err := l.cs.CoreV1().Pods(l.ns).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
+	l.createPod("gated", tmpl)
 
 	// The gate controller is another identity, allowed only what the AWS
 	// Load Balancer Controller needs here: patching pods/status.

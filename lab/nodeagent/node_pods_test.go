@@ -83,13 +83,7 @@ func TestDeploymentRunsOnTheNode(t *testing.T) {
 	// Deleting a pod ends its process and its object; the ReplicaSet
 	// replaces it.
 	victim := pods[0]
-	if err := l.cs.CoreV1().Pods(l.ns).Delete(ctx, victim.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	l.waitFor("deleted pod's object gone", func(ctx context.Context) (bool, error) {
-		_, err := l.cs.CoreV1().Pods(l.ns).Get(ctx, victim.Name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
+	l.deletePod(victim.Name, metav1.DeleteOptions{})
 	if !kubelettest.ProcessGone(pids[victim.Name]) {
 		t.Fatalf("pod %s deleted but process %d still runs", victim.Name, pids[victim.Name])
 	}

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/internal/testutil"
+	"github.com/rollsafe/rollsafe/observe/kube"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -196,7 +198,7 @@ func (l *lab) waitReadyPods(selector string, n int) []corev1.Pod {
 }
 
 func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	return conditionStatus(p, t)
+	return kube.ConditionStatus(p, t)
 }
 
 // pid reads the process id the agent wrote into the container status.
@@ -250,6 +252,33 @@ func (s *recSink) warnings() []string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// createPod creates a pod named name from tmpl with no controller behind it.
+func (l *lab) createPod(name string, tmpl corev1.PodTemplateSpec) {
+	l.t.Helper()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: tmpl.Labels}, Spec: tmpl.Spec}
+	if _, err := l.cs.CoreV1().Pods(l.ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// deletePod deletes pod name with opts and waits until its object is gone.
+func (l *lab) deletePod(name string, opts metav1.DeleteOptions) {
+	l.t.Helper()
+	if err := l.cs.CoreV1().Pods(l.ns).Delete(context.Background(), name, opts); err != nil {
+		l.t.Fatal(err)
+	}
+	l.waitPodGone(name)
+}
+
+// waitPodGone waits until pod name's object is no longer in the API.
+func (l *lab) waitPodGone(name string) {
+	l.t.Helper()
+	l.waitFor("pod "+name+"'s object gone", func(ctx context.Context) (bool, error) {
+		_, err := l.cs.CoreV1().Pods(l.ns).Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
 
 // waitPod waits until pod name satisfies ok and returns it.
 func (l *lab) waitPod(name, what string, ok func(*corev1.Pod) bool) *corev1.Pod {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -37,10 +36,7 @@ func TestRollingUpdateRunsPreStopBeforeSIGTERM(t *testing.T) {
 	}
 	l.waitRolledOut("web")
 	for name := range oldPids {
-		l.waitFor("old pod "+name+" deleted", func(ctx context.Context) (bool, error) {
-			_, err := l.cs.CoreV1().Pods(l.ns).Get(ctx, name, metav1.GetOptions{})
-			return apierrors.IsNotFound(err), nil
-		})
+		l.waitPodGone(name)
 	}
 
 	for name, p := range oldPids {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rollsafe/rollsafe/observe/kube"
 )
 
 // ownedConditions are the pod conditions the kubelet writes. Every other
@@ -83,11 +85,11 @@ func nullIfEmpty(s string) any {
 func gateChanges(api, running *corev1.Pod) map[corev1.PodConditionType]corev1.ConditionStatus {
 	var out map[corev1.PodConditionType]corev1.ConditionStatus
 	for _, g := range api.Spec.ReadinessGates {
-		want := conditionStatus(api, g.ConditionType)
+		want := kube.ConditionStatus(api, g.ConditionType)
 		if want == "" {
 			want = corev1.ConditionFalse
 		}
-		have := conditionStatus(running, g.ConditionType)
+		have := kube.ConditionStatus(running, g.ConditionType)
 		if have == "" {
 			have = corev1.ConditionFalse
 		}
@@ -99,13 +101,4 @@ func gateChanges(api, running *corev1.Pod) map[corev1.PodConditionType]corev1.Co
 		}
 	}
 	return out
-}
-
-func conditionStatus(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	for _, c := range p.Status.Conditions {
-		if c.Type == t {
-			return c.Status
-		}
-	}
-	return ""
 }

@@ -290,7 +290,7 @@ func (s *scan) readSource(ctx context.Context, src source, out chan<- chunk) {
 	s.stats.Files++
 	s.mu.Unlock()
 
-	r, err := decompressed(rc)
+	r, err := Decompressed(rc)
 	if err != nil {
 		s.problem(Problem{Pos: Pos{File: src.name}, Err: err}, false)
 		return
@@ -366,10 +366,11 @@ func (s *scan) readSource(ctx context.Context, src source, out chan<- chunk) {
 	}
 }
 
-// decompressed returns r gunzipped if it starts with the gzip magic bytes
-// (whatever the file is named), else r itself. Concatenated gzip members
-// are read as one stream.
-func decompressed(r io.Reader) (io.Reader, error) {
+// Decompressed returns r gunzipped if it starts with the gzip magic bytes
+// (whatever the file is named), else r itself, buffered. Concatenated gzip
+// members are read as one stream. report reads its inputs with it too, so
+// a file counts as gzipped the same way everywhere.
+func Decompressed(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(2)
 	if err != nil && len(magic) < 2 {

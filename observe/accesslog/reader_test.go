@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rollsafe/rollsafe/observe/awstest"
 )
 
 // collector is a Visitor that keeps "file:line trace" for every entry.
@@ -308,12 +310,7 @@ func TestScanS3StandIn(t *testing.T) {
 	}}
 	srv := httptest.NewServer(stand)
 	defer srv.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "standin-secret")
-	t.Setenv("AWS_REGION", "us-east-2")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	awstest.Env(t, "us-east-2")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

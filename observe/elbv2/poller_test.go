@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,9 @@ import (
 
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
+	"github.com/rollsafe/rollsafe/lab/labtest"
 	"github.com/rollsafe/rollsafe/lab/nlb"
+	"github.com/rollsafe/rollsafe/observe/awstest"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -96,12 +97,7 @@ func newALB(t *testing.T) labLB {
 	cfg.DeregistrationDelay = 3600 * time.Millisecond
 	cfg.Propagation = 0
 	cfg.Nodes = 1
-	lb, err := alb.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lb.Close() })
-	return lb
+	return labtest.Start(t, alb.New, cfg)
 }
 
 // newNLB is an NLB stand-in with an HTTP health check (a TCP one would
@@ -114,24 +110,17 @@ func newNLB(t *testing.T) labLB {
 	cfg.HealthCheck.HealthyThreshold = 2
 	cfg.DeregistrationDelay = 3600 * time.Millisecond
 	cfg.DeregistrationPropagation = 0
-	lb, err := nlb.New(cfg)
+	return labtest.Start(t, nlb.New, cfg)
+}
+
+// mustPoll polls once, failing the test on an error.
+func mustPoll(t *testing.T, p *Poller) []timeline.Record {
+	t.Helper()
+	recs, err := p.Poll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lb.Close() })
-	return lb
-}
-
-// awsEnv points the standard chain at static test credentials and nothing else.
-func awsEnv(t *testing.T, region string) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLAB")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "lab-secret")
-	t.Setenv("AWS_REGION", region)
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	return recs
 }
 
 // pollUntil polls until a record satisfies ok, returning every record seen.
@@ -141,10 +130,7 @@ func pollUntil(t *testing.T, p *Poller, ok func(timeline.Record) bool) []timelin
 	var all []timeline.Record
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		recs, err := p.Poll(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		recs := mustPoll(t, p)
 		all = append(all, recs...)
 		for _, r := range recs {
 			if ok(r) {
@@ -169,7 +155,7 @@ func TestPollerRecordsTheTargetLifecycle(t *testing.T) {
 }
 
 func testLifecycle(t *testing.T, l *lab) {
-	awsEnv(t, "us-east-2")
+	awstest.Env(t, "us-east-2")
 	p, err := New(context.Background(), Config{TargetGroupARN: l.lb.TargetGroupARN(), Endpoint: l.api.URL()})
 	if err != nil {
 		t.Fatal(err)
@@ -177,15 +163,12 @@ func testLifecycle(t *testing.T, l *lab) {
 	key := l.backend.String()
 
 	// First poll: no target yet; the attributes are reported once.
-	recs, err := p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := mustPoll(t, p)
 	if len(recs) != 1 || recs[0].Kind != timeline.KindEvent || recs[0].Source != Source ||
 		recs[0].Attrs["deregistration_delay.timeout_seconds"] != "3600" {
 		t.Fatalf("first poll: %+v", recs)
 	}
-	if recs, _ := p.Poll(context.Background()); len(recs) != 0 {
+	if recs := mustPoll(t, p); len(recs) != 0 {
 		t.Fatalf("nothing changed, yet %+v", recs)
 	}
 
@@ -193,10 +176,7 @@ func testLifecycle(t *testing.T, l *lab) {
 	if err := l.lb.Register(l.backend); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = mustPoll(t, p)
 	if len(recs) != 1 || recs[0].Object != key || recs[0].State != "initial" || recs[0].Kind != timeline.KindTarget ||
 		recs[0].Attrs["target_group"] != l.lb.TargetGroupARN() || recs[0].Attrs["prev_poll"] == "" {
 		t.Fatalf("after register: %+v", recs)
@@ -215,10 +195,7 @@ func testLifecycle(t *testing.T, l *lab) {
 	if err := l.lb.SetTargetGroupAttributes(alb.Attribute{Key: "deregistration_delay.timeout_seconds", Kind: alb.AttrDuration, Duration: 150 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = mustPoll(t, p)
 	if len(recs) != 1 || recs[0].Kind != timeline.KindEvent || recs[0].Attrs["deregistration_delay.timeout_seconds"] != "150" {
 		t.Fatalf("after attribute change: %+v", recs)
 	}
@@ -227,10 +204,7 @@ func testLifecycle(t *testing.T, l *lab) {
 	if err := l.lb.Deregister(l.backend); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = p.Poll(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = mustPoll(t, p)
 	if len(recs) != 1 || recs[0].State != "draining" || recs[0].Reason != "Target.DeregistrationInProgress" ||
 		recs[0].Attrs["description"] != "Target deregistration is in progress" {
 		t.Fatalf("after deregister: %+v", recs)
@@ -248,7 +222,7 @@ func testLifecycle(t *testing.T, l *lab) {
 // fastPoller registers the lab's backend and polls its target group every 10 ms.
 func fastPoller(t *testing.T, l *lab) *Poller {
 	t.Helper()
-	awsEnv(t, "us-east-2")
+	awstest.Env(t, "us-east-2")
 	if err := l.lb.Register(l.backend); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +275,7 @@ func TestRunStopsOnSinkError(t *testing.T) {
 
 func TestErrorsAreClear(t *testing.T) {
 	l := startLab(t)
-	awsEnv(t, "us-east-2")
+	awstest.Env(t, "us-east-2")
 	bad := strings.Replace(l.lb.TargetGroupARN(), "targetgroup/", "targetgroup/nope-", 1)
 	p, err := New(context.Background(), Config{TargetGroupARN: bad, Endpoint: l.api.URL()})
 	if err != nil {
@@ -315,7 +289,7 @@ func TestErrorsAreClear(t *testing.T) {
 	if _, err := New(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "ARN is required") {
 		t.Errorf("no ARN: err = %v", err)
 	}
-	awsEnv(t, "")
+	awstest.Env(t, "")
 	if _, err := New(context.Background(), Config{TargetGroupARN: bad}); err == nil || !strings.Contains(err.Error(), "no AWS region") {
 		t.Errorf("no region: err = %v", err)
 	}

@@ -31,7 +31,7 @@ func PodState(p *corev1.Pod) string {
 		return StateExited
 	case p.DeletionTimestamp != nil:
 		return StateTerminating
-	case conditionStatus(p, corev1.PodReady) == corev1.ConditionTrue:
+	case ConditionStatus(p, corev1.PodReady) == corev1.ConditionTrue:
 		return StateReady
 	case p.Status.Phase == corev1.PodRunning:
 		return StateRunning
@@ -107,7 +107,8 @@ func containerState(s corev1.ContainerStatus) string {
 	return v
 }
 
-func conditionStatus(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
+// ConditionStatus is the status of p's condition t, "" when p has none.
+func ConditionStatus(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
 	for _, c := range p.Status.Conditions {
 		if c.Type == t {
 			return c.Status
