@@ -23,6 +23,7 @@ import (
 	"github.com/rollsafe/rollsafe/internal/testutil/clitest"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
+	"github.com/rollsafe/rollsafe/observe/awstest"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/timeline"
 )
@@ -200,17 +201,6 @@ func TestProbeKubeForbiddenBeforeTraffic(t *testing.T) {
 	}
 }
 
-// awsEnv points the standard AWS chain at static test credentials only.
-func awsEnv(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLAB")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "lab-secret")
-	t.Setenv("AWS_REGION", "eu-west-1")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-}
-
 // labTargetGroup is a lab load balancer with one registered backend on
 // loopback, and its ELBv2 API.
 func labTargetGroup(t *testing.T) (*alb.LB, *elbv2api.Server, alb.Target) {
@@ -239,7 +229,7 @@ func labTargetGroup(t *testing.T) (*alb.LB, *elbv2api.Server, alb.Target) {
 }
 
 func TestProbeTargetGroupRecordsTargets(t *testing.T) {
-	awsEnv(t)
+	awstest.Env(t, "eu-west-1")
 	lb, api, target := labTargetGroup(t)
 	ts, _ := counting(t)
 	rec := filepath.Join(t.TempDir(), "run.ndjson")
@@ -268,7 +258,7 @@ func TestProbeTargetGroupRecordsTargets(t *testing.T) {
 
 // A target group the API does not know: one line, exit 2, nothing sent.
 func TestProbeTargetGroupBadARNBeforeTraffic(t *testing.T) {
-	awsEnv(t)
+	awstest.Env(t, "eu-west-1")
 	lb, api, _ := labTargetGroup(t)
 	bad := strings.Replace(lb.TargetGroupARN(), "targetgroup/", "targetgroup/nope-", 1)
 	ts, served := counting(t)
