@@ -18,7 +18,11 @@ func TypeUsageErrors(cmd *cobra.Command) {
 func typeArgs(cmd *cobra.Command) {
 	if validate := cmd.Args; validate != nil {
 		cmd.Args = func(c *cobra.Command, args []string) error {
-			if err := validate(c, args); err != nil {
+			if err := validate(c, args); err != nil && c.HasParent() {
+				// cobra's "accepts 1 arg(s), received 0" does not say what
+				// the argument is; the usage line does.
+				return UsageErrorf("%w (usage: %s)", err, c.UseLine())
+			} else if err != nil {
 				return &UsageError{Err: err}
 			}
 			return nil

@@ -21,12 +21,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"version"}, 0, ""},
 		{[]string{"--bogus"}, 2, "rollsafe: unknown flag: --bogus (see 'rollsafe --help')\n"},
 		{[]string{"nope"}, 2, `rollsafe: unknown command "nope" for "rollsafe"` + "\n"},
-		{[]string{"version", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe version"` + "\n"},
+		{[]string{"version", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe version" (usage: rollsafe version [flags])` + "\n"},
 		{[]string{"labb"}, 2, `rollsafe: unknown command "labb" for "rollsafe"` + "\n\nDid you mean this?\n\tlab\n\n"},
-		{[]string{"report"}, 2, "rollsafe: requires at least 1 arg(s), only received 0\n"},
+		{[]string{"report"}, 2, "rollsafe: requires at least 1 arg(s), only received 0 (usage: rollsafe report FILE... [flags])\n"},
+		{[]string{"probe"}, 2, "rollsafe: accepts 1 arg(s), received 0 (usage: rollsafe probe URL [flags])\n"},
 		{[]string{"probe", "--rate", "x", "http://127.0.0.1:1/"}, 2,
 			`rollsafe: invalid argument "x" for "--rate" flag: strconv.ParseFloat: parsing "x": invalid syntax (see 'rollsafe probe --help')` + "\n"},
-		{[]string{"completion", "bash", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe completion bash"` + "\n"},
+		{[]string{"completion", "bash", "extra"}, 2, `rollsafe: unknown command "extra" for "rollsafe completion bash" (usage: rollsafe completion bash)` + "\n"},
 	} {
 		if code, _, errOut := clitest.Run(context.Background(), "", c.args...); code != c.code || errOut != c.err {
 			t.Errorf("rollsafe %v: exit %d, stderr %q; want %d, %q", c.args, code, errOut, c.code, c.err)
