@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,6 +195,8 @@ type run struct {
 	cancel context.CancelFunc
 
 	lb          *alb.LB
+	topo        Topology
+	nodes       *labNodes // instance topologies: the nodes' kube-proxies
 	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
 	plat        platform
 	procs       *processes
@@ -241,11 +244,28 @@ func (r *run) play(ctx context.Context) (*Result, error) {
 // the first revision to be ready and its targets healthy.
 func (r *run) start(ctx context.Context) error {
 	r.observeCtx, r.stopObserve = context.WithCancel(ctx)
+	topo, err := LookupTopology(r.s.Topology)
+	if err != nil {
+		return err
+	}
+	r.topo = topo
+	if topo.Instance {
+		if r.nodes, err = startNodes(r); err != nil {
+			return err
+		}
+	}
 	lb, err := alb.New(r.lbConfig())
 	if err != nil {
-		return fmt.Errorf("ALB stand-in: %w", err)
+		return fmt.Errorf("%s stand-in: %w", strings.ToUpper(topo.LB), err)
 	}
 	r.lb = lb
+	if r.nodes != nil {
+		// The nodes are the targets, registered once: a rollout
+		// deregisters nothing.
+		if err := lb.Register(r.nodes.targets()...); err != nil {
+			return err
+		}
+	}
 	r.api = elbv2api.New(lb, elbv2api.Options{TimeScale: r.o.TimeScale})
 	if err := r.api.Listen("127.0.0.1:0"); err != nil {
 		r.api = nil
@@ -256,7 +276,7 @@ func (r *run) start(ctx context.Context) error {
 			return err
 		}
 	}
-	r.o.Progress("%s: starting %d replicas behind the ALB stand-in at %s", r.s.Name, r.s.Replicas, lb.URL())
+	r.o.Progress("%s: starting %d replicas behind the %s stand-in at %s", r.s.Name, r.s.Replicas, strings.ToUpper(topo.LB), lb.URL())
 	if r.o.Kube != nil {
 		r.plat, err = startKube(ctx, r)
 	} else {
@@ -303,6 +323,12 @@ func (r *run) lbConfig() alb.Config {
 		cfg.AccessLog = r.accessLog
 		if r.o.AccessLog != nil {
 			cfg.AccessLog = io.MultiWriter(r.accessLog, failWriter{r.o.AccessLog, r.fail})
+		}
+	}
+	if r.nodes != nil {
+		cfg.DialTarget = r.nodes.dial
+		if p := r.nodes.healthCheckPort(); p != 0 {
+			cfg.HealthCheck.Port = p
 		}
 	}
 	cfg.Sink = r.emit
@@ -392,6 +418,11 @@ func (r *run) stop() {
 		if err := r.lb.Close(); err != nil {
 			// Its recording's errors have failed the run already (emit,
 			// failWriter); fail keeps the first, and any other stops it too.
+			r.fail(err)
+		}
+	}
+	if r.nodes != nil {
+		if err := r.nodes.close(); err != nil {
 			r.fail(err)
 		}
 	}
@@ -538,7 +569,7 @@ func (r *run) onPodRecord(rec *timeline.Record) error {
 			// ALB's connect timeout), unless a new pod holds it by then.
 			name := rec.Object
 			release := func() {
-				r.procs.whileCurrent(ip, name, func() { _ = r.lb.SetReachable(ip, false) })
+				r.procs.whileCurrent(ip, name, func() { r.setReachable(ip, false) })
 			}
 			if d := r.scale.Of(IPReleaseDelay); d > 0 {
 				time.AfterFunc(d, release)
@@ -553,6 +584,15 @@ func (r *run) onPodRecord(rec *timeline.Record) error {
 		r.mu.Unlock()
 	}
 	return r.emit(rec)
+}
+
+// setReachable tells the load balancer, and the nodes' kube-proxies on
+// instance topologies, whether a pod IP is on the network.
+func (r *run) setReachable(ip string, on bool) {
+	_ = r.lb.SetReachable(ip, on)
+	if r.nodes != nil {
+		_ = r.nodes.reach.Set(ip, on)
+	}
 }
 
 // platform is where the pods run: the embedded cluster stand-in, or a real

@@ -23,6 +23,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/lab/alb"
+	"github.com/rollsafe/rollsafe/lab/kubeproxy"
 )
 
 // The lab's own parameters, spec time (unscaled). AWS's, Kubernetes' and
@@ -94,6 +95,18 @@ type Scenario struct {
 	// top of the constant load: real traffic is bursty, and a burst is what
 	// reaches the backend connections that sat idle in the ALB's pool.
 	BurstEvery time.Duration `json:"burstEvery,omitempty"`
+
+	// Topology names the path from the load balancer to the pods
+	// (Topologies; "" is DefaultTopology). Set it with On.
+	Topology string `json:"topology,omitempty"`
+	// Nodes is how many lab nodes run a kube-proxy (instance topologies).
+	Nodes int `json:"nodes,omitempty"`
+	// ProxyLag is how long each node's kube-proxy takes to apply an
+	// endpoint change (instance topologies); node i of n applies it after
+	// ProxyLag·i/n, so the last one after exactly ProxyLag.
+	ProxyLag time.Duration `json:"proxyLag,omitempty"`
+	// Policy is the Service's externalTrafficPolicy (instance topologies).
+	Policy kubeproxy.Policy `json:"externalTrafficPolicy,omitempty"`
 
 	// Source says where the settings came from: "built-in" or a manifest path.
 	Source string `json:"source"`
@@ -170,7 +183,18 @@ func Builtins() []Scenario {
 	failOpen.Grace = rec.Grace
 	failOpen.DeregistrationDelay = rec.DeregistrationDelay
 
-	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen}
+	// On instance targets the load balancer's keep-alive connections stay
+	// pinned through kube-proxy to the old pod, so the app must shed them
+	// itself: graceful answers "Connection: close" while it drains, and a
+	// connection that carries no request in that time is closed by the
+	// load balancer once idle for its idle timeout. A drain longer than
+	// that timeout (and than kube-proxy's lag) leaves nothing to reset.
+	drain := base("drain-past-idle-timeout", "graceful app drains with Connection: close for 65s, past the load balancer's 60s idle timeout, grace 80s, no preStop (the fix on instance targets)")
+	drain.Grace = 80 * time.Second
+	drain.DeregistrationDelay = rec.DeregistrationDelay
+	drain.App = App{Shutdown: "graceful", DrainDelay: 65 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
+
+	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain}
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.
@@ -205,6 +229,9 @@ func ScenarioNames() []string {
 
 // KeySettings is the one-line summary the results table prints.
 func (s Scenario) KeySettings() string {
+	if s.Topology != "" && s.Topology != DefaultTopology {
+		return s.pathSettings()
+	}
 	gate := "off"
 	if s.ReadinessGate {
 		gate = "on"
@@ -218,3 +245,39 @@ func (s Scenario) KeySettings() string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%gs", d.Seconds()) }
+
+// pathSettings is KeySettings on a topology other than the default: no gate
+// column on instance paths (they have none), the CLB's connection draining
+// in place of the deregistration delay, and the nodes' kube-proxy.
+func (s Scenario) pathSettings() string {
+	t, _ := LookupTopology(s.Topology)
+	var parts []string
+	if !t.Instance {
+		parts = append(parts, "gate "+onOff(s.ReadinessGate))
+	}
+	pre := "none"
+	if s.PreStop > 0 {
+		pre = secs(s.PreStop)
+	}
+	parts = append(parts, "preStop "+pre, "grace "+secs(s.Grace))
+	switch {
+	case t.LB == LBCLB && s.DeregistrationDelay == 0:
+		parts = append(parts, "draining off")
+	case t.LB == LBCLB:
+		parts = append(parts, "draining "+secs(s.DeregistrationDelay))
+	default:
+		parts = append(parts, "dereg "+secs(s.DeregistrationDelay))
+	}
+	parts = append(parts, fmt.Sprintf("app %s (idle %s)", s.App.Shutdown, secs(s.App.IdleTimeout)))
+	if t.Instance {
+		parts = append(parts, fmt.Sprintf("%d nodes %s, kube-proxy lag %s", s.Nodes, s.Policy, secs(s.ProxyLag)))
+	}
+	return s.Topology + ": " + strings.Join(parts, ", ")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}

@@ -166,6 +166,9 @@ const reapSlack = 100 * time.Millisecond
 // knows: whether the target's process had exited, was killed mid-request,
 // or its pod had been deleted (a connect timeout: its IP had left the network).
 func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
+	if r.nodes != nil {
+		return r.instanceCause(ri)
+	}
 	ip, _, _ := splitTarget(ri.Target)
 	f, known := r.procs.facts(ip)
 	if !known || ri.Cause == timeline.CauseNoHealthyTarget || ri.Cause == timeline.CauseNoRegisteredTarget {
@@ -203,6 +206,43 @@ func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 		return timeline.CauseKeepAliveRace
 	case !gone && ri.TargetState == alb.StateDraining:
 		return timeline.CauseUnknown
+	}
+	return ri.Cause
+}
+
+// instanceCause is causeOf behind kube-proxy: the target is a node, always
+// in service, and the pod is the one the connection reached (Peer). A new
+// connection to a pod already exited or deleted is the node's stale
+// endpoint; a request on a connection whose pod exited under it, the pin
+// kube-proxy never moves.
+func (r *run) instanceCause(ri *alb.RequestInfo) timeline.Cause {
+	if ri.Cause == timeline.CauseNoRegisteredTarget || ri.Cause == timeline.CauseNoHealthyTarget {
+		return ri.Cause
+	}
+	ip, _, _ := splitTarget(ri.Peer)
+	f, known := r.procs.facts(ip)
+	if !known || r.nodes.isNode(ri.Peer) {
+		return ri.Cause // the node itself refused or dropped it: no endpoint
+	}
+	end := ri.Done
+	if end.IsZero() {
+		end = time.Now()
+	}
+	killedDuring := !f.killed.IsZero() && !ri.Sent.IsZero() && !ri.Sent.After(f.killed) && !end.Before(f.killed)
+	gone := !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
+	deleted := !f.deleted.IsZero() && !f.deleted.After(end)
+	newConn := ri.Err == alb.ErrDialRefused || ri.Err == alb.ErrConnectTimeout || ri.Err == alb.ErrDial
+	switch {
+	case killedDuring:
+		return timeline.CauseKilledByGrace
+	case newConn && (gone || deleted):
+		return timeline.CauseStaleEndpoint
+	case ri.Cause == timeline.CauseDeregistrationCut || ri.Cause == timeline.CauseTargetTimeout:
+		return ri.Cause
+	case gone || (!f.killed.IsZero() && !f.killed.After(end)):
+		return timeline.CausePinnedConnectionReset
+	case ri.Reused && ri.Err == alb.ErrReusedConnClosed:
+		return timeline.CauseKeepAliveRace // the app, alive, closed the idle connection
 	}
 	return ri.Cause
 }
