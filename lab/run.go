@@ -196,7 +196,7 @@ type run struct {
 
 	lb          *alb.LB
 	topo        Topology
-	nodes       *labNodes // instance topologies: the nodes' kube-proxies
+	nodes       *labNodes        // instance topologies: the nodes' kube-proxies
 	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
 	plat        platform
 	procs       *processes
