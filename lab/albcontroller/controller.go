@@ -26,9 +26,19 @@ import (
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
+// TargetGroup is the target group the controller registers pods in: the
+// three ELBv2 calls it makes (RegisterTargets, DeregisterTargets,
+// DescribeTargetHealth for the gate). *alb.LB and *nlb.LB are target
+// groups; so is anything the lab puts in front of them.
+type TargetGroup interface {
+	Register(targets ...alb.Target) error
+	Deregister(targets ...alb.Target) error
+	HealthOf(t alb.Target) alb.TargetHealth
+}
+
 // Options configure a Controller.
 type Options struct {
-	LB      *alb.LB
+	LB      TargetGroup
 	Port    int           // target port: every pod serves on its own IP at this port
 	Lag     time.Duration // reconcile lag before each ELBv2 call
 	Requeue time.Duration // gate re-check period
@@ -38,7 +48,7 @@ type Options struct {
 	SetGate func(pod *corev1.Pod, t corev1.PodConditionType) error
 }
 
-// Controller reconciles pods with the ALB's target group.
+// Controller reconciles pods with a target group (Options.LB).
 type Controller struct {
 	ctx  context.Context
 	opts Options

@@ -13,7 +13,7 @@ import (
 // Health check protocols an NLB target group offers for TCP traffic.
 const (
 	ProtocolTCP  = "TCP"
-	ProtocolHTTP = "HTTP"
+	ProtocolHTTP = alb.ProtocolHTTP
 )
 
 // Target types. They change nothing in how the stand-in balances: an ip
@@ -22,7 +22,7 @@ const (
 // addresses to register. The type is kept in Config for an ELBv2 API to
 // describe the target group.
 const (
-	TargetTypeIP       = "ip"
+	TargetTypeIP       = alb.TargetTypeIP
 	TargetTypeInstance = "instance"
 )
 

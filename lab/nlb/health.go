@@ -80,7 +80,7 @@ func (lb *LB) check(ip, addr string) bool {
 
 // applyCheck moves t through initial/healthy/unhealthy by the thresholds,
 // records a change of state or reason, and, when t turns unhealthy
-// (UnhealthyConnectionTermination) without making the LB fail open, ends
+// (Attributes.UnhealthyConnectionTermination) without making the LB fail open, ends
 // its connections the way the NLB does: the next packet either end sends
 // on one is answered with a reset.
 func (lb *LB) applyCheck(t *target, gen uint64, passed bool) {
@@ -105,7 +105,7 @@ func (lb *LB) applyCheck(t *target, gen uint64, passed bool) {
 		rec = lb.record(t)
 	}
 	var cut []*flow
-	if t.health == alb.StateUnhealthy && old != alb.StateUnhealthy && lb.cfg.UnhealthyConnectionTermination && !lb.failsOpen() {
+	if t.health == alb.StateUnhealthy && old != alb.StateUnhealthy && lb.attrs.UnhealthyConnectionTermination && !lb.failsOpen() {
 		cut = lb.flowsOf(t)
 	}
 	lb.mu.Unlock()

@@ -111,8 +111,9 @@ func New(cfg Config) (*LB, error) {
 		tgARN:   fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%s/%s", cfg.Region, cfg.AccountID, cfg.Name, id),
 		lbID:    "net/" + cfg.Name + "/" + id,
 		targets: map[string]*target{}, flows: map[*flow]struct{}{},
-		rng:   rand.New(rand.NewPCG(seed, seed)),
-		attrs: Attributes{DeregistrationDelay: cfg.DeregistrationDelay, ConnectionTermination: cfg.ConnectionTermination},
+		rng: rand.New(rand.NewPCG(seed, seed)),
+		attrs: Attributes{DeregistrationDelay: cfg.DeregistrationDelay, ConnectionTermination: cfg.ConnectionTermination,
+			UnhealthyConnectionTermination: cfg.UnhealthyConnectionTermination},
 	}
 	lb.ctx, lb.cancel = context.WithCancel(context.Background())
 	lb.hc = newHealthClient(cfg.HealthCheck.Timeout)
@@ -345,12 +346,16 @@ func (lb *LB) SetReachable(ip string, reachable bool) error {
 	return nil
 }
 
-// Attributes are the target group attributes the LB honours.
+// Attributes are the target group attributes the LB honours; Config holds
+// their values at start.
 type Attributes struct {
 	// DeregistrationDelay is deregistration_delay.timeout_seconds.
 	DeregistrationDelay time.Duration
 	// ConnectionTermination is deregistration_delay.connection_termination.enabled.
 	ConnectionTermination bool
+	// UnhealthyConnectionTermination is
+	// target_health_state.unhealthy.connection_termination.enabled.
+	UnhealthyConnectionTermination bool
 }
 
 // Attributes returns the current attributes.
@@ -362,14 +367,29 @@ func (lb *LB) Attributes() Attributes {
 
 // SetAttributes changes attributes. A new delay applies to deregistrations
 // that start afterwards; connection termination is read when a draining
-// target becomes unused.
+// target becomes unused, unhealthy connection termination when a target
+// turns unhealthy.
 func (lb *LB) SetAttributes(a Attributes) error {
+	return lb.modifyAttributes(func(cur *Attributes) error {
+		*cur = a
+		return nil
+	})
+}
+
+// modifyAttributes applies change to a copy of the attributes and keeps the
+// copy if change and the checks pass, all under lb.mu: concurrent changes
+// of different attributes do not undo each other.
+func (lb *LB) modifyAttributes(change func(*Attributes) error) error {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	a := lb.attrs
+	if err := change(&a); err != nil {
+		return err
+	}
 	if a.DeregistrationDelay < 0 {
 		return fmt.Errorf("nlb: DeregistrationDelay must be >= 0, got %v", a.DeregistrationDelay)
 	}
-	lb.mu.Lock()
 	lb.attrs = a
-	lb.mu.Unlock()
 	return nil
 }
 

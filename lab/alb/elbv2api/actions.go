@@ -8,13 +8,13 @@ import (
 	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
-// checkARN answers TargetGroupNotFound for any ARN but the LB's own.
+// checkARN answers TargetGroupNotFound for any ARN but the target group's own.
 func (s *Server) checkARN(p params) error {
 	arn := p.get("TargetGroupArn")
 	if arn == "" {
 		return errValidation("TargetGroupArn is required")
 	}
-	if arn != s.lb.TargetGroupARN() {
+	if arn != s.desc.ARN {
 		return &apiError{400, "TargetGroupNotFound", fmt.Sprintf("One or more target groups not found: %s", arn)}
 	}
 	return nil
@@ -33,51 +33,64 @@ type targetGroupXML struct {
 	HealthCheckTimeoutSeconds  int
 	HealthyThresholdCount      int
 	UnhealthyThresholdCount    int
-	HealthCheckPath            string
-	Matcher                    struct{ HttpCode string }
-	LoadBalancerArns           []string `xml:"LoadBalancerArns>member"`
+	HealthCheckPath            string      `xml:",omitempty"`
+	Matcher                    *matcherXML `xml:",omitempty"`
+	LoadBalancerArns           []string    `xml:"LoadBalancerArns>member"`
 	TargetType                 string
-	ProtocolVersion            string
+	ProtocolVersion            string `xml:",omitempty"`
 	IpAddressType              string
 }
+
+type matcherXML struct{ HttpCode string }
 
 type describeTargetGroupsResult struct {
 	XMLName      struct{}         `xml:"DescribeTargetGroupsResult"`
 	TargetGroups []targetGroupXML `xml:"TargetGroups>member"`
 }
 
+// describeTargetGroups answers for the one target group, if the filters
+// (load balancer, ARNs, names) all name it.
 func (s *Server) describeTargetGroups(p params) (any, error) {
-	cfg := s.lb.Config()
-	arns, names := p.list("TargetGroupArns"), p.list("Names")
-	if lbArn := p.get("LoadBalancerArn"); lbArn != "" && lbArn != s.lb.LoadBalancerARN() {
+	if lbArn := p.get("LoadBalancerArn"); lbArn != "" && lbArn != s.desc.LoadBalancerARN {
 		return nil, &apiError{400, "LoadBalancerNotFound", "One or more load balancers not found"}
 	}
-	for _, a := range arns {
-		if a != s.lb.TargetGroupARN() {
+	for _, a := range p.list("TargetGroupArns") {
+		if a != s.desc.ARN {
 			return nil, &apiError{400, "TargetGroupNotFound", "One or more target groups not found"}
 		}
 	}
-	for _, n := range names {
-		if n != cfg.Name {
+	for _, n := range p.list("Names") {
+		if n != s.desc.Name {
 			return nil, &apiError{400, "TargetGroupNotFound", "One or more target groups not found"}
 		}
 	}
-	hc := cfg.HealthCheck
+	return describeTargetGroupsResult{TargetGroups: []targetGroupXML{s.targetGroup()}}, nil
+}
+
+// targetGroup describes the target group as AWS does: the path and the
+// matcher only for an HTTP health check, the protocol version only for an
+// HTTP target group.
+func (s *Server) targetGroup() targetGroupXML {
+	d, hc := s.desc, s.desc.HealthCheck
 	tg := targetGroupXML{
-		TargetGroupArn: s.lb.TargetGroupARN(), TargetGroupName: cfg.Name,
-		Protocol: "HTTP", Port: cfg.TargetPort, VpcId: "vpc-rollsafelab",
-		HealthCheckProtocol: "HTTP", HealthCheckPort: "traffic-port", HealthCheckEnabled: true,
+		TargetGroupArn: d.ARN, TargetGroupName: d.Name,
+		Protocol: d.Protocol, Port: d.Port, VpcId: "vpc-rollsafelab",
+		HealthCheckProtocol: d.HealthCheckProtocol, HealthCheckPort: "traffic-port", HealthCheckEnabled: true,
 		HealthCheckIntervalSeconds: s.seconds(hc.Interval), HealthCheckTimeoutSeconds: s.seconds(hc.Timeout),
 		HealthyThresholdCount: hc.HealthyThreshold, UnhealthyThresholdCount: hc.UnhealthyThreshold,
-		HealthCheckPath:  hc.Path,
-		LoadBalancerArns: []string{s.lb.LoadBalancerARN()},
-		TargetType:       "ip", ProtocolVersion: "HTTP1", IpAddressType: "ipv4",
+		LoadBalancerArns: []string{d.LoadBalancerARN},
+		TargetType:       d.TargetType, IpAddressType: "ipv4",
 	}
 	if hc.Port != 0 {
 		tg.HealthCheckPort = strconv.Itoa(hc.Port)
 	}
-	tg.Matcher.HttpCode = hc.Matcher
-	return describeTargetGroupsResult{TargetGroups: []targetGroupXML{tg}}, nil
+	if d.HealthCheckProtocol == alb.ProtocolHTTP {
+		tg.HealthCheckPath, tg.Matcher = hc.Path, &matcherXML{HttpCode: hc.Matcher}
+	}
+	if d.Protocol == alb.ProtocolHTTP {
+		tg.ProtocolVersion = "HTTP1"
+	}
+	return tg
 }
 
 type targetHealthXML struct {
@@ -108,10 +121,10 @@ func (s *Server) describeTargetHealth(p params) (any, error) {
 	}
 	var hs []alb.TargetHealth
 	if len(asked) == 0 {
-		hs = s.lb.TargetHealth()
+		hs = s.tg.TargetHealth()
 	} else {
 		for _, t := range asked {
-			hs = append(hs, s.lb.HealthOf(t))
+			hs = append(hs, s.tg.HealthOf(t))
 		}
 	}
 	res := describeTargetHealthResult{Descriptions: []targetHealthXML{}}
@@ -152,11 +165,11 @@ type emptyResult struct {
 }
 
 func (s *Server) registerTargets(p params) (any, error) {
-	return s.changeTargets(p, "RegisterTargetsResult", s.lb.Register)
+	return s.changeTargets(p, "RegisterTargetsResult", s.tg.Register)
 }
 
 func (s *Server) deregisterTargets(p params) (any, error) {
-	return s.changeTargets(p, "DeregisterTargetsResult", s.lb.Deregister)
+	return s.changeTargets(p, "DeregisterTargetsResult", s.tg.Deregister)
 }
 
 func (s *Server) changeTargets(p params, result string, change func(...alb.Target) error) (any, error) {

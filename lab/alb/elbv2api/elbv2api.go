@@ -1,7 +1,8 @@
 // Package elbv2api serves the part of the Elastic Load Balancing v2 Query
 // API that rollsafe uses to watch and drive a target group, answered from a
-// running alb.LB: DescribeTargetGroups, DescribeTargetHealth,
-// RegisterTargets, DeregisterTargets, DescribeTargetGroupAttributes and
+// running lab load balancer (a TargetGroup: *alb.LB or *nlb.LB):
+// DescribeTargetGroups, DescribeTargetHealth, RegisterTargets,
+// DeregisterTargets, DescribeTargetGroupAttributes and
 // ModifyTargetGroupAttributes. The same aws-sdk-go-v2 code that watches AWS
 // watches the lab, with BaseEndpoint pointing here.
 package elbv2api
@@ -34,18 +35,34 @@ type Options struct {
 	TimeScale float64
 }
 
-// Server answers the API for one LB.
+// TargetGroup is a lab load balancer's target group, what the API answers
+// from: *alb.LB and *nlb.LB are both one.
+type TargetGroup interface {
+	// Describe is what DescribeTargetGroups reports; it never changes.
+	Describe() alb.TargetGroupDescription
+	TargetHealth() []alb.TargetHealth
+	HealthOf(t alb.Target) alb.TargetHealth
+	Register(targets ...alb.Target) error
+	Deregister(targets ...alb.Target) error
+	TargetGroupAttributes() []alb.Attribute
+	// SetTargetGroupAttributes sets the modelled attributes in changes, all
+	// or none.
+	SetTargetGroupAttributes(changes ...alb.Attribute) error
+}
+
+// Server answers the API for one target group.
 type Server struct {
-	lb    *alb.LB
+	tg    TargetGroup
+	desc  alb.TargetGroupDescription
 	scale float64
 
 	ln  net.Listener
 	srv *http.Server
 }
 
-// New returns a Server for lb; use it as an http.Handler or call Listen.
-func New(lb *alb.LB, opts Options) *Server {
-	s := &Server{lb: lb, scale: opts.TimeScale}
+// New returns a Server for tg; use it as an http.Handler or call Listen.
+func New(tg TargetGroup, opts Options) *Server {
+	s := &Server{tg: tg, desc: tg.Describe(), scale: opts.TimeScale}
 	if s.scale <= 0 {
 		s.scale = 1
 	}
