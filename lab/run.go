@@ -21,6 +21,7 @@ import (
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
 	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/observe/elbv2"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/probe"
@@ -176,8 +177,8 @@ func Serve(ctx context.Context, s Scenario, o Options, ready func(Served)) error
 	}
 	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName,
 		Selector: "app=" + deploymentName, ELBv2Endpoint: r.api.URL(),
-		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lb.Config().Region,
-		IdleTimeout: r.lb.Config().ClientIdleTimeout, Poll: r.scale.Of(r.o.TargetHealthPoll)})
+		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lbf.region,
+		IdleTimeout: r.lbf.clientIdle, Poll: r.scale.Of(r.o.TargetHealthPoll)})
 	<-ctx.Done()
 	r.stop()
 	return r.failure(nil)
@@ -194,7 +195,11 @@ type run struct {
 	rec    *timeline.Latch
 	cancel context.CancelFunc
 
-	lb          *alb.LB
+	lb          balancer
+	alb         *alb.LB // lb on the ALB and CLB topologies
+	nlb         *nlb.LB // lb on the NLB topologies
+	lbf         lbFacts
+	flows       flows // the NLB's connections, for the ground truth
 	topo        Topology
 	nodes       *labNodes        // instance topologies: the nodes' kube-proxies
 	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
@@ -254,11 +259,10 @@ func (r *run) start(ctx context.Context) error {
 			return err
 		}
 	}
-	lb, err := alb.New(r.lbConfig())
-	if err != nil {
-		return fmt.Errorf("%s stand-in: %w", strings.ToUpper(topo.LB), err)
+	if err := r.startBalancer(); err != nil {
+		return err
 	}
-	r.lb = lb
+	lb := r.lb
 	if r.nodes != nil {
 		// The nodes are the targets, registered once: a rollout
 		// deregisters nothing.
@@ -340,7 +344,7 @@ func (r *run) lbConfig() alb.Config {
 // the time health checks need (a scenario whose targets never turn healthy
 // goes on after that).
 func (r *run) waitHealthy(ctx context.Context) {
-	hc := r.lb.Config().HealthCheck
+	hc := r.lbf.hc
 	deadline := time.Now().Add(r.scale.Of(r.s.ControllerLag) + hc.Interval*time.Duration(hc.HealthyThreshold+2) + r.scale.Of(r.s.GateRequeue))
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		th := r.lb.TargetHealth()
@@ -464,7 +468,7 @@ func (f failWriter) Write(p []byte) (int, error) {
 // would (Source elbv2), every Options.TargetHealthPoll of spec time. The
 // first poll happens here, so an API that does not answer fails the start.
 func (r *run) pollTargetHealth(ctx context.Context) error {
-	region := r.lb.Config().Region
+	region := r.lbf.region
 	if region == "" {
 		region = "us-east-1"
 	}

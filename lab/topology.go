@@ -8,6 +8,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/kubeproxy"
+	"github.com/rollsafe/rollsafe/lab/nlb"
 )
 
 // Topology is the path from the load balancer to the pods: which load
@@ -122,6 +123,13 @@ func (s Scenario) On(t Topology) Scenario {
 		}
 	}
 	switch t.LB {
+	case LBNLB:
+		if s.Source == "built-in" {
+			// Users measure about 2 minutes before a deregistered NLB
+			// target stops getting new connections (nlb.Config).
+			s.Propagation = nlb.DefaultConfig().DeregistrationPropagation
+			s.LBIdleTimeout = nlb.DefaultConfig().IdleTimeout
+		}
 	case LBCLB:
 		if s.Source == "built-in" {
 			s.HealthCheck = clbHealthCheck(s.Policy)

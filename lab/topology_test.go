@@ -32,6 +32,6 @@ func playOn(t *testing.T, name, topo string, rollouts int, scale float64) *lab.R
 }
 
 func TestTopologySmoke(t *testing.T) {
-	playOn(t, "prestop-exceeds-grace", "clb", 2, 0.05)
-	playOn(t, "drain-past-idle-timeout", "clb", 5, 0.05)
+	playOn(t, "gate-only", "nlb-ip", 2, 0.05)
+	playOn(t, "drain-past-idle-timeout", "nlb-instance", 2, 0.05)
 }

@@ -40,14 +40,14 @@ func (p *probes) run(ctx context.Context, cfg probe.Config, sink timeline.Sink) 
 // startProbes starts the constant load on / and, when the scenario asks
 // for it, a side stream of long /slow requests.
 func (r *run) startProbes(ctx context.Context) *probes {
-	lbTimeout := r.lb.Config().TargetTimeout
+	lbTimeout := r.lbf.targetTimeout
 	timeout := max(5*time.Second, lbTimeout+time.Second)
 	r.summary = probe.NewSummary(r.o.Rate, 10*time.Millisecond, timeout)
 	ps := &probes{}
 	// The prober closes idle connections before the ALB stand-in does, as
 	// probe's default (half the ALB's 60 s) does on AWS: at the lab's time
-	// scale the stand-in's idle timeout is shrunk too.
-	idle := r.lb.Config().ClientIdleTimeout / 2
+	// scale the stand-in's idle timeout is shrunk too (lbFacts.probeIdle).
+	idle := r.lbf.probeIdle
 	streams := []probe.Config{{
 		URL: r.lb.URL() + "/", Rate: r.o.Rate, Connections: 32, Timeout: timeout, IdleConnTimeout: idle,
 	}}
@@ -91,7 +91,7 @@ func (r *run) bursts(ctx context.Context, ps *probes, timeout time.Duration) {
 		}
 		cfg := probe.Config{
 			URL: r.lb.URL() + "/", Connections: burstSize, Requests: burstSize, Timeout: timeout,
-			IdleConnTimeout: r.lb.Config().ClientIdleTimeout / 2,
+			IdleConnTimeout: r.lbf.probeIdle,
 			VersionHeader:   "X-Version", Source: "probe", Scenario: r.s.Name,
 		}
 		if ps.run(ctx, cfg, r.onProbeRecord) != nil {
@@ -143,12 +143,22 @@ func (r *run) onRequest(ri *alb.RequestInfo) {
 func (r *run) attributeFailures() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var byFlow map[*timeline.Record]*flowEnd
+	if r.nlb != nil {
+		byFlow = r.flowCauses(r.failed)
+	}
 	for _, rec := range r.failed {
 		truth := &timeline.Record{Kind: timeline.KindTruth, Source: "lab", Time: rec.Time,
 			TraceID: rec.TraceID, Seq: rec.Seq, Cause: timeline.CauseUnknown}
 		if ri, ok := r.failInfo[rec.TraceID]; ok {
 			truth.Cause = r.causeOf(&ri)
 			truth.Attrs = map[string]string{"target": ri.Target, "target_state": string(ri.TargetState), "lb_error": string(ri.Err)}
+			if ri.Peer != ri.Target {
+				truth.Attrs["pod"] = ri.Peer
+			}
+		} else if f := byFlow[rec]; f != nil {
+			truth.Cause = r.flowCause(rec, f)
+			truth.Attrs = map[string]string{"target": f.target, "pod": f.peer, "flow_end": f.end}
 		}
 		// r.failed is the run's own copy: it keeps the truth for
 		// Result.Causes; the record that leaves carries none.
