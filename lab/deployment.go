@@ -59,6 +59,9 @@ func userTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTempla
 	t := *s.Template.DeepCopy()
 	c := &t.Spec.Containers[0]
 	setEnv(c, "VERSION", fmt.Sprintf("v%d", rev))
+	// How the demo API, standing in for the user's app, shuts down
+	// (--app-shutdown); a user's own --app server may ignore it.
+	setEnv(c, "SHUTDOWN_MODE", s.App.Shutdown)
 	for _, name := range []string{"DRAIN_DELAY", "SHUTDOWN_TIMEOUT", "IDLE_TIMEOUT"} {
 		for i := range c.Env {
 			if c.Env[i].Name == name {

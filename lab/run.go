@@ -370,14 +370,14 @@ func (r *run) rollUnderLoad(ctx context.Context) error {
 
 	var err error
 	for i := 1; i <= r.o.Rollouts && err == nil; i++ {
-		r.settle(ctx, r.scale.Of(r.s.Propagation)+200*time.Millisecond)
+		r.settle(ctx, r.settleTime())
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "started")
 		r.o.Progress("%s: rollout %d/%d (v%d → v%d)", r.s.Name, i, r.o.Rollouts, i, i+1)
 		err = r.plat.rollout(ctx, podTemplate(r.s, r.scale, i+1))
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "complete")
 		r.waitTerminations(ctx)
 	}
-	r.settle(ctx, r.scale.Of(r.s.Propagation)+200*time.Millisecond)
+	r.settle(ctx, r.settleTime())
 	stopProbe()
 	probeErr := probes.wait()
 	if err == nil {
@@ -395,6 +395,17 @@ func (r *run) waitTerminations(ctx context.Context) {
 	for ctx.Err() == nil && r.plat.terminating() {
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// settleTime is how long the load balancer takes to learn a change of
+// targets — P, or on instance topologies (whose targets never change) the
+// nodes' kube-proxy lag — with a margin.
+func (r *run) settleTime() time.Duration {
+	learn := r.s.Propagation
+	if r.nodes != nil {
+		learn = r.s.ProxyLag
+	}
+	return r.scale.Of(learn) + 200*time.Millisecond
 }
 
 func (r *run) settle(ctx context.Context, d time.Duration) {

@@ -194,7 +194,16 @@ func Builtins() []Scenario {
 	drain.DeregistrationDelay = rec.DeregistrationDelay
 	drain.App = App{Shutdown: "graceful", DrainDelay: 65 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 
-	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain}
+	// An NLB keeps sending new connections to a deregistered target for
+	// about 2 minutes (nlb.Config.DeregistrationPropagation), and its
+	// connections flow on after it: the drain must outlast both that and
+	// the client's own keep-alive (probe's 30 s).
+	nlbDrain := base("drain-past-nlb-propagation", "gate + graceful app drains with Connection: close for 130s, past the ~120s an NLB keeps sending new connections to a deregistered target, grace 150s (the fix on NLB ip targets)")
+	nlbDrain.ReadinessGate = true
+	nlbDrain.Grace = 150 * time.Second
+	nlbDrain.App = App{Shutdown: "graceful", DrainDelay: 130 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
+
+	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.

@@ -38,6 +38,8 @@ type options struct {
 	listen    string
 	kube      bool
 	serve     bool
+	topology  string
+	shutdown  string
 }
 
 // NewCmd builds `rollsafe lab`.
@@ -53,9 +55,13 @@ Load Balancer Controller's registration and readiness gates, and a Deployment
 rolling update of real processes on their own loopback addresses — under
 constant traffic, every request recorded and every failure attributed.
 
-By default it plays naive, gate-only and recommended, 3 rollouts each.`,
+By default it plays naive, gate-only and recommended, 3 rollouts each, on
+an ALB with ip targets. --topology replays them on another path: an ALB or
+an NLB with instance targets (the nodes, kube-proxy to the pods), a Classic
+ELB, an NLB with ip targets; --list shows every topology and scenario.`,
 		Example: `  ` + f.Name + ` lab
   ` + f.Name + ` lab --scenario recommended --rollouts 5 --rate 300
+  ` + f.Name + ` lab --topology clb --scenario prestop-exceeds-grace,drain-past-idle-timeout
   ` + f.Name + ` lab --manifests deploy/k8s/base --app ./my-server
   ` + f.Name + ` lab --kube --scenario recommended   # on a real control plane
   ` + f.Name + ` lab --list`,
@@ -76,6 +82,8 @@ By default it plays naive, gate-only and recommended, 3 rollouts each.`,
 	fl.BoolVar(&o.list, "list", false, "list the built-in scenarios and exit")
 	fl.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address of the ALB stand-in (to curl it while the lab runs)")
 	fl.BoolVar(&o.serve, "serve", false, "bring one scenario up and keep it serving (no load, no rollouts) until Ctrl-C, to point probe, soak or check --live at it")
+	fl.StringVar(&o.topology, "topology", "", "load balancer path: "+strings.Join(topologyNames(), ", ")+" (default "+lab.DefaultTopology+"; with --manifests, what the manifests say)")
+	fl.StringVar(&o.shutdown, "app-shutdown", "", "how the demo API exits on SIGTERM: graceful (drain with Connection: close, then exit) or immediate (default: the scenario's own; graceful for --manifests)")
 	fl.BoolVar(&o.kube, "kube", false, "run on a real Kubernetes control plane on loopback (etcd, kube-apiserver, controller-manager, scheduler built by scripts/controlplane.sh) with the node agent running the pods")
 	return cmd
 }
@@ -90,6 +98,9 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	}
 	scenarios, err := pickScenarios(f, o)
 	if err != nil {
+		return err
+	}
+	if scenarios, err = onPath(o, scenarios); err != nil {
 		return err
 	}
 	if o.rollouts < 1 || o.rate <= 0 || o.timeScale <= 0 || o.timeScale > 1 {
@@ -211,8 +222,56 @@ func startControlPlane(cmd *cobra.Command, progress *cmdutil.Progress) (*control
 	return cp, nil
 }
 
+// onPath applies --topology and --app-shutdown to every scenario.
+func onPath(o *options, scenarios []lab.Scenario) ([]lab.Scenario, error) {
+	switch o.shutdown {
+	case "", "graceful", "immediate":
+	default:
+		return nil, cmdutil.UsageErrorf("--app-shutdown %q: want graceful or immediate", o.shutdown)
+	}
+	var topo lab.Topology
+	if o.topology != "" {
+		t, err := lab.LookupTopology(o.topology)
+		if err != nil {
+			return nil, cmdutil.UsageErrorf("--topology: %v", err)
+		}
+		topo = t
+	}
+	out := make([]lab.Scenario, len(scenarios))
+	for i, s := range scenarios {
+		if topo.Name != "" {
+			s = s.On(topo)
+		}
+		if o.kube && s.Topology != "" && s.Topology != lab.DefaultTopology {
+			return nil, cmdutil.UsageErrorf("--kube runs the %s topology only, not %s", lab.DefaultTopology, s.Topology)
+		}
+		if o.shutdown != "" {
+			s.App.Shutdown = o.shutdown
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func topologyNames() []string {
+	var names []string
+	for _, t := range lab.Topologies() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
 func listScenarios(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPOLOGY\tDEFAULT\tWHAT")
+	for _, t := range lab.Topologies() {
+		def := ""
+		if t.Name == lab.DefaultTopology {
+			def = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, def, t.Description)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "SCENARIO\tDEFAULT\tWHAT")
 	for _, s := range lab.Builtins() {
 		def := ""
