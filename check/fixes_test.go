@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -86,6 +87,35 @@ func applyFixes(t *testing.T, objs []*manifest.Object, fs []check.Finding) []byt
 	return out
 }
 
+// loadAndCheck reads one manifest and checks it.
+func loadAndCheck(t *testing.T, path string, o workload.Options) ([]*manifest.Object, *check.Result) {
+	t.Helper()
+	objs, err := manifest.Load([]string{path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Check(objs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs, res
+}
+
+// fixAndCheck applies every fix of res to objs and checks the result.
+func fixAndCheck(t *testing.T, objs []*manifest.Object, res *check.Result, o workload.Options) ([]*manifest.Object, *check.Result) {
+	t.Helper()
+	fixed := applyFixes(t, objs, res.Findings)
+	objs2, err := manifest.Parse("fixed.json", fixed)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, fixed)
+	}
+	res2, err := check.Check(objs2, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs2, res2
+}
+
 // TestFixesCompose applies every fix of a run to each corpus manifest and
 // checks again: no error finding is left, whatever the options. Before,
 // pasting prestop-missing's `sleep 30` under the default 30 s grace made
@@ -104,23 +134,8 @@ func TestFixesCompose(t *testing.T) {
 	} {
 		for _, p := range append(cases, seeds...) {
 			t.Run(filepath.Base(p), func(t *testing.T) {
-				objs, err := manifest.Load([]string{p}, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				res, err := check.Check(objs, o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fixed := applyFixes(t, objs, res.Findings)
-				objs2, err := manifest.Parse("fixed.json", fixed)
-				if err != nil {
-					t.Fatalf("%v\n%s", err, fixed)
-				}
-				res2, err := check.Check(objs2, o)
-				if err != nil {
-					t.Fatal(err)
-				}
+				objs, res := loadAndCheck(t, p, o)
+				_, res2 := fixAndCheck(t, objs, res, o)
 				for _, f := range res2.Findings {
 					if f.Severity == check.Error {
 						t.Errorf("P %v, longest request %v: after every fix of %v: %s: %s", o.Propagation, o.MaxRequestDuration, rulesOf(res), f.Rule, f.Message)
@@ -214,5 +229,57 @@ func TestFixTextMatchesPatches(t *testing.T) {
 	}
 	if n < 20 {
 		t.Errorf("only %d fixes compared", n)
+	}
+}
+
+// Seed 003's manifests fail on its three broken links; its fixed copy is
+// what pasting check's own fixes gives (compared object by object with
+// applyFixes' result) and passes.
+func TestSeed003ManifestsFixedCopy(t *testing.T) {
+	const seed, fixedCopy = "testdata/seeds/seed003-manifests.yaml", "testdata/seeds/seed003-manifests-fixed.yaml"
+	o := workload.DefaultOptions()
+	objs, res := loadAndCheck(t, seed, o)
+	for _, id := range []string{"prestop-exceeds-grace", "clb-connection-draining-off", "duplicate-key"} {
+		if !slices.Contains(rulesOf(res), id) {
+			t.Errorf("want %s, got %v", id, rulesOf(res))
+		}
+	}
+	data, _ := os.ReadFile(seed)
+	lines := strings.Split(string(data), "\n")
+	var portsAt []int
+	for i, l := range lines {
+		if l == "  ports:" {
+			portsAt = append(portsAt, i+1)
+		}
+	}
+	i := slices.IndexFunc(res.Findings, func(f check.Finding) bool { return f.Rule == "duplicate-key" })
+	if f := res.Findings[i]; len(portsAt) != 2 || f.File != seed || f.Line != portsAt[1] || !strings.Contains(f.Message, `"port":80`) {
+		t.Errorf("duplicate-key at %s:%d (want line %v): %s", f.File, f.Line, portsAt, f.Message)
+	}
+
+	fixed, res2 := fixAndCheck(t, objs, res, o)
+	written, res3 := loadAndCheck(t, fixedCopy, o)
+	for _, r := range []*check.Result{res2, res3} {
+		if check.Failed(r.Findings, check.Error) {
+			t.Errorf("the fixes or the fixed copy still fail: %v", rulesOf(r))
+		}
+	}
+	want := map[string]string{}
+	for _, w := range written {
+		if w.Kind != "Ingress" { // its pre-v1 apiVersion does not survive applyFixes' JSON
+			b, _ := json.Marshal(w.Obj)
+			want[w.Ref("default")] = string(b)
+		}
+	}
+	for _, f := range fixed {
+		if got, ok := want[f.Ref("default")]; ok {
+			if b, _ := json.Marshal(f.Obj); string(b) != got {
+				t.Errorf("%s: the fixed copy differs from the pasted fixes:\n%s\n%s", f.Ref("default"), got, b)
+			}
+			delete(want, f.Ref("default"))
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not produced by the fixes: %v", want)
 	}
 }

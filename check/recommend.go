@@ -38,9 +38,23 @@ type Recommendation struct {
 	PodReplacement time.Duration `json:"podReplacement"`
 	// Rollout: worst case for the whole rollout at the current strategy.
 	Rollout time.Duration `json:"rollout"`
+	// Settings say where DeregistrationDelay is written for each route:
+	// target group attributes for an ALB or NLB, connection draining
+	// annotations for a Classic ELB, which has no target group.
+	Settings []Setting `json:"settings,omitempty"`
 	// Inputs are the numbers the settings are derived from, each with
 	// where it came from, so a default that drives a number is never hidden.
 	Inputs []Input `json:"inputs"`
+}
+
+// Setting is one recommended value in the place it is written.
+type Setting struct {
+	// Object is the object carrying it, as Kind/namespace/name.
+	Object string `json:"object"`
+	// Key is the annotation; empty when no manifest holds the setting (a
+	// hand-made TargetGroupBinding's target group, an in-tree NLB's).
+	Key   string `json:"key,omitempty"`
+	Value string `json:"value"`
 }
 
 // Input is one number a recommendation is derived from.
@@ -66,20 +80,21 @@ func (in Input) MarshalJSON() ([]byte, error) {
 // MarshalJSON writes every duration in seconds, as manifests write them.
 func (r Recommendation) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Workload                      string  `json:"workload"`
-		MinPreStopSeconds             float64 `json:"minPreStopSeconds"`
-		PreStopSeconds                float64 `json:"preStopSeconds"`
-		DeregistrationDelaySeconds    float64 `json:"deregistrationDelaySeconds"`
-		TerminationGracePeriodSeconds float64 `json:"terminationGracePeriodSeconds"`
-		LBIdleTimeoutSeconds          float64 `json:"lbIdleTimeoutSeconds"`
-		MinAppIdleTimeoutSeconds      float64 `json:"minAppIdleTimeoutSeconds"`
-		ReadyStepSeconds              float64 `json:"readyStepSeconds"`
-		PodReplacementSeconds         float64 `json:"podReplacementSeconds"`
-		RolloutSeconds                float64 `json:"rolloutSeconds"`
-		Inputs                        []Input `json:"inputs"`
+		Workload                      string    `json:"workload"`
+		MinPreStopSeconds             float64   `json:"minPreStopSeconds"`
+		PreStopSeconds                float64   `json:"preStopSeconds"`
+		DeregistrationDelaySeconds    float64   `json:"deregistrationDelaySeconds"`
+		TerminationGracePeriodSeconds float64   `json:"terminationGracePeriodSeconds"`
+		LBIdleTimeoutSeconds          float64   `json:"lbIdleTimeoutSeconds"`
+		MinAppIdleTimeoutSeconds      float64   `json:"minAppIdleTimeoutSeconds"`
+		ReadyStepSeconds              float64   `json:"readyStepSeconds"`
+		PodReplacementSeconds         float64   `json:"podReplacementSeconds"`
+		RolloutSeconds                float64   `json:"rolloutSeconds"`
+		Settings                      []Setting `json:"settings,omitempty"`
+		Inputs                        []Input   `json:"inputs"`
 	}{r.Workload, r.MinPreStop.Seconds(), r.PreStop.Seconds(), r.DeregistrationDelay.Seconds(),
 		r.TerminationGracePeriod.Seconds(), r.LBIdleTimeout.Seconds(), r.MinAppIdleTimeout.Seconds(),
-		r.ReadyStep.Seconds(), r.PodReplacement.Seconds(), r.Rollout.Seconds(), r.Inputs})
+		r.ReadyStep.Seconds(), r.PodReplacement.Seconds(), r.Rollout.Seconds(), r.Settings, r.Inputs})
 }
 
 // inputs names the numbers behind w's recommendation and their sources.
@@ -94,6 +109,10 @@ func inputs(w *workload.Workload, o workload.Options) []Input {
 	p := Input{Name: "propagation P", Value: o.Propagation, Source: src(o.Propagation, defaults.Propagation), Flag: "--propagation"}
 	if p.Source == "default" {
 		p.Note = "the one public measurement, ALB ip target, aws-load-balancer-controller#2366; `rollsafe report` measures yours"
+		if nlb := o.ForWorkload(w).Propagation; nlb != o.Propagation {
+			p.Value = nlb
+			p.Note = "NLB ip targets: users measure about 2 minutes of new connections after deregistration, aws-load-balancer-controller#2366, #3270, aws/containers-roadmap#470; `rollsafe report` measures yours"
+		}
 	}
 	lag := Input{Name: "controller lag", Value: o.ControllerLag, Source: src(o.ControllerLag, defaults.ControllerLag), Flag: "--controller-lag"}
 	req := Input{Name: "longest request", Value: w.MaxRequestDuration, Source: src(w.MaxRequestDuration, defaults.MaxRequestDuration),
@@ -110,9 +129,11 @@ func inputs(w *workload.Workload, o workload.Options) []Input {
 	return in
 }
 
-// Recommend computes the Recommendation for w.
+// Recommend computes the Recommendation for w, judged by the options
+// o.ForWorkload(w) gives.
 func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 	r := Recommendation{Workload: w.Ref, Inputs: inputs(w, o)}
+	o = o.ForWorkload(w)
 	r.MinPreStop = ceilSec(o.StopWindow())
 	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + defaults.Margin
 	r.PreStop = max(r.MinPreStop+defaults.Margin, r.DeregistrationDelay)
@@ -124,6 +145,7 @@ func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 		}
 	}
 	r.MinAppIdleTimeout = r.LBIdleTimeout + time.Second
+	r.Settings = settings(w, r.DeregistrationDelay, o.DefaultNamespace)
 	rec := *w
 	rec.ManualGate = rec.ManualGate || rec.HasIPRoute() // the recommendation includes the gate
 	r.ReadyStep = ceilSec(rec.ReadyStep(o))
@@ -145,4 +167,28 @@ func minGrace(w *workload.Workload, o workload.Options, preStop time.Duration) t
 
 func ceilSec(d time.Duration) time.Duration {
 	return time.Duration(math.Ceil(d.Seconds())) * time.Second
+}
+
+// settings writes delay d where each route of w reads it.
+func settings(w *workload.Workload, d time.Duration, ns string) []Setting {
+	var out []Setting
+	for i := range w.Routes {
+		r := &w.Routes[i]
+		obj, _ := r.Locate(r.DelayAt)
+		ref := obj.Ref(ns)
+		switch {
+		case r.LB == "CLB":
+			out = append(out, Setting{ref, defaults.CLBDrainingEnabledAnnotation, "true"},
+				Setting{ref, defaults.CLBDrainingTimeoutAnnotation, n(d)})
+		case r.DelayKey == "":
+			out = append(out, Setting{Object: ref, Value: defaults.AttrDeregistrationDelay + "=" + n(d) + " on the target group"})
+		default:
+			v := setAttr(workload.AnnotationsOf(obj)[r.DelayKey], defaults.AttrDeregistrationDelay, n(d))
+			if r.LB == "NLB" && r.TargetType == "ip" {
+				v = setAttr(v, defaults.AttrConnectionTermination, "true")
+			}
+			out = append(out, Setting{ref, r.DelayKey, v})
+		}
+	}
+	return out
 }

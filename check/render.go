@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/rollsafe/rollsafe/defaults"
 )
 
 // RenderJSON writes {"findings":[...]} (and "recommendations" when asked).
@@ -78,8 +80,15 @@ func RenderText(w io.Writer, res *Result, o TextOptions) error {
 	}
 	for _, r := range res.Recommendations {
 		fmt.Fprintf(&b, "%s %s\n", paint(ansiBold, "recommended for"), r.Workload)
-		fmt.Fprintf(&b, "  preStop sleep %s (necessary: %s), terminationGracePeriodSeconds %s, deregistration delay %s\n",
-			n(r.PreStop), n(r.MinPreStop), n(r.TerminationGracePeriod), n(r.DeregistrationDelay))
+		fmt.Fprintf(&b, "  preStop sleep %s (necessary: %s), terminationGracePeriodSeconds %s, %s %s\n",
+			n(r.PreStop), n(r.MinPreStop), n(r.TerminationGracePeriod), delayName(r), n(r.DeregistrationDelay))
+		for _, st := range r.Settings {
+			if st.Key == "" {
+				fmt.Fprintf(&b, "    %s: %s\n", st.Object, st.Value)
+				continue
+			}
+			fmt.Fprintf(&b, "    %s: %s: %q\n", st.Object, st.Key, st.Value)
+		}
 		fmt.Fprintf(&b, "  app keep-alive > %s (load balancer idle timeout %s)\n", secs(r.MinAppIdleTimeout-1e9), secs(r.LBIdleTimeout))
 		fmt.Fprintf(&b, "  then: new pod Ready in ≤ %s, one replacement ≤ %s, whole rollout ≤ %s\n",
 			secs(r.ReadyStep), secs(r.PodReplacement), secs(r.Rollout))
@@ -219,4 +228,19 @@ func RenderSARIF(w io.Writer, res *Result, version string) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(sarifLog{Schema: SARIFSchema, Version: "2.1.0", Runs: []sarifRun{run}})
+}
+
+// delayName is what the recommended delay is called where it goes: a
+// Classic ELB's connection draining timeout, else the deregistration delay.
+func delayName(r Recommendation) string {
+	clb := len(r.Settings) > 0
+	for _, st := range r.Settings {
+		if st.Key != defaults.CLBDrainingEnabledAnnotation && st.Key != defaults.CLBDrainingTimeoutAnnotation {
+			clb = false
+		}
+	}
+	if clb {
+		return "connection draining timeout"
+	}
+	return "deregistration delay"
 }

@@ -22,7 +22,7 @@ type Rule struct {
 	Severity Severity // the usual severity; a finding may be milder when facts are missing
 	// Summary is one line: what breaks and when. docs/rules/<ID>.md has the reasoning.
 	Summary string
-	check   func(c *run, w *workload.Workload)
+	check   func(c *run, w *workload.Workload) // nil for the rules Check runs on objects
 }
 
 // Rules is the one list of rules, in the order findings are reported.
@@ -43,6 +43,12 @@ var Rules = []Rule{
 		Summary: "deregistration delay below propagation P + the longest request: the load balancer cuts in-flight requests"},
 	{ID: "deregistration-delay-vs-prestop", Severity: Warning, check: delayVsPreStop,
 		Summary: "preStop ends before the deregistration delay: the pod may exit while its target still drains"},
+	{ID: "clb-connection-draining-off", Severity: Error, check: clbDrainingOff,
+		Summary: "Classic ELB connection draining off (the in-tree default) or shorter than the longest request: requests in flight on a node that leaves the ELB are cut"},
+	{ID: "nlb-connection-termination-off", Severity: Warning, check: nlbTerminationOff,
+		Summary: "NLB ip targets with connection termination off (the default): connections still open when the pod exits are reset"},
+	{ID: "kube-proxy-keepalive", Severity: Warning, check: kubeProxyKeepAlive,
+		Summary: "instance targets: conntrack keeps established connections on the terminating pod; the app must close them while it drains or they reset"},
 	{ID: "app-idle-timeout-too-short", Severity: Error, check: appIdleTooShort,
 		Summary: "app keep-alive not longer than the load balancer's idle timeout: reused connections race to a 502"},
 	{ID: "rollout-strategy-unsafe", Severity: Error, check: strategyUnsafe,
@@ -57,6 +63,9 @@ var Rules = []Rule{
 		Summary: "health check interval × healthy threshold + gate re-check make each pod's rollout step long"},
 	{ID: "unserved", Severity: Info, check: unserved,
 		Summary: "Services are in the input but none selects the workload: the load-balancer rules were skipped"},
+	// duplicate-key judges objects, not workloads: Check runs it (duplicates.go).
+	{ID: "duplicate-key", Severity: Error,
+		Summary: "a mapping key given twice in a manifest: the second silently replaces the first (seed 003 lost port 80)"},
 }
 
 // RuleByID finds a rule.
@@ -85,21 +94,31 @@ type Result struct {
 func Check(objs []*manifest.Object, o workload.Options) (*Result, error) {
 	ws, err := workload.Resolve(objs, o)
 	res := &Result{Objects: len(objs), Findings: []Finding{}}
+	reported := map[*manifest.Object]bool{}
 	for _, w := range ws {
 		if w.Err != nil {
 			continue
 		}
 		res.Workloads = append(res.Workloads, w)
 		res.Findings = append(res.Findings, Run(w, o)...)
+		res.Findings = append(res.Findings, duplicateFindings(w.Ref, objectsOf(w), reported, o)...)
+	}
+	for _, obj := range objs {
+		res.Findings = append(res.Findings, duplicateFindings(obj.Ref(o.DefaultNamespace), []*manifest.Object{obj}, reported, o)...)
 	}
 	return res, err
 }
 
-// Run applies every rule to one workload.
+// Run applies every workload rule to one workload, with the options it
+// is judged by (workload.Options.ForWorkload).
 func Run(w *workload.Workload, o workload.Options) []Finding {
+	o = o.ForWorkload(w)
 	c := &run{opts: o, rec: Recommend(w, o)}
 	c.grace = c.fixedGrace(w)
 	for i := range Rules {
+		if Rules[i].check == nil {
+			continue
+		}
 		c.rule = &Rules[i]
 		Rules[i].check(c, w)
 	}
@@ -291,24 +310,21 @@ func gateUnsupported(c *run, w *workload.Workload) {
 			continue
 		}
 		obj, line := r.Locate(r.TargetTypeAt)
-		var fix string
-		var kv []string
-		switch r.LB {
-		case "ALB":
-			kv = []string{defaults.ALBAnnotationPrefix + "target-type", "ip"}
-			fix = yamlFix("metadata:", "  annotations:", "    "+defaults.ALBAnnotationPrefix+"target-type: ip")
-		case "NLB":
-			kv = []string{defaults.ServiceAnnotationPrefix + "aws-load-balancer-type", "external", defaults.ServiceAnnotationPrefix + "aws-load-balancer-nlb-target-type", "ip"}
-			fix = yamlFix("metadata:", "  annotations:", "    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-type: external",
-				"    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-nlb-target-type: ip")
-		default:
-			kv = []string{defaults.ServiceAnnotationPrefix + "aws-load-balancer-type", "external", defaults.ServiceAnnotationPrefix + "aws-load-balancer-nlb-target-type", "ip"}
-			fix = yamlFix("# serve through the AWS Load Balancer Controller with ip targets, e.g.", "metadata:",
-				"  annotations:", "    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-type: external",
-				"    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-nlb-target-type: ip")
+		if r.LB != "ALB" {
+			// A Service's switch to ip targets makes a new load balancer
+			// (CLB, in-tree NLB) or target group, and NLB ip targets bring
+			// the NLB's minutes of P: a plan, not a patch to paste.
+			c.report(w, Warning, obj, line, yamlFix("# no patch: switching to ip targets replaces the load balancer or its target group; plan it, e.g.",
+				"metadata:", "  annotations:", "    "+defaults.LBTypeAnnotation+": external",
+				"    "+defaults.ServiceAnnotationPrefix+"aws-load-balancer-nlb-target-type: ip"), nil,
+				"%s (%s) uses instance targets: the load balancer sees nodes, not pods, so no readiness gate can hold the rollout until new pods are healthy behind it",
+				r.LB, r.Via)
+			continue
 		}
+		kv := []string{defaults.ALBAnnotationPrefix + "target-type", "ip"}
+		fix := yamlFix("metadata:", "  annotations:", "    "+defaults.ALBAnnotationPrefix+"target-type: ip")
 		patches := []Patch{annotationPatch(obj, c.opts.DefaultNamespace, kv...)}
-		if r.LB != "CLB" && w.Served() && r.DeregistrationDelay < c.opts.Propagation+w.MaxRequestDuration {
+		if w.Served() && r.DeregistrationDelay < c.opts.Propagation+w.MaxRequestDuration {
 			// ip targets bring deregistration-delay-too-short into play.
 			dobj, _ := r.Locate(r.DelayAt)
 			dfix, dpatches := c.delayFix(r, dobj, c.rec.DeregistrationDelay)

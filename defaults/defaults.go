@@ -14,10 +14,9 @@ const (
 	// a deregistered target stays draining (range 0-3600 s). Source:
 	// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay
 	DeregistrationDelay = 300 * time.Second
-	// IdleTimeout is an ALB's idle_timeout.timeout_seconds, and also a
-	// Classic ELB's connection idle timeout. Sources:
-	// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout,
-	// https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-idle-timeout.html
+	// IdleTimeout is an ALB's idle_timeout.timeout_seconds (a Classic
+	// ELB's is CLBIdleTimeout). Source:
+	// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout
 	IdleTimeout = 60 * time.Second
 	// ConnectTimeout is how long an ALB waits for a target to accept a
 	// connection before it answers 504. Source:
@@ -56,6 +55,64 @@ const (
 	NLBHealthCheckTimeout  = 10 * time.Second
 	NLBHealthyThreshold    = 3
 	NLBUnhealthyThreshold  = 3
+)
+
+// The Classic ELB the in-tree AWS cloud provider (kubernetes/cloud-provider-aws)
+// makes for a Service of type LoadBalancer that names no loadBalancerClass
+// and no NLB aws-load-balancer-type. Its targets are nodes (instance
+// targets on the Service's NodePorts). Source: kubernetes/cloud-provider-aws
+// pkg/providers/v1/aws.go, where ensureLoadBalancer starts from
+// ConnectionDraining{Enabled: false} and ConnectionSettings{IdleTimeout: 60}
+// before reading the annotations, and aws_loadbalancer.go (defaultElbHC*).
+const (
+	// CLBConnectionDrainingEnabled: draining is off unless
+	// CLBDrainingEnabledAnnotation says "true".
+	CLBConnectionDrainingEnabled = false
+	// CLBConnectionDrainingTimeout is what rollsafe assumes when draining
+	// is enabled without CLBDrainingTimeoutAnnotation: the provider then
+	// sends no timeout, and AWS documents 300 s as the default when
+	// draining is enabled (https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-conn-drain.html).
+	// That an API call without a timeout gets those 300 s is unverified.
+	CLBConnectionDrainingTimeout = 300 * time.Second
+	// CLBIdleTimeout is the connection idle timeout when
+	// CLBIdleTimeoutAnnotation is unset.
+	CLBIdleTimeout = 60 * time.Second
+	// The health check when the aws-load-balancer-healthcheck-*
+	// annotations are unset (aws_loadbalancer.go, defaultElbHC*).
+	CLBHealthyThreshold    = 2
+	CLBUnhealthyThreshold  = 6
+	CLBHealthCheckTimeout  = 5 * time.Second
+	CLBHealthCheckInterval = 10 * time.Second
+)
+
+// Network Load Balancer facts beyond the ones above.
+const (
+	// NLBPropagation is P for an NLB: users measure new connections
+	// reaching a deregistered target for about 2 minutes, whatever the
+	// deregistration delay (aws-load-balancer-controller#2366 and #3270,
+	// the latter with a 5 s delay; aws/containers-roadmap#470). AWS
+	// publishes no figure. It is check's default P for NLB ip targets.
+	NLBPropagation = 120 * time.Second
+	// NLBTCPIdleTimeout is an NLB listener's tcp.idle_timeout.seconds
+	// default. Source:
+	// https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html
+	NLBTCPIdleTimeout = 350 * time.Second
+	// NLBConnectionTermination is AttrConnectionTermination's default for
+	// TCP target groups (new UDP and TCP_UDP groups default to true): at
+	// the end of the deregistration delay the NLB does not close the
+	// target's connections. Source:
+	// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html
+	NLBConnectionTermination = false
+)
+
+// kube-proxy, the hop of every instance target: each node's kube-proxy
+// rewrites its rules after an endpoint change, no sooner than its minimum
+// sync period after its last sync, and at least every sync period.
+// Source: kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go (v1.37.2),
+// iptables and nftables modes alike.
+const (
+	KubeProxyMinSyncPeriod = 1 * time.Second
+	KubeProxySyncPeriod    = 30 * time.Second
 )
 
 // The controller's behaviour.
@@ -164,7 +221,25 @@ const (
 	IngressClassAnnotation = "kubernetes.io/ingress.class"
 	DefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
 	// AttrDeregistrationDelay and AttrIdleTimeout are the target group and
-	// load balancer attribute keys of DeregistrationDelay and IdleTimeout.
-	AttrDeregistrationDelay = "deregistration_delay.timeout_seconds"
-	AttrIdleTimeout         = "idle_timeout.timeout_seconds"
+	// load balancer attribute keys of DeregistrationDelay and IdleTimeout;
+	// AttrConnectionTermination the NLB target group key of
+	// NLBConnectionTermination.
+	AttrDeregistrationDelay   = "deregistration_delay.timeout_seconds"
+	AttrIdleTimeout           = "idle_timeout.timeout_seconds"
+	AttrConnectionTermination = "deregistration_delay.connection_termination.enabled"
+	// The in-tree provider's Classic ELB annotations (aws.go): draining on
+	// or off (strconv.ParseBool), its timeout and the idle timeout (whole
+	// seconds), and the backend protocol (http or https make the ELB speak
+	// HTTP to the nodes and pool keep-alive connections).
+	CLBDrainingEnabledAnnotation = ServiceAnnotationPrefix + "aws-load-balancer-connection-draining-enabled"
+	CLBDrainingTimeoutAnnotation = ServiceAnnotationPrefix + "aws-load-balancer-connection-draining-timeout"
+	CLBIdleTimeoutAnnotation     = ServiceAnnotationPrefix + "aws-load-balancer-connection-idle-timeout"
+	BackendProtocolAnnotation    = ServiceAnnotationPrefix + "aws-load-balancer-backend-protocol"
+	// LBTypeAnnotation picks the Service's load balancer: "nlb" for the
+	// in-tree provider's NLB, "external" or "nlb-ip" for the controller's
+	// (aws_loadbalancer.go isNLB, isLBExternal; the controller's service
+	// annotations page). NLBTargetGroupAttributesAnnotation sets the
+	// controller NLB's target group attributes.
+	LBTypeAnnotation                   = ServiceAnnotationPrefix + "aws-load-balancer-type"
+	NLBTargetGroupAttributesAnnotation = ServiceAnnotationPrefix + "aws-load-balancer-target-group-attributes"
 )

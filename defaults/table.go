@@ -57,6 +57,14 @@ const (
 	srcK8sClass    = "https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class"
 	srcTermination = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
 	srcProbes      = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#configure-probes"
+	srcCLBAttrs    = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ensureLoadBalancer's loadBalancerAttributes"
+	srcCLBDrain    = "unverified for the provider (it sends no timeout); AWS's default when enabled: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-conn-drain.html"
+	srcCLBHealth   = "kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, defaultElbHC*"
+	srcCLBAnn      = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ServiceAnnotation* constants"
+	srcNLBP        = "users' measurements: aws-load-balancer-controller#2366, #3270; aws/containers-roadmap#470"
+	srcNLBIdle     = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html"
+	srcTGAttr      = "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html"
+	srcKubeProxy   = "kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go (v1.37.2)"
 )
 
 // Table lists every value of this package with its source, in the order
@@ -79,6 +87,18 @@ var Table = []Fact{
 	{"NLBHealthCheckTimeout", secs(NLBHealthCheckTimeout), srcServiceAnn, nil},
 	{"NLBHealthyThreshold", strconv.Itoa(NLBHealthyThreshold), srcServiceAnn, nil},
 	{"NLBUnhealthyThreshold", strconv.Itoa(NLBUnhealthyThreshold), srcServiceAnn, nil},
+	{"CLBConnectionDrainingEnabled", strconv.FormatBool(CLBConnectionDrainingEnabled), srcCLBAttrs, nil},
+	{"CLBConnectionDrainingTimeout", secs(CLBConnectionDrainingTimeout), srcCLBDrain, []string{"connection-draining-timeout"}},
+	{"CLBIdleTimeout", secs(CLBIdleTimeout), srcCLBAttrs, []string{"connection-idle-timeout"}},
+	{"CLBHealthyThreshold", strconv.Itoa(CLBHealthyThreshold), srcCLBHealth, nil},
+	{"CLBUnhealthyThreshold", strconv.Itoa(CLBUnhealthyThreshold), srcCLBHealth, nil},
+	{"CLBHealthCheckTimeout", secs(CLBHealthCheckTimeout), srcCLBHealth, nil},
+	{"CLBHealthCheckInterval", secs(CLBHealthCheckInterval), srcCLBHealth, nil},
+	{"NLBPropagation", secs(NLBPropagation), srcNLBP, []string{"NLB propagation"}},
+	{"NLBTCPIdleTimeout", secs(NLBTCPIdleTimeout), srcNLBIdle, []string{"tcp.idle_timeout.seconds"}},
+	{"NLBConnectionTermination", strconv.FormatBool(NLBConnectionTermination), srcTGAttr, nil},
+	{"KubeProxyMinSyncPeriod", secs(KubeProxyMinSyncPeriod), srcKubeProxy, []string{"min-sync-period", "minSyncPeriod"}},
+	{"KubeProxySyncPeriod", secs(KubeProxySyncPeriod), srcKubeProxy, []string{"iptables-sync-period"}},
 	{"GateRequeue", secs(GateRequeue), srcRequeue, []string{"gate re-check", "readiness-gate requeue"}},
 	{"Propagation", secs(Propagation), src2366, []string{"P defaults to"}},
 	{"ControllerLag", secs(ControllerLag), "assumption: no public measurement", []string{"controller lag defaults to"}},
@@ -103,4 +123,11 @@ var Table = []Fact{
 	{"DefaultClassAnnotation", DefaultClassAnnotation, srcK8sClass, nil},
 	{"AttrDeregistrationDelay", AttrDeregistrationDelay, srcTargetGroup, nil},
 	{"AttrIdleTimeout", AttrIdleTimeout, srcIdle, nil},
+	{"AttrConnectionTermination", AttrConnectionTermination, srcTGAttr, nil},
+	{"CLBDrainingEnabledAnnotation", CLBDrainingEnabledAnnotation, srcCLBAnn, nil},
+	{"CLBDrainingTimeoutAnnotation", CLBDrainingTimeoutAnnotation, srcCLBAnn, nil},
+	{"CLBIdleTimeoutAnnotation", CLBIdleTimeoutAnnotation, srcCLBAnn, nil},
+	{"BackendProtocolAnnotation", BackendProtocolAnnotation, srcCLBAnn, nil},
+	{"LBTypeAnnotation", LBTypeAnnotation, srcCLBAnn, nil},
+	{"NLBTargetGroupAttributesAnnotation", NLBTargetGroupAttributesAnnotation, srcServiceAnn, nil},
 }

@@ -269,6 +269,10 @@ func (r *reader) tree(dir string) (int, bool) {
 func (r *reader) rendered(dir string, b *build) (int, bool) {
 	kf, _ := kustomizationIn(dir)
 	if b.err != nil {
+		if dups := duplicateErrors(dir, b); len(dups) > 0 {
+			r.errs = append(r.errs, dups...)
+			return 0, true
+		}
 		r.fail(kf, "kustomize: "+strings.Join(strings.Fields(b.err.Error()), " "))
 		return 0, true
 	}

@@ -233,3 +233,40 @@ func TestLoadProjectDeployDir(t *testing.T) {
 		t.Errorf("the base was rendered on its own: %q", n)
 	}
 }
+
+const dupService = `apiVersion: v1
+kind: Service
+metadata:
+  name: s
+spec:
+  ports:
+  - port: 80
+  ports:
+  - port: 443
+  selector:
+    app: s
+`
+
+// A key given twice is found in files and on stdin, at the second key's
+// line; kustomize refuses such a resource, and the refusal is reported at
+// the resource's file:line, one line per duplicate.
+func TestDuplicateKeys(t *testing.T) {
+	dir := testutil.WriteTree(t, map[string]string{"svc.yaml": dupService,
+		"k/kustomization.yaml": "resources:\n- svc.yaml\n", "k/svc.yaml": dupService})
+	for _, path := range []string{filepath.Join(dir, "svc.yaml"), "-"} {
+		objs, err := manifest.Load([]string{path}, strings.NewReader(dupService))
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("%s: %v", path, err)
+		}
+		d := objs[0].Duplicates
+		if len(d) != 1 || d[0].Key != "ports" || strings.Join(d[0].Path, ".") != "spec" || d[0].Line != 8 || d[0].FirstLine != 6 {
+			t.Errorf("%s: duplicates %+v", path, d)
+		}
+	}
+	_, err := manifest.Load([]string{filepath.Join(dir, "k")}, nil)
+	errs := manifest.Errors(err)
+	want := filepath.Join(dir, "k", "svc.yaml") + `:8: document 0: mapping key "ports" given twice (first at line 6): kustomize refuses to render it`
+	if len(errs) != 1 || errs[0].Error() != want {
+		t.Errorf("errors %q, want %q", errs, want)
+	}
+}

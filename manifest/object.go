@@ -48,6 +48,9 @@ type Object struct {
 	// Obj is the typed object for the kinds rollsafe reads (the kinds
 	// list); nil for every other kind.
 	Obj runtime.Object
+	// Duplicates are the mapping keys its YAML gives twice; Obj holds the
+	// later value of each. Empty for live objects and JSON from a server.
+	Duplicates []DuplicateKey
 
 	node *yaml.Node // the object's mapping node; nil for live objects
 }

@@ -207,7 +207,7 @@ func fromNode(file string, doc int, n *yaml.Node) ([]*Object, error) {
 		return objs, errors.Join(errs...)
 	}
 	o := &Object{APIVersion: apiVersion, Kind: kind, node: n,
-		Source: Source{File: file, Line: n.Line, Doc: doc}}
+		Source: Source{File: file, Line: n.Line, Doc: doc}, Duplicates: duplicateKeys(n)}
 	if md := mapValue(n, "metadata"); md != nil {
 		o.Name, o.Namespace = scalar(deref(md), "name"), scalar(deref(md), "namespace")
 	}

@@ -9,7 +9,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/rollsafe/rollsafe/defaults"
-	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/manifest"
 )
 
@@ -157,7 +156,7 @@ func (g *graph) albRoute(io, s *manifest.Object) Route {
 // an in-tree NLB, or an in-tree Classic ELB.
 func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 	a := annotated{s}
-	lbType, _, _ := a.get(svcPrefix + "aws-load-balancer-type")
+	lbType, _, _ := a.get(defaults.LBTypeAnnotation)
 	controller := lbType == "external" || lbType == "nlb-ip" ||
 		(svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass == defaults.NLBLoadBalancerClass)
 	meta := Where{Line: s.Line("metadata")}
@@ -165,7 +164,8 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 		DelayAt: meta, TargetTypeAt: meta, HealthAt: meta}
 	switch {
 	case controller:
-		r.LB, r.DeregistrationDelay, r.DelayKey = "NLB", defaults.DeregistrationDelay, svcPrefix+"aws-load-balancer-target-group-attributes"
+		r.LB, r.DeregistrationDelay, r.DelayKey = "NLB", defaults.DeregistrationDelay, defaults.NLBTargetGroupAttributesAnnotation
+		r.Controller = true
 		if lbType == "nlb-ip" {
 			r.TargetType = "ip"
 		}
@@ -184,36 +184,69 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 	case lbType == "nlb":
 		r.LB, r.DeregistrationDelay = "NLB", defaults.DeregistrationDelay
 	default:
-		r.LB, r.IdleTimeout = "CLB", defaults.IdleTimeout
-		bp, _, _ := a.get(svcPrefix + "aws-load-balancer-backend-protocol")
-		r.L7 = bp == "http" || bp == "https"
-		if d, _, ok := g.duration(a, svcPrefix+"aws-load-balancer-connection-idle-timeout"); ok {
-			r.IdleTimeout = d
-		}
-		r.DelayKey = svcPrefix + "aws-load-balancer-connection-draining-timeout"
-		if v, _, _ := a.get(svcPrefix + "aws-load-balancer-connection-draining-enabled"); v == "true" {
-			r.DeregistrationDelay = defaults.DeregistrationDelay
-			if d, line, ok := g.duration(a, r.DelayKey); ok {
-				r.DeregistrationDelay, r.DelayAt.Line = d, line
-			}
-		}
+		g.clbRoute(&r, a, svc)
 	}
 	return r
 }
 
-// duration reads annotation key as a duration and its line; false when it
-// is unset or unusable (then an error names the line).
-func (g *graph) duration(a annotated, key string) (time.Duration, int, bool) {
+// clbHealthDefaults are the in-tree provider's Classic ELB health check
+// defaults; TCP on the first NodePort unless externalTrafficPolicy Local
+// or the annotations say otherwise.
+var clbHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Interval: defaults.CLBHealthCheckInterval,
+	Timeout: defaults.CLBHealthCheckTimeout, HealthyThreshold: defaults.CLBHealthyThreshold,
+	UnhealthyThreshold: defaults.CLBUnhealthyThreshold}
+
+// clbRoute resolves the in-tree provider's Classic ELB as the provider
+// reads its annotations (aws.go): draining off unless enabled, whole
+// seconds for the timeouts, the backend protocol compared as written
+// (buildListener). DeregistrationDelay holds the draining timeout, 0
+// while draining is off.
+func (g *graph) clbRoute(r *Route, a annotated, svc *corev1.Service) {
+	r.LB, r.IdleTimeout, r.HealthCheck = "CLB", defaults.CLBIdleTimeout, clbHealthDefaults
+	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+		// The provider then asks each node's health-check node port
+		// whether it has a ready endpoint (servicehelpers.GetServiceHealthCheckPathPort).
+		r.HealthCheck.Protocol, r.HealthCheck.Path, r.HealthCheck.Port = "HTTP", "/healthz", "healthCheckNodePort"
+	}
+	bp, _, _ := a.get(defaults.BackendProtocolAnnotation)
+	r.L7 = bp == "http" || bp == "https"
+	if d, _, ok := g.seconds(a, defaults.CLBIdleTimeoutAnnotation); ok {
+		r.IdleTimeout = d
+	}
+	r.DelayKey = defaults.CLBDrainingTimeoutAnnotation
+	v, o, line := a.get(defaults.CLBDrainingEnabledAnnotation)
+	if o == nil {
+		return
+	}
+	on, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		g.errorf(o, line, "annotation %s %q: want true or false", defaults.CLBDrainingEnabledAnnotation, v)
+		return
+	}
+	r.DelayAt.Line = line
+	if !on {
+		return
+	}
+	r.DeregistrationDelay = defaults.CLBConnectionDrainingTimeout
+	if d, tline, ok := g.seconds(a, r.DelayKey); ok {
+		r.DeregistrationDelay, r.DelayAt.Line, r.DelaySet = d, tline, true
+	}
+}
+
+// seconds reads annotation key as whole seconds, as the in-tree provider
+// does (strconv.ParseInt: "75", never "75s"); false when it is unset or
+// unusable (then an error names the line).
+func (g *graph) seconds(a annotated, key string) (time.Duration, int, bool) {
 	v, o, line := a.get(key)
 	if o == nil {
 		return 0, 0, false
 	}
-	d, err := graceful.ParseDuration(v)
-	if err != nil {
-		g.errorf(o, line, "annotation %s %q: %v", key, v, err)
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		g.errorf(o, line, "annotation %s %q: want whole seconds (the provider rejects anything else)", key, v)
 		return 0, 0, false
 	}
-	return d, line, true
+	return time.Duration(n) * time.Second, line, true
 }
 
 // attr reads one key of a "k1=v1,k2=v2" attribute annotation as seconds.

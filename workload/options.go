@@ -8,8 +8,10 @@ import (
 
 // Options are the facts rollsafe cannot read from manifests.
 type Options struct {
-	// Propagation (P) is how long after deregistration ALB nodes may still
-	// send new requests to the target (default defaults.Propagation).
+	// Propagation (P) is how long after deregistration load balancer nodes
+	// may still send new requests to the target (default
+	// defaults.Propagation, measured on an ALB; ForWorkload raises it for
+	// NLB ip targets).
 	Propagation time.Duration
 	// ControllerLag is how long the AWS Load Balancer Controller takes from
 	// the pod turning Terminating to its DeregisterTargets call.
@@ -36,6 +38,21 @@ func DefaultOptions() Options {
 		MaxRequestDuration: defaults.MaxRequestDuration,
 		DefaultNamespace:   "default",
 	}
+}
+
+// ForWorkload is o as w is judged by: with NLB ip targets, P is at least
+// defaults.NLBPropagation (minutes, not ALB seconds) unless --propagation
+// changed it from the default.
+func (o Options) ForWorkload(w *Workload) Options {
+	if o.Propagation != defaults.Propagation {
+		return o
+	}
+	for _, r := range w.Routes {
+		if r.LB == "NLB" && r.TargetType == "ip" {
+			o.Propagation = max(o.Propagation, defaults.NLBPropagation)
+		}
+	}
+	return o
 }
 
 // StopWindow is how long after a pod turns Terminating new requests may

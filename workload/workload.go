@@ -127,6 +127,12 @@ type Route struct {
 	// DelayKey is the annotation that sets the delay ("" when none does:
 	// a hand-made TargetGroupBinding's target group, an in-tree NLB).
 	DelayKey string `json:"-"`
+	// DelaySet: DelayKey is written (a CLB's draining timeout; otherwise
+	// the default, defaults.CLBConnectionDrainingTimeout, is assumed).
+	DelaySet bool `json:"-"`
+	// Controller: an NLB the AWS Load Balancer Controller makes (not the
+	// in-tree provider's).
+	Controller bool `json:"controller,omitempty"`
 }
 
 // Where is the place a route's setting is written: Object nil means the

@@ -41,8 +41,10 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 template or kustomize build) or, with --live, the cluster, joins each
 Deployment/StatefulSet with its Services, ALB Ingresses, TargetGroupBindings,
 PodDisruptionBudgets and Namespace, and checks the whole chain: readiness
-gates, probes, rollout strategy, preStop, grace period, deregistration delay,
-idle timeouts and health checks. Each finding names the numbers and the fix.
+gates, probes, rollout strategy, preStop, grace period, deregistration delay
+(a Classic ELB's connection draining), idle timeouts, health checks, the
+kube-proxy hop of instance targets, and keys a manifest gives twice. Each
+finding names the numbers and the fix.
 
 A directory holding a kustomization (kustomization.yaml) is rendered as
 kubectl kustomize does and its output judged; in a walked tree, the files a
@@ -67,7 +69,7 @@ with no Kubernetes object).`,
 	fl.StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
 	fl.StringVar(&o.FailOn, "fail-on", "error", "exit 1 when a finding is at or above this severity: info, warning or error")
 	fl.BoolVar(&o.Recommend, "recommend", false, "print the minimal safe settings per workload and the rollout time they cost")
-	fl.DurationVar(&o.Check.Propagation, "propagation", defaults.Propagation, "propagation P: how long load balancer nodes may still route to a deregistered target")
+	fl.DurationVar(&o.Check.Propagation, "propagation", defaults.Propagation, "propagation P: how long load balancer nodes may still route to a deregistered target; when not given, "+defaults.NLBPropagation.String()+" for NLB ip targets")
 	fl.DurationVar(&o.Check.ControllerLag, "controller-lag", defaults.ControllerLag, "time from pod Terminating to the controller's deregistration call")
 	fl.DurationVar(&o.Check.MaxRequestDuration, "max-request-duration", defaults.MaxRequestDuration, "longest request the app serves (annotation "+workload.AnnotationMaxRequestDuration+" overrides)")
 	fl.DurationVar(&o.Check.AppIdleTimeout, "app-idle-timeout", 0, "the app's keep-alive idle timeout; 0 = unknown (annotation "+workload.AnnotationAppIdleTimeout+" overrides)")

@@ -128,7 +128,11 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 		t.Errorf("inputs missing: %v", want)
 	}
 	_, text, _ := run(t, "", "--recommend", "--propagation", "20s", seed003)
-	for _, s := range []string{"preStop sleep 52 (necessary: 25), terminationGracePeriodSeconds 56, deregistration delay 52",
+	// A Classic ELB has no deregistration delay: the number goes into its
+	// connection draining annotations.
+	for _, s := range []string{"preStop sleep 52 (necessary: 25), terminationGracePeriodSeconds 56, connection draining timeout 52",
+		`Service/default/qos-dummy: service.beta.kubernetes.io/aws-load-balancer-connection-draining-enabled: "true"`,
+		`Service/default/qos-dummy: service.beta.kubernetes.io/aws-load-balancer-connection-draining-timeout: "52"`,
 		"propagation P 20s (flag --propagation)", "controller lag 5s (default, --controller-lag changes it)",
 		"longest request 30s (default, --max-request-duration changes it"} {
 		if !strings.Contains(text, s) {
@@ -146,5 +150,46 @@ func TestKubeFlagsNeedLive(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "", "-n", "shop", seed003); code != cmdutil.ExitFailed {
 		t.Fatalf("-n with files: exit %d, stderr %q", code, stderr)
+	}
+}
+
+const seed003Manifests = "../../../check/testdata/seeds/seed003-manifests.yaml"
+
+// Seed 003's manifests name its three broken links and exit 1, from a
+// file and from stdin alike; the copy with check's fixes pasted exits 0.
+func TestSeed003ManifestsAndFixedCopy(t *testing.T) {
+	data, err := os.ReadFile(seed003Manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ stdin, path, file string }{{"", seed003Manifests, seed003Manifests}, {string(data), "-", "-"}} {
+		code, out, stderr := run(t, c.stdin, "-o", "json", c.path)
+		if code != cmdutil.ExitFailed {
+			t.Fatalf("%s: exit %d, stderr %q", c.path, code, stderr)
+		}
+		var doc struct {
+			Findings []struct {
+				Rule, File string
+				Line       int
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		got := map[string]bool{}
+		for _, f := range doc.Findings {
+			got[f.Rule] = true
+			if f.Rule == "duplicate-key" && (f.File != c.file || f.Line != 79) {
+				t.Errorf("%s: duplicate-key at %s:%d, want %s:79", c.path, f.File, f.Line, c.file)
+			}
+		}
+		for _, id := range []string{"prestop-exceeds-grace", "clb-connection-draining-off", "duplicate-key"} {
+			if !got[id] {
+				t.Errorf("%s: no %s in %s", c.path, id, out)
+			}
+		}
+	}
+	if code, out, stderr := run(t, "", "../../../check/testdata/seeds/seed003-manifests-fixed.yaml"); code != 0 || !strings.Contains(out, "0 errors") {
+		t.Fatalf("fixed copy: exit %d, stderr %q\n%s", code, stderr, out)
 	}
 }
