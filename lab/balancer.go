@@ -82,6 +82,14 @@ func (r *run) nlbConfig() nlb.Config {
 	}
 	cfg.TargetPort = AppPort
 	cfg.HealthCheck = nlb.ControllerHealthCheck()
+	if r.s.Template != nil {
+		// Replayed manifests: their check (withRoute), TCP unless they ask
+		// for HTTP.
+		cfg.HealthCheck.HealthCheck = r.s.HealthCheck
+		if r.s.HealthCheckProtocol == nlb.ProtocolHTTP {
+			cfg.HealthCheck.Protocol = nlb.ProtocolHTTP
+		}
+	}
 	cfg.DeregistrationDelay = r.s.DeregistrationDelay
 	cfg.DeregistrationPropagation = r.s.Propagation
 	if r.s.LBIdleTimeout > 0 {

@@ -62,14 +62,12 @@ func userTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTempla
 	// How the demo API, standing in for the user's app, shuts down
 	// (--app-shutdown); a user's own --app server may ignore it.
 	setEnv(c, "SHUTDOWN_MODE", s.App.Shutdown)
-	for _, name := range []string{"DRAIN_DELAY", "SHUTDOWN_TIMEOUT", "IDLE_TIMEOUT"} {
-		for i := range c.Env {
-			if c.Env[i].Name == name {
-				if d, err := graceful.ParseDuration(c.Env[i].Value); err == nil {
-					c.Env[i].Value = scale.Of(d).String()
-				}
-			}
-		}
+	// graceful's durations as the scenario holds them (appFromEnv read
+	// them from this env, or took the defaults it states), scaled: an
+	// unset one would leave the demo API on its own default in real time.
+	for name, d := range map[string]time.Duration{graceful.EnvDrainDelay: s.App.DrainDelay,
+		graceful.EnvShutdownTimeout: s.App.ShutdownTimeout, graceful.EnvIdleTimeout: s.App.IdleTimeout} {
+		setEnv(c, name, scale.Of(d).String())
 	}
 	if s.PreStop > 0 {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/timeline"
 )
 
 func TestReplayUserManifests(t *testing.T) {
@@ -60,4 +61,46 @@ func TestReplayBadManifests(t *testing.T) {
 			t.Errorf("FromManifests(%s) = %v, want an error containing %q", c.path, err, c.want)
 		}
 	}
+}
+
+// Seed 003's own manifests (check's fixture): an in-tree Classic ELB with an
+// HTTP backend in front of a NodePort Service, preStop 61 s under the
+// default 30 s grace. Its app, a Go program without a SIGTERM handler,
+// exits at once: the CLB's keep-alive connections pinned through kube-proxy
+// to each old pod are reset when it goes. With check's fixes (grace 62 s,
+// draining on) and the graceful app they are shed first: the 61 s preStop
+// outlasts the CLB's 60 s idle timeout, and the app answers with
+// Connection: close once SIGTERM comes, so nothing is lost.
+func TestReplaySeed003(t *testing.T) {
+	broken := replay(t, "../check/testdata/seeds/seed003-manifests.yaml", "immediate", 3)
+	if broken.Scenario.Topology != "clb" || broken.Scenario.PreStop != 61*time.Second || broken.Scenario.Grace != 30*time.Second ||
+		broken.Scenario.DeregistrationDelay != 0 || broken.Scenario.Replicas != 3 {
+		t.Fatalf("seed 003 replayed as %s", broken.Settings)
+	}
+	expectCauses(t, broken, []timeline.Cause{timeline.CausePinnedConnectionReset},
+		timeline.CauseStaleEndpoint, timeline.CauseKilledByGrace, timeline.CauseKeepAliveRace)
+	fixed := replay(t, "../check/testdata/seeds/seed003-manifests-fixed.yaml", "graceful", 5)
+	if fixed.Failed() != 0 {
+		t.Errorf("seed 003 with check's fixes and the graceful app lost %d: %v", fixed.Failed(), fixed.Causes)
+	}
+}
+
+// replay plays manifests at path with the demo API exiting as shutdown.
+func replay(t *testing.T, path, shutdown string, rollouts int) *lab.Result {
+	t.Helper()
+	s, err := lab.FromManifests(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.App.Shutdown = shutdown
+	res, err := lab.Run(context.Background(), s, lab.Options{TimeScale: 0.05, Rollouts: rollouts, Rate: 200, App: []string{demoBin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s [%s]: %d requests, %d failed %v, causes %v, killed %d", path, res.Settings, res.Requests, res.Failed(),
+		nonZero(res.Failures), res.Causes, res.Killed)
+	if res.Requests < 500 || res.Rollouts != rollouts {
+		t.Fatalf("%d requests, %d rollouts: the load or the rollouts did not run", res.Requests, res.Rollouts)
+	}
+	return res
 }

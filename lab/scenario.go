@@ -12,6 +12,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -81,6 +82,10 @@ type Scenario struct {
 	DeregistrationDelay time.Duration   `json:"deregistrationDelay"`
 	LBIdleTimeout       time.Duration   `json:"lbIdleTimeout"`
 	HealthCheck         alb.HealthCheck `json:"healthCheck"`
+	// HealthCheckProtocol is an NLB health check's protocol (nlb.ProtocolTCP
+	// or ProtocolHTTP); "" is the controller's default, TCP. The ALB and
+	// CLB stand-ins check over HTTP.
+	HealthCheckProtocol string `json:"healthCheckProtocol,omitempty"`
 
 	App App `json:"app"`
 
@@ -289,4 +294,41 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// Validate says what in s the lab cannot replay, in the words of the
+// manifests that set it (a replayed scenario can carry anything they say),
+// so that no stand-in refuses it later with its own field names.
+func (s Scenario) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if _, err := LookupTopology(s.Topology); err != nil {
+		bad("%v", err)
+	}
+	if s.Replicas < 1 {
+		bad("replicas %d: the lab needs at least 1", s.Replicas)
+	}
+	hc := s.HealthCheck
+	if hc.Interval <= 0 || hc.Timeout <= 0 {
+		bad("health check interval %v, timeout %v: both must be > 0", hc.Interval, hc.Timeout)
+	}
+	if hc.HealthyThreshold < 1 || hc.UnhealthyThreshold < 1 {
+		bad("health check thresholds healthy %d, unhealthy %d: both must be ≥ 1", hc.HealthyThreshold, hc.UnhealthyThreshold)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"terminationGracePeriodSeconds", s.Grace}, {"preStop", s.PreStop},
+		{"deregistration delay (connection draining timeout)", s.DeregistrationDelay}} {
+		if d.v < 0 {
+			bad("%s %v: must be ≥ 0", d.name, d.v)
+		}
+	}
+	if s.LBIdleTimeout <= 0 {
+		bad("load balancer idle timeout %v: must be > 0", s.LBIdleTimeout)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; ")) // one line: it is printed as one
 }

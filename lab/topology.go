@@ -3,12 +3,10 @@ package lab
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/kubeproxy"
-	"github.com/rollsafe/rollsafe/lab/nlb"
 )
 
 // Topology is the path from the load balancer to the pods: which load
@@ -76,17 +74,9 @@ const (
 	HealthCheckNodePort = 31080
 )
 
-// Classic ELB health check defaults of the in-tree AWS provider
-// (kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go:
-// healthy 2, unhealthy 6, timeout 5 s, interval 10 s).
-// TODO(defaults): move to package defaults (check-paths adds the CLB facts).
-const (
-	clbHealthCheckInterval  = 10 * time.Second
-	clbHealthCheckTimeout   = 5 * time.Second
-	clbHealthyThreshold     = 2
-	clbUnhealthyThreshold   = 6
-	clbHealthCheckLocalPath = "/healthz" // the healthCheckNodePort's path for a Local Service
-)
+// clbHealthCheckLocalPath is the path of a Local Service's health-check
+// node port, which a Classic ELB checks over HTTP.
+const clbHealthCheckLocalPath = "/healthz"
 
 // clbHealthCheck is the provider's CLB health check. With Cluster it is a
 // TCP check of the NodePort; the ALB stand-in checks over HTTP only, so the
@@ -94,8 +84,8 @@ const (
 // TCP connect through iptables DNAT does). With Local it is HTTP on the
 // health-check node port, /healthz.
 func clbHealthCheck(policy kubeproxy.Policy) alb.HealthCheck {
-	hc := alb.HealthCheck{Path: "/", Interval: clbHealthCheckInterval, Timeout: clbHealthCheckTimeout,
-		HealthyThreshold: clbHealthyThreshold, UnhealthyThreshold: clbUnhealthyThreshold, Matcher: defaults.HealthCheckMatcher}
+	hc := alb.HealthCheck{Path: defaults.HealthCheckPath, Interval: defaults.CLBHealthCheckInterval, Timeout: defaults.CLBHealthCheckTimeout,
+		HealthyThreshold: defaults.CLBHealthyThreshold, UnhealthyThreshold: defaults.CLBUnhealthyThreshold, Matcher: defaults.HealthCheckMatcher}
 	if policy == kubeproxy.PolicyLocal {
 		hc.Path = clbHealthCheckLocalPath // the port is the node's, set when it runs
 	}
@@ -116,7 +106,7 @@ func (s Scenario) On(t Topology) Scenario {
 			s.Nodes = DefaultNodes
 		}
 		if s.ProxyLag == 0 {
-			s.ProxyLag = kubeproxy.DefaultLag
+			s.ProxyLag = defaults.KubeProxyMinSyncPeriod
 		}
 		if s.Policy == "" {
 			s.Policy = kubeproxy.PolicyCluster
@@ -124,17 +114,14 @@ func (s Scenario) On(t Topology) Scenario {
 	}
 	switch t.LB {
 	case LBNLB:
-		if s.Source == "built-in" {
-			// Users measure about 2 minutes before a deregistered NLB
-			// target stops getting new connections (nlb.Config).
-			s.Propagation = nlb.DefaultConfig().DeregistrationPropagation
-			s.LBIdleTimeout = nlb.DefaultConfig().IdleTimeout
-		}
+		// Users measure about 2 minutes before a deregistered NLB target
+		// stops getting new connections (nlb.Config).
+		s.Propagation = defaults.NLBPropagation
+		s.LBIdleTimeout = defaults.NLBTCPIdleTimeout
 	case LBCLB:
-		if s.Source == "built-in" {
-			s.HealthCheck = clbHealthCheck(s.Policy)
-			s.DeregistrationDelay = 0 // connection draining off
-		}
+		s.HealthCheck = clbHealthCheck(s.Policy)
+		s.DeregistrationDelay = 0 // connection draining off (defaults.CLBConnectionDrainingEnabled)
+		s.LBIdleTimeout = defaults.CLBIdleTimeout
 	case LBALB:
 		if t.Instance && s.Policy == kubeproxy.PolicyLocal {
 			s.HealthCheck.Path = clbHealthCheckLocalPath

@@ -230,6 +230,9 @@ func onPath(o *options, scenarios []lab.Scenario) ([]lab.Scenario, error) {
 		return nil, cmdutil.UsageErrorf("--app-shutdown %q: want graceful or immediate", o.shutdown)
 	}
 	var topo lab.Topology
+	if o.topology != "" && o.manifests != "" {
+		return nil, cmdutil.UsageErrorf("--topology and --manifests cannot be combined: the manifests' Service or Ingress is the topology")
+	}
 	if o.topology != "" {
 		t, err := lab.LookupTopology(o.topology)
 		if err != nil {
