@@ -345,14 +345,20 @@ func printTable(w io.Writer, results []*lab.Result) {
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Settings, r.Rollouts, r.Requests, r.Failed(),
 			orDash(cmdutil.Counts(r.Failures, timeline.FailureClasses)), orDash(cmdutil.Counts(r.Causes, nil)),
-			agrees(r.Evidence), measuredP(r.Evidence))
+			agrees(r), measuredP(r.Evidence))
 	}
 	tw.Flush()
 }
 
 // agrees is how often the attribution from evidence alone matched the
 // ground truth, and how many it wrongly called certain.
-func agrees(e *lab.Evidence) string {
+// The attribution knows the ip path only: on another topology it is not
+// compared (docs/lab.md, Topologies).
+func agrees(r *lab.Result) string {
+	e := r.Evidence
+	if t := r.Scenario.Topology; t != "" && t != lab.DefaultTopology && r.Failed() > 0 {
+		return "n/a on " + t
+	}
 	if e == nil || e.Agreement.Compared == 0 {
 		return "-"
 	}
