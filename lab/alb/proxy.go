@@ -139,7 +139,7 @@ func (lb *LB) forward(w http.ResponseWriter, r *http.Request, t *target, ri *Req
 		ri.Peer = bc.c.RemoteAddr().String()
 	} else {
 		c, err := lb.dial(r.Context(), &lb.dialer, t.key)
-		ri.Peer = peerOf(c, err)
+		ri.Peer = PeerOf(c, err)
 		if err != nil {
 			kind, status := ErrDial, http.StatusBadGateway
 			switch {
@@ -206,9 +206,9 @@ func (lb *LB) forward(w http.ResponseWriter, r *http.Request, t *target, ri *Req
 	}
 }
 
-// peerOf is where a dial got to: the connection's remote address, or the
-// address a dial error names.
-func peerOf(c net.Conn, err error) string {
+// PeerOf is where a dial got to: the connection's remote address, or the
+// address a dial error names ("" when it names none). Package nlb shares it.
+func PeerOf(c net.Conn, err error) string {
 	var oe *net.OpError
 	switch {
 	case err == nil:

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
 // Reasons of the per-connection ground-truth records (Kind event, Source
@@ -125,7 +127,11 @@ func (lb *LB) serve(c *net.TCPConn) {
 		return
 	}
 	bc, err := lb.dialTarget(t.key)
-	attrs["peer"] = peerOf(bc, err)
+	if err != nil {
+		attrs["peer"] = alb.PeerOf(nil, err)
+	} else {
+		attrs["peer"] = alb.PeerOf(bc, nil)
+	}
 	if err != nil {
 		reset(c)
 		lb.emitClosed(t.key, attrs, dialEnd(err))
@@ -165,19 +171,6 @@ func (lb *LB) dialTarget(addr string) (*net.TCPConn, error) {
 		return nil, fmt.Errorf("nlb: DialTarget returned a %T, not a *net.TCPConn", c)
 	}
 	return tc, nil
-}
-
-// peerOf is where a connect got to (FlowClosed's "peer"): the connection's
-// remote address, or the address a dial error names.
-func peerOf(c *net.TCPConn, err error) string {
-	var oe *net.OpError
-	switch {
-	case err == nil:
-		return c.RemoteAddr().String()
-	case errors.As(err, &oe) && oe.Addr != nil:
-		return oe.Addr.String()
-	}
-	return ""
 }
 
 // unanswered holds a client whose target's IP has left the network: what it
