@@ -151,7 +151,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if err := sinks.close(); err != nil {
 		return err
 	}
-	if err := writeHTML(cmd.Context(), o.html, sinks.recordPath, sinks.accessPath); err != nil {
+	if err := writeHTML(cmd.Context(), o.html, sinks.inputs()...); err != nil {
 		return err
 	}
 	if out == cmdutil.OutputJSON {
