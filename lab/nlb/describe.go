@@ -10,9 +10,7 @@ import (
 // The connection termination attributes' keys (NLB user guide, target group
 // attributes).
 const (
-	// TODO(defaults): AttrConnectionTermination belongs in package defaults,
-	// next to AttrDeregistrationDelay.
-	attrConnectionTermination = "deregistration_delay.connection_termination.enabled"
+	attrConnectionTermination = defaults.AttrConnectionTermination
 	// TODO(defaults): AttrUnhealthyConnectionTermination belongs in package
 	// defaults, next to AttrDeregistrationDelay.
 	attrUnhealthyConnectionTermination = "target_health_state.unhealthy.connection_termination.enabled"
