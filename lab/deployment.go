@@ -53,8 +53,8 @@ func podTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTemplat
 // userTemplate is the user's own template, with what the lab must change to
 // run it here: a version env that changes per rollout, graceful's duration
 // env values scaled, a preStop whose length is known turned into the native
-// sleep action (an exec "sleep 40" on the host would not be scaled), and
-// the readiness gate the webhook would inject.
+// sleep action (an exec "sleep 40" on the host would not be scaled), the
+// scenario's grace period, and the readiness gate the webhook would inject.
 func userTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTemplateSpec {
 	t := *s.Template.DeepCopy()
 	c := &t.Spec.Containers[0]
@@ -74,6 +74,10 @@ func userTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTempla
 			Sleep: &corev1.SleepAction{Seconds: int64(s.PreStop / time.Second)},
 		}}
 	}
+	// The grace period is the scenario's (read from this template), so a
+	// changed scenario runs as it says.
+	grace := int64(s.Grace / time.Second)
+	t.Spec.TerminationGracePeriodSeconds = &grace
 	if s.ReadinessGate && len(t.Spec.ReadinessGates) == 0 {
 		t.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: GateConditionType}}
 	}

@@ -85,7 +85,7 @@ func TestReplaySeed003(t *testing.T) {
 		timeline.CauseStaleEndpoint, timeline.CauseKilledByGrace, timeline.CauseKeepAliveRace)
 
 	const fixedPath = "../check/testdata/seeds/seed003-manifests-fixed.yaml"
-	fixed := replay(t, fixedPath, "graceful", 2, nil)
+	fixed := replay(t, fixedPath, "graceful", 1, nil)
 	expectCauses(t, fixed, nil, timeline.CausePinnedConnectionReset)
 
 	drained := replay(t, fixedPath, "graceful", 5, func(s *lab.Scenario) {
