@@ -44,8 +44,8 @@ type AttributeKind int
 
 const (
 	// AttrFixed is an attribute the stand-in does not model: it is reported
-	// with the value the stand-in behaves as (its AWS default), and no
-	// other value can be set.
+	// with the value the stand-in behaves as (the AWS default wherever the
+	// stand-in can behave so), and no other value can be set.
 	AttrFixed AttributeKind = iota
 	// AttrBool is a modelled attribute whose Value is "true" or "false".
 	AttrBool
@@ -75,8 +75,8 @@ var fixedAttributes = []Attribute{
 	{Key: "load_balancing.cross_zone.enabled", Value: "use_load_balancer_configuration"},
 }
 
-// TargetGroupAttributes lists every target group attribute, the modelled
-// deregistration delay first.
+// TargetGroupAttributes lists the target group attributes the stand-in
+// reports, the modelled deregistration delay first.
 func (lb *LB) TargetGroupAttributes() []Attribute {
 	delay := Attribute{Key: defaults.AttrDeregistrationDelay, Kind: AttrDuration, Duration: lb.Attributes().DeregistrationDelay}
 	return append([]Attribute{delay}, fixedAttributes...)

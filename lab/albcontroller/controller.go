@@ -28,8 +28,7 @@ import (
 
 // TargetGroup is the target group the controller registers pods in: the
 // three ELBv2 calls it makes (RegisterTargets, DeregisterTargets,
-// DescribeTargetHealth for the gate). *alb.LB and *nlb.LB are target
-// groups; so is anything the lab puts in front of them.
+// DescribeTargetHealth for the gate). *alb.LB and *nlb.LB are both one.
 type TargetGroup interface {
 	Register(targets ...alb.Target) error
 	Deregister(targets ...alb.Target) error

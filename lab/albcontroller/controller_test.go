@@ -23,6 +23,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
+	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -32,11 +33,24 @@ const (
 	never = time.Hour // a lag or requeue no test waits out
 )
 
+// Both lab load balancers are target groups the controller can drive.
+var (
+	_ albcontroller.TargetGroup = (*alb.LB)(nil)
+	_ albcontroller.TargetGroup = (*nlb.LB)(nil)
+)
+
+// targetGroup is a lab load balancer as the tests use it: the controller's
+// TargetGroup, and every target, to check what was registered.
+type targetGroup interface {
+	albcontroller.TargetGroup
+	TargetHealth() []alb.TargetHealth
+}
+
 // fixture is one LB, its backends ("pods" on 127.0.0.x at one port), the
 // pods the controller can Get, and what happened, in order.
 type fixture struct {
 	t      *testing.T
-	lb     *alb.LB
+	lb     targetGroup
 	port   int
 	health atomic.Int32 // what every backend's /readyz answers
 
@@ -46,13 +60,10 @@ type fixture struct {
 	signal chan struct{}
 }
 
+// newFixture is a fixture over an ALB.
 func newFixture(t *testing.T, ips ...string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, pods: map[string]*corev1.Pod{}, signal: make(chan struct{}, 1000)}
-	f.health.Store(200)
-	for _, ip := range ips {
-		f.serve(ip)
-	}
+	f := newBackends(t, ips...)
 	cfg := alb.DefaultConfig()
 	cfg.Name = "k8s-test"
 	cfg.TargetPort = f.port
@@ -60,28 +71,67 @@ func newFixture(t *testing.T, ips ...string) *fixture {
 		HealthyThreshold: 2, UnhealthyThreshold: 2, Matcher: "200"}
 	cfg.Nodes, cfg.Propagation = 1, 0
 	cfg.DeregistrationDelay = never // draining stays draining
+	cfg.Sink = f.sink()
+	return f.use(alb.New(cfg))
+}
+
+// newNLBFixture is a fixture over an NLB with the API's default TCP health
+// check, quickened.
+func newNLBFixture(t *testing.T, ips ...string) *fixture {
+	t.Helper()
+	f := newBackends(t, ips...)
+	cfg := nlb.DefaultConfig()
+	cfg.Name = "k8s-test-nlb"
+	cfg.TargetPort = f.port
+	cfg.HealthCheck.Interval, cfg.HealthCheck.Timeout = 20*time.Millisecond, time.Second
+	cfg.HealthCheck.HealthyThreshold = 2
+	cfg.DeregistrationPropagation = 0
+	cfg.DeregistrationDelay = never // draining stays draining
+	cfg.Sink = f.sink()
+	return f.use(nlb.New(cfg))
+}
+
+// use makes lb, as New returned it, the fixture's LB, closed at the end.
+func (f *fixture) use(lb interface {
+	targetGroup
+	Close() error
+}, err error) *fixture {
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { lb.Close() })
+	f.lb = lb
+	return f
+}
+
+// newBackends starts a fixture's backends, with no LB yet.
+func newBackends(t *testing.T, ips ...string) *fixture {
+	f := &fixture{t: t, pods: map[string]*corev1.Pod{}, signal: make(chan struct{}, 1000)}
+	f.health.Store(200)
+	for _, ip := range ips {
+		f.serve(ip)
+	}
+	return f
+}
+
+// sink notes each target's state changes (a reason change alone is not an
+// event here).
+func (f *fixture) sink() timeline.Sink {
 	last := map[string]string{}
-	var lastMu sync.Mutex
-	cfg.Sink = func(r *timeline.Record) error {
+	var mu sync.Mutex
+	return func(r *timeline.Record) error {
 		if r.Kind != timeline.KindTarget {
 			return nil
 		}
-		lastMu.Lock()
-		changed := last[r.Object] != r.State // a reason change alone is not an event here
+		mu.Lock()
+		changed := last[r.Object] != r.State
 		last[r.Object] = r.State
-		lastMu.Unlock()
+		mu.Unlock()
 		if changed {
 			f.note("target " + r.Object + " " + r.State)
 		}
 		return nil
 	}
-	lb, err := alb.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lb.Close() })
-	f.lb = lb
-	return f
 }
 
 // serve starts a backend on ip at the fixture's port (the first picks it).
@@ -339,6 +389,32 @@ func TestGateWatchStopsWhenPodTerminates(t *testing.T) {
 	waitIdle(t, c) // returns only once the watch has seen the terminating pod
 	if g := f.gates(); len(g) > 0 {
 		t.Fatalf("gate set on a target that was never healthy: %q", g)
+	}
+}
+
+// The controller drives an NLB's target group as it does an ALB's: the
+// gate is set once the target passes the NLB's TCP health checks, and the
+// target is deregistered when the pod terminates.
+func TestControllerDrivesAnNLB(t *testing.T) {
+	f := newNLBFixture(t, "127.0.0.2")
+	c := f.controller(context.Background(), 0, 20*time.Millisecond)
+	a := pod("a", "127.0.0.2", true, gate)
+	f.put(c, a)
+	f.waitFor("gate a " + string(gate) + " healthy")
+	f.put(c, terminating(a))
+	f.waitFor("target " + target(f, "127.0.0.2") + " draining")
+	waitIdle(t, c)
+	want := []string{
+		"target " + target(f, "127.0.0.2") + " initial",
+		"target " + target(f, "127.0.0.2") + " healthy",
+		"gate a " + string(gate) + " healthy",
+		"target " + target(f, "127.0.0.2") + " draining",
+	}
+	if got := f.snapshot(); !equal(got, want) {
+		t.Fatalf("events %q; want %q", got, want)
+	}
+	if h := f.lb.HealthOf(alb.Target{IP: "127.0.0.2", Port: f.port}); h.Reason != alb.ReasonDeregistrationInProgress {
+		t.Fatalf("after termination the NLB has %+v; want draining, deregistration in progress", h)
 	}
 }
 

@@ -124,6 +124,16 @@ type HealthCheck struct {
 	alb.HealthCheck
 }
 
+// The connection termination attributes' defaults (NLB user guide, target
+// group attributes; Config has the quotes).
+const (
+	// TODO(defaults): NLBConnectionTermination belongs in package defaults.
+	defaultConnectionTermination = false
+	// TODO(defaults): NLBUnhealthyConnectionTermination belongs in package
+	// defaults.
+	defaultUnhealthyConnectionTermination = true
+)
+
 // DefaultConfig returns the AWS API defaults for a Network Load Balancer and
 // its target group (NLB user guide: target group health checks, target
 // group attributes, TCP idle timeout; CreateTargetGroup API reference), with
@@ -145,8 +155,8 @@ func DefaultConfig() Config {
 		}},
 		DeregistrationDelay:            defaults.DeregistrationDelay,
 		DeregistrationPropagation:      120 * time.Second,
-		ConnectionTermination:          false,
-		UnhealthyConnectionTermination: true,
+		ConnectionTermination:          defaultConnectionTermination,
+		UnhealthyConnectionTermination: defaultUnhealthyConnectionTermination,
 		IdleTimeout:                    350 * time.Second,
 		Seed:                           1,
 	}

@@ -39,8 +39,8 @@ func (lb *LB) Describe() alb.TargetGroupDescription {
 	}
 }
 
-// TargetGroupAttributes lists every target group attribute, the modelled
-// ones first.
+// TargetGroupAttributes lists the target group attributes the stand-in
+// reports, the modelled ones first.
 func (lb *LB) TargetGroupAttributes() []alb.Attribute {
 	a := lb.Attributes()
 	return append([]alb.Attribute{

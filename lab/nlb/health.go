@@ -80,9 +80,9 @@ func (lb *LB) check(ip, addr string) bool {
 
 // applyCheck moves t through initial/healthy/unhealthy by the thresholds,
 // records a change of state or reason, and, when t turns unhealthy
-// (Attributes.UnhealthyConnectionTermination) without making the LB fail open, ends
-// its connections the way the NLB does: the next packet either end sends
-// on one is answered with a reset.
+// (Attributes.UnhealthyConnectionTermination) without making the LB fail
+// open, ends its connections the way the NLB does: the next packet either
+// end sends on one is answered with a reset.
 func (lb *LB) applyCheck(t *target, gen uint64, passed bool) {
 	lb.mu.Lock()
 	if t.gen != gen || lb.closed {

@@ -214,9 +214,14 @@ func TestUnhealthyTargetsConnectionsAreReset(t *testing.T) {
 	for _, termination := range []bool{true, false} {
 		t.Run(fmt.Sprint("termination=", termination), func(t *testing.T) {
 			recs := &testutil.Records{}
-			cfg := testConfig(recs)
-			cfg.UnhealthyConnectionTermination = termination
-			lb, a, b := twoHealthy(t, cfg, "127.0.36")
+			lb, a, b := twoHealthy(t, testConfig(recs), "127.0.36")
+			// Set after start: the attribute, as ModifyTargetGroupAttributes
+			// changes it, decides.
+			attrs := lb.Attributes()
+			attrs.UnhealthyConnectionTermination = termination
+			if err := lb.SetAttributes(attrs); err != nil {
+				t.Fatal(err)
+			}
 			echos := map[string]*echo{"a": a, "b": b}
 			l := dialLine(t, lb)
 			got, err := l.say("hello")

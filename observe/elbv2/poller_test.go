@@ -14,6 +14,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/lab/alb"
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
+	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -24,8 +25,14 @@ import (
 
 const scale = 0.001 // 1 API second = 1 ms of lab time
 
+// labLB is what these tests drive on either lab load balancer.
+type labLB interface {
+	elbv2api.TargetGroup
+	TargetGroupARN() string
+}
+
 type lab struct {
-	lb      *alb.LB
+	lb      labLB
 	api     *elbv2api.Server
 	backend alb.Target
 	ready   atomic.Bool // the backend answers health checks only once ready
@@ -39,7 +46,12 @@ func (l *lab) setReady() {
 	l.once.Do(func() { close(l.release) })
 }
 
-func startLab(t *testing.T) *lab {
+// startLab runs an ALB stand-in in front of a held backend (setReady), and
+// the API over it.
+func startLab(t *testing.T) *lab { return startLabWith(t, newALB) }
+
+// startLabWith is startLab with the load balancer newLB returns.
+func startLabWith(t *testing.T, newLB func(*testing.T) labLB) *lab {
 	t.Helper()
 	l := &lab{release: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.31:0")
@@ -61,6 +73,22 @@ func startLab(t *testing.T) *lab {
 	go srv.Serve(ln)
 	t.Cleanup(func() { l.setReady(); srv.Close() })
 
+	lb := newLB(t)
+	// Cleanups run last first: release held checks before the LB closes, or
+	// Close waits for each to time out.
+	t.Cleanup(l.setReady)
+	api := elbv2api.New(lb, elbv2api.Options{TimeScale: scale})
+	if err := api.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { api.Close() })
+	l.lb, l.api = lb, api
+	l.backend = alb.Target{IP: "127.0.0.31", Port: ln.Addr().(*net.TCPAddr).Port}
+	return l
+}
+
+// newALB is an ALB stand-in whose health checks outwait a held backend.
+func newALB(t *testing.T) labLB {
 	cfg := alb.DefaultConfig()
 	cfg.HealthCheck.Interval = 20 * time.Millisecond
 	cfg.HealthCheck.Timeout = 10 * time.Second
@@ -73,14 +101,25 @@ func startLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lb.Close() })
-	api := elbv2api.New(lb, elbv2api.Options{TimeScale: scale})
-	if err := api.Listen("127.0.0.1:0"); err != nil {
+	return lb
+}
+
+// newNLB is an NLB stand-in with an HTTP health check (a TCP one would
+// pass on a held backend), outwaiting a held backend like newALB's.
+func newNLB(t *testing.T) labLB {
+	cfg := nlb.DefaultConfig()
+	cfg.HealthCheck.Protocol = nlb.ProtocolHTTP
+	cfg.HealthCheck.Interval = 20 * time.Millisecond
+	cfg.HealthCheck.Timeout = 10 * time.Second
+	cfg.HealthCheck.HealthyThreshold = 2
+	cfg.DeregistrationDelay = 3600 * time.Millisecond
+	cfg.DeregistrationPropagation = 0
+	lb, err := nlb.New(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { api.Close() })
-	l.lb, l.api = lb, api
-	l.backend = alb.Target{IP: "127.0.0.31", Port: ln.Addr().(*net.TCPAddr).Port}
-	return l
+	t.Cleanup(func() { lb.Close() })
+	return lb
 }
 
 // awsEnv points the standard chain at static test credentials and nothing else.
@@ -122,8 +161,14 @@ func isTarget(state string) func(timeline.Record) bool {
 	return func(r timeline.Record) bool { return r.Kind == timeline.KindTarget && r.State == state }
 }
 
+// The poller sees a target's lifecycle the same way on either load
+// balancer: absent, initial, healthy, draining, gone.
 func TestPollerRecordsTheTargetLifecycle(t *testing.T) {
-	l := startLab(t)
+	t.Run("alb", func(t *testing.T) { testLifecycle(t, startLabWith(t, newALB)) })
+	t.Run("nlb", func(t *testing.T) { testLifecycle(t, startLabWith(t, newNLB)) })
+}
+
+func testLifecycle(t *testing.T, l *lab) {
 	awsEnv(t, "us-east-2")
 	p, err := New(context.Background(), Config{TargetGroupARN: l.lb.TargetGroupARN(), Endpoint: l.api.URL()})
 	if err != nil {
@@ -167,7 +212,7 @@ func TestPollerRecordsTheTargetLifecycle(t *testing.T) {
 	}
 
 	// Shorter deregistration delay: one event with the new value.
-	if err := l.lb.SetAttributes(alb.Attributes{DeregistrationDelay: 150 * time.Millisecond}); err != nil {
+	if err := l.lb.SetTargetGroupAttributes(alb.Attribute{Key: "deregistration_delay.timeout_seconds", Kind: alb.AttrDuration, Duration: 150 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	recs, err = p.Poll(context.Background())

@@ -35,16 +35,7 @@ type lab struct {
 
 func startLab(t *testing.T) *lab {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.21:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "pod")
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-
+	backend := serveBackend(t, "127.0.0.21")
 	cfg := alb.DefaultConfig()
 	cfg.HealthCheck.Interval = 20 * time.Millisecond
 	cfg.HealthCheck.Timeout = time.Second
@@ -57,7 +48,30 @@ func startLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lb.Close() })
-	api := New(lb, Options{TimeScale: scale})
+	api, client := serve(t, lb)
+	return &lab{lb: lb, api: api, client: client, backend: backend}
+}
+
+// serveBackend starts a "pod" on ip that answers "pod" to every request.
+func serveBackend(t *testing.T, ip string) alb.Target {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "pod")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return alb.Target{IP: ip, Port: ln.Addr().(*net.TCPAddr).Port}
+}
+
+// serve starts the API over tg on loopback and returns it with an SDK
+// client of it (static credentials, no retries).
+func serve(t *testing.T, tg TargetGroup) (*Server, *elbv2.Client) {
+	t.Helper()
+	api := New(tg, Options{TimeScale: scale})
 	if err := api.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +82,7 @@ func startLab(t *testing.T) *lab {
 		BaseEndpoint:     aws.String(api.URL()),
 		RetryMaxAttempts: 1,
 	})
-	return &lab{lb: lb, api: api, client: client, backend: alb.Target{IP: "127.0.0.21", Port: ln.Addr().(*net.TCPAddr).Port}}
+	return api, client
 }
 
 func TestSDKSeesWhatTheProxyRoutesBy(t *testing.T) {
@@ -86,7 +100,9 @@ func TestSDKSeesWhatTheProxyRoutesBy(t *testing.T) {
 	arn := aws.ToString(tg.TargetGroupArn)
 	if arn != l.lb.TargetGroupARN() || tg.TargetType != types.TargetTypeEnumIp ||
 		aws.ToInt32(tg.HealthCheckIntervalSeconds) != 20 || aws.ToInt32(tg.HealthyThresholdCount) != 2 ||
-		aws.ToString(tg.Matcher.HttpCode) != "200" || len(tg.LoadBalancerArns) != 1 {
+		aws.ToString(tg.Matcher.HttpCode) != "200" || len(tg.LoadBalancerArns) != 1 ||
+		tg.Protocol != types.ProtocolEnumHttp || tg.HealthCheckProtocol != types.ProtocolEnumHttp ||
+		aws.ToString(tg.ProtocolVersion) != "HTTP1" || aws.ToString(tg.HealthCheckPath) != "/" {
 		t.Fatalf("target group %+v", tg)
 	}
 
