@@ -139,9 +139,7 @@ func (r *run) flowCause(rec *timeline.Record, f *flowEnd) timeline.Cause {
 		return timeline.CauseUnknown
 	}
 	end := f.closed
-	killedDuring := !facts.killed.IsZero() && !rec.Time.After(facts.killed) && !end.Before(facts.killed)
-	gone := !facts.exited.IsZero() && !facts.exited.After(end.Add(reapSlack))
-	deleted := !facts.deleted.IsZero() && !facts.deleted.After(end)
+	killedDuring, gone, deleted := facts.during(rec.Time, end)
 	newConn := !f.opened.IsZero() && !f.opened.Before(rec.Time.Add(-reapSlack))
 	switch {
 	case killedDuring:

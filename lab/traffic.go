@@ -184,18 +184,7 @@ func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 	if !known || ri.Cause == timeline.CauseNoHealthyTarget || ri.Cause == timeline.CauseNoRegisteredTarget {
 		return ri.Cause
 	}
-	end := ri.Done
-	if end.IsZero() {
-		end = time.Now()
-	}
-	killedDuring := !f.killed.IsZero() && !ri.Sent.IsZero() && !ri.Sent.After(f.killed) && !end.Before(f.killed)
-	// The kubelet sees an exit when it reaps the process, a moment after the
-	// process stopped answering: allow for that.
-	gone := !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
-	// The pod was deleted before the request ended: its IP had left the
-	// network (IPReleaseDelay after the deletion) when the connect went
-	// unanswered.
-	deleted := !f.deleted.IsZero() && !f.deleted.After(end)
+	killedDuring, gone, deleted := f.during(ri.Sent, requestDone(ri))
 	switch {
 	case killedDuring:
 		return timeline.CauseKilledByGrace
@@ -220,6 +209,27 @@ func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 	return ri.Cause
 }
 
+// requestDone is when the ALB finished with ri (now, if it has not).
+func requestDone(ri *alb.RequestInfo) time.Time {
+	if ri.Done.IsZero() {
+		return time.Now()
+	}
+	return ri.Done
+}
+
+// during says what happened to the pod while a request sent at sent was
+// out, up to end: SIGKILL came (killed), its process had exited (gone;
+// the kubelet sees an exit when it reaps the process, a moment after the
+// process stopped answering: reapSlack allows for that), its pod was
+// deleted (deleted: its IP had left the network, IPReleaseDelay after the
+// deletion, when a connect went unanswered).
+func (f podFacts) during(sent, end time.Time) (killed, gone, deleted bool) {
+	killed = !f.killed.IsZero() && !sent.IsZero() && !sent.After(f.killed) && !end.Before(f.killed)
+	gone = !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
+	deleted = !f.deleted.IsZero() && !f.deleted.After(end)
+	return killed, gone, deleted
+}
+
 // instanceCause is causeOf behind kube-proxy: the target is a node, always
 // in service, and the pod is the one the connection reached (Peer). A new
 // connection to a pod already exited or deleted is the node's stale
@@ -234,13 +244,8 @@ func (r *run) instanceCause(ri *alb.RequestInfo) timeline.Cause {
 	if !known || r.nodes.isNode(ri.Peer) {
 		return ri.Cause // the node itself refused or dropped it: no endpoint
 	}
-	end := ri.Done
-	if end.IsZero() {
-		end = time.Now()
-	}
-	killedDuring := !f.killed.IsZero() && !ri.Sent.IsZero() && !ri.Sent.After(f.killed) && !end.Before(f.killed)
-	gone := !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
-	deleted := !f.deleted.IsZero() && !f.deleted.After(end)
+	end := requestDone(ri)
+	killedDuring, gone, deleted := f.during(ri.Sent, end)
 	newConn := ri.Err == alb.ErrDialRefused || ri.Err == alb.ErrConnectTimeout || ri.Err == alb.ErrDial
 	switch {
 	case killedDuring:
