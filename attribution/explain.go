@@ -60,6 +60,14 @@ var explanations = map[timeline.Cause]Explanation{
 		What:  "The request was in flight when the grace period ran out and the kubelet killed the container (SIGKILL).",
 		Fix:   "terminationGracePeriodSeconds longer than the preStop plus the app's drain and shutdown.",
 		Rule:  "prestop-exceeds-grace"},
+	timeline.CausePinnedConnectionReset: {
+		Short: "were sent on a connection still pinned to a pod that exited",
+		What:  "The load balancer's keep-alive connection stayed on its pod (kube-proxy keeps established connections; an NLB keeps a deregistered target's connections) and the pod's exit closed or reset it under a request.",
+		Fix:   "Let the app answer with Connection: close while it drains (graceful does), for longer than the load balancer's requests take to reach it, before it exits."},
+	timeline.CauseStaleEndpoint: {
+		Short: "were forwarded by a node's kube-proxy to a pod that had already exited",
+		What:  "A node had not yet applied the endpoint change and forwarded a new connection to a pod whose process had exited or whose pod was deleted.",
+		Fix:   "A preStop sleep (or the app's drain delay) longer than kube-proxy's lag, so the pod serves until every node has stopped choosing it."},
 	timeline.CauseTargetNotListening: {
 		Short: "reached a target whose app was not listening",
 		What:  "The load balancer routed to a target whose app was not listening (yet).",

@@ -53,26 +53,31 @@ func podTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTemplat
 // userTemplate is the user's own template, with what the lab must change to
 // run it here: a version env that changes per rollout, graceful's duration
 // env values scaled, a preStop whose length is known turned into the native
-// sleep action (an exec "sleep 40" on the host would not be scaled), and
-// the readiness gate the webhook would inject.
+// sleep action (an exec "sleep 40" on the host would not be scaled), the
+// scenario's grace period, and the readiness gate the webhook would inject.
 func userTemplate(s Scenario, scale kubelet.TimeScale, rev int) corev1.PodTemplateSpec {
 	t := *s.Template.DeepCopy()
 	c := &t.Spec.Containers[0]
 	setEnv(c, "VERSION", fmt.Sprintf("v%d", rev))
-	for _, name := range []string{"DRAIN_DELAY", "SHUTDOWN_TIMEOUT", "IDLE_TIMEOUT"} {
-		for i := range c.Env {
-			if c.Env[i].Name == name {
-				if d, err := graceful.ParseDuration(c.Env[i].Value); err == nil {
-					c.Env[i].Value = scale.Of(d).String()
-				}
-			}
-		}
+	// How the demo API, standing in for the user's app, shuts down
+	// (--app-shutdown); a user's own --app server may ignore it.
+	setEnv(c, "SHUTDOWN_MODE", s.App.Shutdown)
+	// graceful's durations as the scenario holds them (appFromEnv read
+	// them from this env, or took the defaults it states), scaled: an
+	// unset one would leave the demo API on its own default in real time.
+	for name, d := range map[string]time.Duration{graceful.EnvDrainDelay: s.App.DrainDelay,
+		graceful.EnvShutdownTimeout: s.App.ShutdownTimeout, graceful.EnvIdleTimeout: s.App.IdleTimeout} {
+		setEnv(c, name, scale.Of(d).String())
 	}
 	if s.PreStop > 0 {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 			Sleep: &corev1.SleepAction{Seconds: int64(s.PreStop / time.Second)},
 		}}
 	}
+	// The grace period is the scenario's (read from this template), so a
+	// changed scenario runs as it says.
+	grace := int64(s.Grace / time.Second)
+	t.Spec.TerminationGracePeriodSeconds = &grace
 	if s.ReadinessGate && len(t.Spec.ReadinessGates) == 0 {
 		t.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: GateConditionType}}
 	}

@@ -25,18 +25,7 @@ type embedded struct {
 
 func startEmbedded(ctx context.Context, r *run) (platform, error) {
 	e := &embedded{}
-	opts := r.controllerOptions()
-	opts.Get = func(name string) (*corev1.Pod, bool) {
-		p, ok := e.cl.Pod(name)
-		if !ok {
-			return nil, false
-		}
-		return p.Status(), true
-	}
-	opts.SetGate = func(p *corev1.Pod, t corev1.PodConditionType) error {
-		return e.cl.SetCondition(p.Name, t, corev1.ConditionTrue)
-	}
-	e.ctrl = albcontroller.New(ctx, opts)
+	onPod := e.reconcileFor(ctx, r)
 	var view *podView
 	if r.evidenceOn {
 		view = &podView{r: r, last: map[string]podSnapshot{}}
@@ -45,7 +34,7 @@ func startEmbedded(ctx context.Context, r *run) (platform, error) {
 	e.cl, err = cluster.New(ctx, cluster.Options{
 		Port: AppPort, Command: r.o.App, Scale: r.scale, Scenario: r.s.Name,
 		Sink:   r.onPodRecord,
-		OnPod:  func(ev cluster.PodEvent) { view.observe(ev); e.ctrl.Observe(ev.Pod) },
+		OnPod:  func(ev cluster.PodEvent) { view.observe(ev); onPod(ev.Pod) },
 		Stdout: r.o.PodOutput, Stderr: r.o.PodOutput,
 	})
 	if err != nil {
@@ -60,6 +49,29 @@ func startEmbedded(ctx context.Context, r *run) (platform, error) {
 		return nil, fmt.Errorf("first revision never became available: %w", err)
 	}
 	return e, nil
+}
+
+// reconcileFor is what reacts to every pod change: on ip topologies the
+// controller stand-in (registration, readiness gates); on instance
+// topologies the EndpointSlice controller feeding every node's kube-proxy
+// (the targets are the nodes, registered once).
+func (e *embedded) reconcileFor(ctx context.Context, r *run) func(*corev1.Pod) {
+	if r.nodes != nil {
+		return func(*corev1.Pod) { r.nodes.update(e.cl.Pods) }
+	}
+	opts := r.controllerOptions()
+	opts.Get = func(name string) (*corev1.Pod, bool) {
+		p, ok := e.cl.Pod(name)
+		if !ok {
+			return nil, false
+		}
+		return p.Status(), true
+	}
+	opts.SetGate = func(p *corev1.Pod, t corev1.PodConditionType) error {
+		return e.cl.SetCondition(p.Name, t, corev1.ConditionTrue)
+	}
+	e.ctrl = albcontroller.New(ctx, opts)
+	return e.ctrl.Observe
 }
 
 func (e *embedded) rollout(ctx context.Context, t corev1.PodTemplateSpec) error {
@@ -79,7 +91,9 @@ func (e *embedded) close() {
 	if e.cl != nil {
 		e.cl.Close()
 	}
-	e.ctrl.Wait()
+	if e.ctrl != nil {
+		e.ctrl.Wait()
+	}
 }
 
 func (e *embedded) namespace() string { return namespace }

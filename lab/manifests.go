@@ -12,6 +12,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/lab/alb"
+	"github.com/rollsafe/rollsafe/lab/kubeproxy"
 	"github.com/rollsafe/rollsafe/manifest"
 	"github.com/rollsafe/rollsafe/workload"
 )
@@ -47,7 +48,11 @@ func FromManifests(path string, stdin io.Reader) (Scenario, error) {
 		}
 		return Scenario{}, fmt.Errorf("%s: %d Deployments found (%s): give one at a time", path, len(served), strings.Join(refs, ", "))
 	}
-	return fromWorkload(served[0], path), nil
+	s := fromWorkload(served[0], path)
+	if err := s.Validate(); err != nil {
+		return Scenario{}, fmt.Errorf("%s: %s: %w", path, served[0].Ref, err)
+	}
+	return s, nil
 }
 
 func fromWorkload(w *workload.Workload, source string) Scenario {
@@ -62,22 +67,7 @@ func fromWorkload(w *workload.Workload, source string) Scenario {
 		s.PreStop = w.Containers[0].PreStop.Duration
 	}
 	if len(w.Routes) > 0 {
-		rt := w.Routes[0]
-		s.DeregistrationDelay = rt.DeregistrationDelay
-		if rt.IdleTimeout > 0 {
-			s.LBIdleTimeout = rt.IdleTimeout
-		}
-		s.HealthCheck = alb.HealthCheck{
-			Path: rt.HealthCheck.Path, Interval: rt.HealthCheck.Interval, Timeout: rt.HealthCheck.Timeout,
-			HealthyThreshold: rt.HealthCheck.HealthyThreshold, UnhealthyThreshold: rt.HealthCheck.UnhealthyThreshold,
-			Matcher: rt.HealthCheck.SuccessCodes,
-		}
-		if s.HealthCheck.Path == "" {
-			s.HealthCheck.Path = defaults.HealthCheckPath
-		}
-		if s.HealthCheck.Matcher == "" {
-			s.HealthCheck.Matcher = defaults.HealthCheckMatcher
-		}
+		s = withRoute(s, &w.Routes[0])
 	}
 	s.App = appFromEnv(w.Template, w.AppIdleTimeout)
 	tmpl := w.Template.DeepCopy()
@@ -85,10 +75,85 @@ func fromWorkload(w *workload.Workload, source string) Scenario {
 	return s
 }
 
+// withRoute replays the load balancer in front of the workload: its
+// topology (the kind of load balancer and its target type), then its
+// settings over the topology's defaults. A setting the route leaves at
+// zero keeps the default, so a route the manifests say little about still
+// runs with what AWS would use.
+func withRoute(s Scenario, rt *workload.Route) Scenario {
+	topo, _ := LookupTopology(routeTopology(rt))
+	if rt.Service != nil {
+		if svc, ok := rt.Service.Obj.(*corev1.Service); ok && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+			s.Policy = kubeproxy.PolicyLocal
+		}
+	}
+	s = s.On(topo)                                 // the topology's defaults first …
+	s.DeregistrationDelay = rt.DeregistrationDelay // … then what the manifests say (0: CLB draining off)
+	if rt.IdleTimeout > 0 {
+		s.LBIdleTimeout = rt.IdleTimeout
+	}
+	def := s.HealthCheck
+	def.Path = "" // the demo API's /readyz is no default for the user's app
+	s.HealthCheck = routeHealthCheck(def, rt.HealthCheck)
+	s.HealthCheckProtocol = rt.HealthCheck.Protocol
+	return s
+}
+
+// routeTopology names the topology of a route (workload.Route.LB and
+// TargetType).
+func routeTopology(rt *workload.Route) string {
+	instance := rt.TargetType == "instance"
+	switch {
+	case rt.LB == "CLB":
+		return "clb"
+	case rt.LB == "NLB" && instance:
+		return "nlb-instance"
+	case rt.LB == "NLB":
+		return "nlb-ip"
+	case instance:
+		return "alb-instance"
+	}
+	return "alb-ip"
+}
+
+// routeHealthCheck lays the route's health check over def, field by field
+// (a zero field keeps def's). A TCP check is replayed as GET of the path,
+// which passes whenever the app answers, as the connect does.
+func routeHealthCheck(def alb.HealthCheck, rh workload.HealthCheck) alb.HealthCheck {
+	hc := def
+	if rh.Path != "" {
+		hc.Path = rh.Path
+	}
+	if rh.Interval > 0 {
+		hc.Interval = rh.Interval
+	}
+	if rh.Timeout > 0 {
+		hc.Timeout = rh.Timeout
+	}
+	if rh.HealthyThreshold > 0 {
+		hc.HealthyThreshold = rh.HealthyThreshold
+	}
+	if rh.UnhealthyThreshold > 0 {
+		hc.UnhealthyThreshold = rh.UnhealthyThreshold
+	}
+	if rh.SuccessCodes != "" {
+		hc.Matcher = rh.SuccessCodes
+	}
+	if hc.Path == "" {
+		hc.Path = defaults.HealthCheckPath
+	}
+	if hc.Matcher == "" {
+		hc.Matcher = defaults.HealthCheckMatcher
+	}
+	return hc
+}
+
 // appFromEnv reads graceful's settings from the first container's env, so
 // the demo API (when it stands in for the user's app) behaves as configured.
 func appFromEnv(t *corev1.PodTemplateSpec, idle time.Duration) App {
-	app := App{Shutdown: "graceful", ShutdownTimeout: graceful.DefaultShutdownTimeout, IdleTimeout: graceful.DefaultIdleTimeout}
+	// Unset, each is graceful's own default: what the app (or the demo API
+	// standing in for it) does without the env.
+	app := App{Shutdown: "graceful", DrainDelay: graceful.DefaultDrainDelay, ShutdownTimeout: graceful.DefaultShutdownTimeout, IdleTimeout: graceful.DefaultIdleTimeout}
 	if idle > 0 {
 		app.IdleTimeout = idle
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/timeline"
 )
 
 func TestReplayUserManifests(t *testing.T) {
@@ -60,4 +61,63 @@ func TestReplayBadManifests(t *testing.T) {
 			t.Errorf("FromManifests(%s) = %v, want an error containing %q", c.path, err, c.want)
 		}
 	}
+}
+
+// Seed 003's own manifests (check's fixture): an in-tree Classic ELB with an
+// HTTP backend in front of a NodePort Service, preStop 61 s under the
+// default 30 s grace. Its app, a Go program without a SIGTERM handler,
+// exits at once: the CLB's keep-alive connections pinned through kube-proxy
+// to each old pod are reset when it goes.
+//
+// check's fixes (grace 62 s, draining on) leave its kube-proxy-keepalive
+// warning, whose fix is in the app: a graceful app gets SIGTERM 1 s before
+// SIGKILL, too late to shed every pinned connection, so those may still be
+// reset (and nothing else fails). With the drain that warning asks for —
+// Connection: close for longer than the CLB's 60 s idle timeout, inside the
+// grace period — nothing is lost.
+func TestReplaySeed003(t *testing.T) {
+	broken := replay(t, "../check/testdata/seeds/seed003-manifests.yaml", "immediate", 3, nil)
+	if broken.Scenario.Topology != "clb" || broken.Scenario.PreStop != 61*time.Second || broken.Scenario.Grace != 30*time.Second ||
+		broken.Scenario.DeregistrationDelay != 0 || broken.Scenario.Replicas != 3 {
+		t.Fatalf("seed 003 replayed as %s", broken.Settings)
+	}
+	expectCauses(t, broken, []timeline.Cause{timeline.CausePinnedConnectionReset},
+		timeline.CauseStaleEndpoint, timeline.CauseKilledByGrace, timeline.CauseKeepAliveRace)
+
+	const fixedPath = "../check/testdata/seeds/seed003-manifests-fixed.yaml"
+	fixed := replay(t, fixedPath, "graceful", 1, nil)
+	expectCauses(t, fixed, nil, timeline.CausePinnedConnectionReset)
+
+	drained := replay(t, fixedPath, "graceful", 5, func(s *lab.Scenario) {
+		// preStop, then the drain, then graceful's shutdown timeout (10 s), in the grace.
+		s.App.DrainDelay = 65 * time.Second
+		s.Grace = s.PreStop + s.App.DrainDelay + s.App.ShutdownTimeout + 5*time.Second
+	})
+	if drained.Failed() != 0 {
+		t.Errorf("seed 003 with check's fixes and the app draining 65s lost %d: %v", drained.Failed(), drained.Causes)
+	}
+}
+
+// replay plays manifests at path with the demo API exiting as shutdown,
+// after change (if any) to the scenario they give.
+func replay(t *testing.T, path, shutdown string, rollouts int, change func(*lab.Scenario)) *lab.Result {
+	t.Helper()
+	s, err := lab.FromManifests(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.App.Shutdown = shutdown
+	if change != nil {
+		change(&s)
+	}
+	res, err := lab.Run(context.Background(), s, lab.Options{TimeScale: 0.05, Rollouts: rollouts, Rate: 200, App: []string{demoBin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s [%s]: %d requests, %d failed %v, causes %v, killed %d", path, res.Settings, res.Requests, res.Failed(),
+		nonZero(res.Failures), res.Causes, res.Killed)
+	if res.Requests < 500 || res.Rollouts != rollouts {
+		t.Fatalf("%d requests, %d rollouts: the load or the rollouts did not run", res.Requests, res.Rollouts)
+	}
+	return res
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/rollsafe/rollsafe/lab/alb/elbv2api"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
 	"github.com/rollsafe/rollsafe/lab/kubelet"
+	"github.com/rollsafe/rollsafe/lab/nlb"
 	"github.com/rollsafe/rollsafe/observe/elbv2"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/probe"
@@ -175,8 +177,8 @@ func Serve(ctx context.Context, s Scenario, o Options, ready func(Served)) error
 	}
 	ready(Served{URL: r.lb.URL(), Namespace: r.plat.namespace(), Deployment: deploymentName,
 		Selector: "app=" + deploymentName, ELBv2Endpoint: r.api.URL(),
-		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lb.Config().Region,
-		IdleTimeout: r.lb.Config().ClientIdleTimeout, Poll: r.scale.Of(r.o.TargetHealthPoll)})
+		TargetGroupARN: r.lb.TargetGroupARN(), Region: r.lbf.region,
+		IdleTimeout: r.lbf.clientIdle, Poll: r.scale.Of(r.o.TargetHealthPoll)})
 	<-ctx.Done()
 	r.stop()
 	return r.failure(nil)
@@ -193,7 +195,13 @@ type run struct {
 	rec    *timeline.Latch
 	cancel context.CancelFunc
 
-	lb          *alb.LB
+	lb          balancer
+	alb         *alb.LB // lb on the ALB and CLB topologies
+	nlb         *nlb.LB // lb on the NLB topologies
+	lbf         lbFacts
+	flows       flows // the NLB's connections, for the ground truth
+	topo        Topology
+	nodes       *labNodes        // instance topologies: the nodes' kube-proxies
 	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
 	plat        platform
 	procs       *processes
@@ -241,11 +249,30 @@ func (r *run) play(ctx context.Context) (*Result, error) {
 // the first revision to be ready and its targets healthy.
 func (r *run) start(ctx context.Context) error {
 	r.observeCtx, r.stopObserve = context.WithCancel(ctx)
-	lb, err := alb.New(r.lbConfig())
+	topo, err := LookupTopology(r.s.Topology)
 	if err != nil {
-		return fmt.Errorf("ALB stand-in: %w", err)
+		return err
 	}
-	r.lb = lb
+	r.topo = topo
+	if r.o.Kube != nil && topo.Name != DefaultTopology {
+		return fmt.Errorf("a real control plane (Options.Kube) runs the %s topology only, not %s", DefaultTopology, topo.Name)
+	}
+	if topo.Instance {
+		if r.nodes, err = startNodes(r); err != nil {
+			return err
+		}
+	}
+	if err := r.startBalancer(); err != nil {
+		return err
+	}
+	lb := r.lb
+	if r.nodes != nil {
+		// The nodes are the targets, registered once: a rollout
+		// deregisters nothing.
+		if err := lb.Register(r.nodes.targets()...); err != nil {
+			return err
+		}
+	}
 	r.api = elbv2api.New(lb, elbv2api.Options{TimeScale: r.o.TimeScale})
 	if err := r.api.Listen("127.0.0.1:0"); err != nil {
 		r.api = nil
@@ -256,7 +283,7 @@ func (r *run) start(ctx context.Context) error {
 			return err
 		}
 	}
-	r.o.Progress("%s: starting %d replicas behind the ALB stand-in at %s", r.s.Name, r.s.Replicas, lb.URL())
+	r.o.Progress("%s: starting %d replicas behind the %s stand-in at %s", r.s.Name, r.s.Replicas, strings.ToUpper(topo.LB), lb.URL())
 	if r.o.Kube != nil {
 		r.plat, err = startKube(ctx, r)
 	} else {
@@ -305,6 +332,12 @@ func (r *run) lbConfig() alb.Config {
 			cfg.AccessLog = io.MultiWriter(r.accessLog, failWriter{r.o.AccessLog, r.fail})
 		}
 	}
+	if r.nodes != nil {
+		cfg.DialTarget = r.nodes.dial
+		if p := r.nodes.healthCheckPort(); p != 0 {
+			cfg.HealthCheck.Port = p
+		}
+	}
 	cfg.Sink = r.emit
 	cfg.OnRequest = r.onRequest
 	return cfg
@@ -314,7 +347,7 @@ func (r *run) lbConfig() alb.Config {
 // the time health checks need (a scenario whose targets never turn healthy
 // goes on after that).
 func (r *run) waitHealthy(ctx context.Context) {
-	hc := r.lb.Config().HealthCheck
+	hc := r.lbf.hc
 	deadline := time.Now().Add(r.scale.Of(r.s.ControllerLag) + hc.Interval*time.Duration(hc.HealthyThreshold+2) + r.scale.Of(r.s.GateRequeue))
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		th := r.lb.TargetHealth()
@@ -340,14 +373,14 @@ func (r *run) rollUnderLoad(ctx context.Context) error {
 
 	var err error
 	for i := 1; i <= r.o.Rollouts && err == nil; i++ {
-		r.settle(ctx, r.scale.Of(r.s.Propagation)+200*time.Millisecond)
+		r.settle(ctx, r.settleTime())
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "started")
 		r.o.Progress("%s: rollout %d/%d (v%d → v%d)", r.s.Name, i, r.o.Rollouts, i, i+1)
 		err = r.plat.rollout(ctx, podTemplate(r.s, r.scale, i+1))
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "complete")
 		r.waitTerminations(ctx)
 	}
-	r.settle(ctx, r.scale.Of(r.s.Propagation)+200*time.Millisecond)
+	r.settle(ctx, r.settleTime())
 	stopProbe()
 	probeErr := probes.wait()
 	if err == nil {
@@ -365,6 +398,17 @@ func (r *run) waitTerminations(ctx context.Context) {
 	for ctx.Err() == nil && r.plat.terminating() {
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// settleTime is how long the load balancer takes to learn a change of
+// targets — P, or on instance topologies (whose targets never change) the
+// nodes' kube-proxy lag — with a margin.
+func (r *run) settleTime() time.Duration {
+	learn := r.s.Propagation
+	if r.nodes != nil {
+		learn = r.s.ProxyLag
+	}
+	return r.scale.Of(learn) + 200*time.Millisecond
 }
 
 func (r *run) settle(ctx context.Context, d time.Duration) {
@@ -392,6 +436,11 @@ func (r *run) stop() {
 		if err := r.lb.Close(); err != nil {
 			// Its recording's errors have failed the run already (emit,
 			// failWriter); fail keeps the first, and any other stops it too.
+			r.fail(err)
+		}
+	}
+	if r.nodes != nil {
+		if err := r.nodes.close(); err != nil {
 			r.fail(err)
 		}
 	}
@@ -433,7 +482,7 @@ func (f failWriter) Write(p []byte) (int, error) {
 // would (Source elbv2), every Options.TargetHealthPoll of spec time. The
 // first poll happens here, so an API that does not answer fails the start.
 func (r *run) pollTargetHealth(ctx context.Context) error {
-	region := r.lb.Config().Region
+	region := r.lbf.region
 	if region == "" {
 		region = "us-east-1"
 	}
@@ -538,7 +587,7 @@ func (r *run) onPodRecord(rec *timeline.Record) error {
 			// ALB's connect timeout), unless a new pod holds it by then.
 			name := rec.Object
 			release := func() {
-				r.procs.whileCurrent(ip, name, func() { _ = r.lb.SetReachable(ip, false) })
+				r.procs.whileCurrent(ip, name, func() { r.setReachable(ip, false) })
 			}
 			if d := r.scale.Of(IPReleaseDelay); d > 0 {
 				time.AfterFunc(d, release)
@@ -553,6 +602,15 @@ func (r *run) onPodRecord(rec *timeline.Record) error {
 		r.mu.Unlock()
 	}
 	return r.emit(rec)
+}
+
+// setReachable tells the load balancer, and the nodes' kube-proxies on
+// instance topologies, whether a pod IP is on the network.
+func (r *run) setReachable(ip string, on bool) {
+	_ = r.lb.SetReachable(ip, on)
+	if r.nodes != nil {
+		_ = r.nodes.reach.Set(ip, on)
+	}
 }
 
 // platform is where the pods run: the embedded cluster stand-in, or a real

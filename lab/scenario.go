@@ -12,6 +12,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/lab/alb"
+	"github.com/rollsafe/rollsafe/lab/kubeproxy"
 )
 
 // The lab's own parameters, spec time (unscaled). AWS's, Kubernetes' and
@@ -80,6 +82,10 @@ type Scenario struct {
 	DeregistrationDelay time.Duration   `json:"deregistrationDelay"`
 	LBIdleTimeout       time.Duration   `json:"lbIdleTimeout"`
 	HealthCheck         alb.HealthCheck `json:"healthCheck"`
+	// HealthCheckProtocol is an NLB health check's protocol (nlb.ProtocolTCP
+	// or ProtocolHTTP); "" is the controller's default, TCP. The ALB and
+	// CLB stand-ins check over HTTP.
+	HealthCheckProtocol string `json:"healthCheckProtocol,omitempty"`
 
 	App App `json:"app"`
 
@@ -94,6 +100,18 @@ type Scenario struct {
 	// top of the constant load: real traffic is bursty, and a burst is what
 	// reaches the backend connections that sat idle in the ALB's pool.
 	BurstEvery time.Duration `json:"burstEvery,omitempty"`
+
+	// Topology names the path from the load balancer to the pods
+	// (Topologies; "" is DefaultTopology). Set it with On.
+	Topology string `json:"topology,omitempty"`
+	// Nodes is how many lab nodes run a kube-proxy (instance topologies).
+	Nodes int `json:"nodes,omitempty"`
+	// ProxyLag is how long each node's kube-proxy takes to apply an
+	// endpoint change (instance topologies); node i of n applies it after
+	// ProxyLag·i/n, so the last one after exactly ProxyLag.
+	ProxyLag time.Duration `json:"proxyLag,omitempty"`
+	// Policy is the Service's externalTrafficPolicy (instance topologies).
+	Policy kubeproxy.Policy `json:"externalTrafficPolicy,omitempty"`
 
 	// Source says where the settings came from: "built-in" or a manifest path.
 	Source string `json:"source"`
@@ -170,7 +188,27 @@ func Builtins() []Scenario {
 	failOpen.Grace = rec.Grace
 	failOpen.DeregistrationDelay = rec.DeregistrationDelay
 
-	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen}
+	// On instance targets the load balancer's keep-alive connections stay
+	// pinned through kube-proxy to the old pod, so the app must shed them
+	// itself: graceful answers "Connection: close" while it drains, and a
+	// connection that carries no request in that time is closed by the
+	// load balancer once idle for its idle timeout. A drain longer than
+	// that timeout (and than kube-proxy's lag) leaves nothing to reset.
+	drain := base("drain-past-idle-timeout", "graceful app drains with Connection: close for 65s, past the load balancer's 60s idle timeout, grace 80s, no preStop (the fix on instance targets)")
+	drain.Grace = 80 * time.Second
+	drain.DeregistrationDelay = rec.DeregistrationDelay
+	drain.App = App{Shutdown: "graceful", DrainDelay: 65 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
+
+	// An NLB keeps sending new connections to a deregistered target for
+	// about 2 minutes (nlb.Config.DeregistrationPropagation), and its
+	// connections flow on after it: the drain must outlast both that and
+	// the client's own keep-alive (probe's 30 s).
+	nlbDrain := base("drain-past-nlb-propagation", "gate + graceful app drains with Connection: close for 130s, past the ~120s an NLB keeps sending new connections to a deregistered target, grace 150s (the fix on NLB ip targets)")
+	nlbDrain.ReadinessGate = true
+	nlbDrain.Grace = 150 * time.Second
+	nlbDrain.App = App{Shutdown: "graceful", DrainDelay: 130 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
+
+	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.
@@ -205,6 +243,9 @@ func ScenarioNames() []string {
 
 // KeySettings is the one-line summary the results table prints.
 func (s Scenario) KeySettings() string {
+	if s.Topology != "" && s.Topology != DefaultTopology {
+		return s.pathSettings()
+	}
 	gate := "off"
 	if s.ReadinessGate {
 		gate = "on"
@@ -218,3 +259,76 @@ func (s Scenario) KeySettings() string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%gs", d.Seconds()) }
+
+// pathSettings is KeySettings on a topology other than the default: no gate
+// column on instance paths (they have none), the CLB's connection draining
+// in place of the deregistration delay, and the nodes' kube-proxy.
+func (s Scenario) pathSettings() string {
+	t, _ := LookupTopology(s.Topology)
+	var parts []string
+	if !t.Instance {
+		parts = append(parts, "gate "+onOff(s.ReadinessGate))
+	}
+	pre := "none"
+	if s.PreStop > 0 {
+		pre = secs(s.PreStop)
+	}
+	parts = append(parts, "preStop "+pre, "grace "+secs(s.Grace))
+	switch {
+	case t.LB == LBCLB && s.DeregistrationDelay == 0:
+		parts = append(parts, "draining off")
+	case t.LB == LBCLB:
+		parts = append(parts, "draining "+secs(s.DeregistrationDelay))
+	default:
+		parts = append(parts, "dereg "+secs(s.DeregistrationDelay))
+	}
+	parts = append(parts, fmt.Sprintf("app %s (idle %s)", s.App.Shutdown, secs(s.App.IdleTimeout)))
+	if t.Instance {
+		parts = append(parts, fmt.Sprintf("%d nodes %s, kube-proxy lag %s", s.Nodes, s.Policy, secs(s.ProxyLag)))
+	}
+	return s.Topology + ": " + strings.Join(parts, ", ")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// Validate says what in s the lab cannot replay, in the words of the
+// manifests that set it (a replayed scenario can carry anything they say),
+// so that no stand-in refuses it later with its own field names.
+func (s Scenario) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if _, err := LookupTopology(s.Topology); err != nil {
+		bad("%v", err)
+	}
+	if s.Replicas < 1 {
+		bad("replicas %d: the lab needs at least 1", s.Replicas)
+	}
+	hc := s.HealthCheck
+	if hc.Interval <= 0 || hc.Timeout <= 0 {
+		bad("health check interval %v, timeout %v: both must be > 0", hc.Interval, hc.Timeout)
+	}
+	if hc.HealthyThreshold < 1 || hc.UnhealthyThreshold < 1 {
+		bad("health check thresholds healthy %d, unhealthy %d: both must be ≥ 1", hc.HealthyThreshold, hc.UnhealthyThreshold)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"terminationGracePeriodSeconds", s.Grace}, {"preStop", s.PreStop},
+		{"deregistration delay (connection draining timeout)", s.DeregistrationDelay}} {
+		if d.v < 0 {
+			bad("%s %v: must be ≥ 0", d.name, d.v)
+		}
+	}
+	if s.LBIdleTimeout <= 0 {
+		bad("load balancer idle timeout %v: must be > 0", s.LBIdleTimeout)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(errs, "; ")) // one line: it is printed as one
+}

@@ -40,14 +40,14 @@ func (p *probes) run(ctx context.Context, cfg probe.Config, sink timeline.Sink) 
 // startProbes starts the constant load on / and, when the scenario asks
 // for it, a side stream of long /slow requests.
 func (r *run) startProbes(ctx context.Context) *probes {
-	lbTimeout := r.lb.Config().TargetTimeout
+	lbTimeout := r.lbf.targetTimeout
 	timeout := max(5*time.Second, lbTimeout+time.Second)
 	r.summary = probe.NewSummary(r.o.Rate, 10*time.Millisecond, timeout)
 	ps := &probes{}
 	// The prober closes idle connections before the ALB stand-in does, as
 	// probe's default (half the ALB's 60 s) does on AWS: at the lab's time
-	// scale the stand-in's idle timeout is shrunk too.
-	idle := r.lb.Config().ClientIdleTimeout / 2
+	// scale the stand-in's idle timeout is shrunk too (lbFacts.probeIdle).
+	idle := r.lbf.probeIdle
 	streams := []probe.Config{{
 		URL: r.lb.URL() + "/", Rate: r.o.Rate, Connections: 32, Timeout: timeout, IdleConnTimeout: idle,
 	}}
@@ -91,7 +91,7 @@ func (r *run) bursts(ctx context.Context, ps *probes, timeout time.Duration) {
 		}
 		cfg := probe.Config{
 			URL: r.lb.URL() + "/", Connections: burstSize, Requests: burstSize, Timeout: timeout,
-			IdleConnTimeout: r.lb.Config().ClientIdleTimeout / 2,
+			IdleConnTimeout: r.lbf.probeIdle,
 			VersionHeader:   "X-Version", Source: "probe", Scenario: r.s.Name,
 		}
 		if ps.run(ctx, cfg, r.onProbeRecord) != nil {
@@ -143,12 +143,22 @@ func (r *run) onRequest(ri *alb.RequestInfo) {
 func (r *run) attributeFailures() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var byFlow map[*timeline.Record]*flowEnd
+	if r.nlb != nil {
+		byFlow = r.flowCauses(r.failed)
+	}
 	for _, rec := range r.failed {
 		truth := &timeline.Record{Kind: timeline.KindTruth, Source: "lab", Time: rec.Time,
 			TraceID: rec.TraceID, Seq: rec.Seq, Cause: timeline.CauseUnknown}
 		if ri, ok := r.failInfo[rec.TraceID]; ok {
 			truth.Cause = r.causeOf(&ri)
 			truth.Attrs = map[string]string{"target": ri.Target, "target_state": string(ri.TargetState), "lb_error": string(ri.Err)}
+			if ri.Peer != ri.Target {
+				truth.Attrs["pod"] = ri.Peer
+			}
+		} else if f := byFlow[rec]; f != nil {
+			truth.Cause = r.flowCause(rec, f)
+			truth.Attrs = map[string]string{"target": f.target, "pod": f.peer, "flow_end": f.end}
 		}
 		// r.failed is the run's own copy: it keeps the truth for
 		// Result.Causes; the record that leaves carries none.
@@ -166,23 +176,15 @@ const reapSlack = 100 * time.Millisecond
 // knows: whether the target's process had exited, was killed mid-request,
 // or its pod had been deleted (a connect timeout: its IP had left the network).
 func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
+	if r.nodes != nil {
+		return r.instanceCause(ri)
+	}
 	ip, _, _ := splitTarget(ri.Target)
 	f, known := r.procs.facts(ip)
 	if !known || ri.Cause == timeline.CauseNoHealthyTarget || ri.Cause == timeline.CauseNoRegisteredTarget {
 		return ri.Cause
 	}
-	end := ri.Done
-	if end.IsZero() {
-		end = time.Now()
-	}
-	killedDuring := !f.killed.IsZero() && !ri.Sent.IsZero() && !ri.Sent.After(f.killed) && !end.Before(f.killed)
-	// The kubelet sees an exit when it reaps the process, a moment after the
-	// process stopped answering: allow for that.
-	gone := !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
-	// The pod was deleted before the request ended: its IP had left the
-	// network (IPReleaseDelay after the deletion) when the connect went
-	// unanswered.
-	deleted := !f.deleted.IsZero() && !f.deleted.After(end)
+	killedDuring, gone, deleted := f.during(ri.Sent, requestDone(ri))
 	switch {
 	case killedDuring:
 		return timeline.CauseKilledByGrace
@@ -203,6 +205,59 @@ func (r *run) causeOf(ri *alb.RequestInfo) timeline.Cause {
 		return timeline.CauseKeepAliveRace
 	case !gone && ri.TargetState == alb.StateDraining:
 		return timeline.CauseUnknown
+	}
+	return ri.Cause
+}
+
+// requestDone is when the ALB finished with ri (now, if it has not).
+func requestDone(ri *alb.RequestInfo) time.Time {
+	if ri.Done.IsZero() {
+		return time.Now()
+	}
+	return ri.Done
+}
+
+// during says what happened to the pod while a request sent at sent was
+// out, up to end: SIGKILL came (killed), its process had exited (gone;
+// the kubelet sees an exit when it reaps the process, a moment after the
+// process stopped answering: reapSlack allows for that), its pod was
+// deleted (deleted: its IP had left the network, IPReleaseDelay after the
+// deletion, when a connect went unanswered).
+func (f podFacts) during(sent, end time.Time) (killed, gone, deleted bool) {
+	killed = !f.killed.IsZero() && !sent.IsZero() && !sent.After(f.killed) && !end.Before(f.killed)
+	gone = !f.exited.IsZero() && !f.exited.After(end.Add(reapSlack))
+	deleted = !f.deleted.IsZero() && !f.deleted.After(end)
+	return killed, gone, deleted
+}
+
+// instanceCause is causeOf behind kube-proxy: the target is a node, always
+// in service, and the pod is the one the connection reached (Peer). A new
+// connection to a pod already exited or deleted is the node's stale
+// endpoint; a request on a connection whose pod exited under it, the pin
+// kube-proxy never moves.
+func (r *run) instanceCause(ri *alb.RequestInfo) timeline.Cause {
+	if ri.Cause == timeline.CauseNoRegisteredTarget || ri.Cause == timeline.CauseNoHealthyTarget {
+		return ri.Cause
+	}
+	ip, _, _ := splitTarget(ri.Peer)
+	f, known := r.procs.facts(ip)
+	if !known || r.nodes.isNode(ri.Peer) {
+		return ri.Cause // the node itself refused or dropped it: no endpoint
+	}
+	end := requestDone(ri)
+	killedDuring, gone, deleted := f.during(ri.Sent, end)
+	newConn := ri.Err == alb.ErrDialRefused || ri.Err == alb.ErrConnectTimeout || ri.Err == alb.ErrDial
+	switch {
+	case killedDuring:
+		return timeline.CauseKilledByGrace
+	case newConn && (gone || deleted):
+		return timeline.CauseStaleEndpoint
+	case ri.Cause == timeline.CauseDeregistrationCut || ri.Cause == timeline.CauseTargetTimeout:
+		return ri.Cause
+	case gone || (!f.killed.IsZero() && !f.killed.After(end)):
+		return timeline.CausePinnedConnectionReset
+	case ri.Reused && ri.Err == alb.ErrReusedConnClosed:
+		return timeline.CauseKeepAliveRace // the app, alive, closed the idle connection
 	}
 	return ri.Cause
 }

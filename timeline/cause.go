@@ -36,6 +36,21 @@ const (
 	CauseTargetNotListening Cause = "target_not_listening"
 	// CauseTargetTimeout: the target did not answer within the LB's timeout (504).
 	CauseTargetTimeout Cause = "target_timeout"
+	// CausePinnedConnectionReset: sent on a connection that stayed pinned
+	// to a pod whose process then exited or was killed between requests:
+	// kube-proxy does not move or flush established connections when an
+	// endpoint is removed (kubernetes/kubernetes#100698), and an NLB keeps a
+	// deregistered target's connections flowing (connection termination off
+	// by default), so the load balancer's keep-alive connection kept
+	// reaching the pod until its exit closed or reset it. Instance targets
+	// and NLBs; an ALB ip target's own connections are draining_target_* or
+	// keepalive_race.
+	CausePinnedConnectionReset Cause = "pinned_connection_reset"
+	// CauseStaleEndpoint: a node's kube-proxy forwarded a new connection to
+	// a pod whose process had already exited (refused, 502) or whose pod was
+	// deleted (unanswered, 504): the node had not yet applied the endpoint
+	// change, its lag (instance targets only).
+	CauseStaleEndpoint Cause = "stale_endpoint"
 	// CauseUnknown: failed, and the evidence at hand does not say why.
 	CauseUnknown Cause = "unknown"
 )

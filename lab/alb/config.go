@@ -1,6 +1,7 @@
 package alb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,14 @@ type Config struct {
 	// TargetPort is the target group's port, used when a target is
 	// registered without one.
 	TargetPort int
+
+	// DialTarget, when set, opens every connection to a target (proxy and
+	// health checks) instead of a plain TCP dial, within ConnectTimeout.
+	// The lab passes a kube-proxy stand-in's DialContext for instance
+	// targets, so a connect to a node's NodePort is refused, unanswered or
+	// made straight to one pod as iptables DNAT makes it; a target IP made
+	// unreachable (SetReachable) still goes unanswered first.
+	DialTarget func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	HealthCheck HealthCheck
 

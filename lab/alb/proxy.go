@@ -70,6 +70,11 @@ type RequestInfo struct {
 	TraceID     string // X-Amzn-Trace-Id, as received or generated
 	Node        int    // LB node that served the client connection
 	Target      string // "ip:port"; empty when none was chosen
+	// Peer is the address the backend connection reached ("ip:port"), or
+	// the one its dial failed at. It is Target unless Config.DialTarget
+	// connects elsewhere: behind a kube-proxy node, the pod. Empty when no
+	// connection was tried.
+	Peer string
 	// TargetState is the chosen target's state when it was chosen: a
 	// draining target here means the node had not yet learned of the
 	// deregistration.
@@ -131,8 +136,10 @@ func (lb *LB) forward(w http.ResponseWriter, r *http.Request, t *target, ri *Req
 	bc := t.pool.get()
 	if bc != nil {
 		ri.Reused = true
+		ri.Peer = bc.c.RemoteAddr().String()
 	} else {
 		c, err := lb.dial(r.Context(), &lb.dialer, t.key)
+		ri.Peer = PeerOf(c, err)
 		if err != nil {
 			kind, status := ErrDial, http.StatusBadGateway
 			switch {
@@ -197,6 +204,19 @@ func (lb *LB) forward(w http.ResponseWriter, r *http.Request, t *target, ri *Req
 	default:
 		t.pool.discard(bc)
 	}
+}
+
+// PeerOf is where a dial got to: the connection's remote address, or the
+// address a dial error names ("" when it names none). Package nlb shares it.
+func PeerOf(c net.Conn, err error) string {
+	var oe *net.OpError
+	switch {
+	case err == nil:
+		return c.RemoteAddr().String()
+	case errors.As(err, &oe) && oe.Addr != nil:
+		return oe.Addr.String()
+	}
+	return ""
 }
 
 // classify maps a failed exchange to an error kind and the status the ALB

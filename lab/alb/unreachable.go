@@ -95,6 +95,11 @@ func (r *Reachability) Unreachable(ip string) bool {
 func (lb *LB) dial(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || !lb.isUnreachable(host) {
+		if lb.cfg.DialTarget != nil {
+			ctx, cancel := context.WithTimeout(ctx, lb.cfg.ConnectTimeout)
+			defer cancel()
+			return lb.cfg.DialTarget(ctx, "tcp", addr)
+		}
 		return d.DialContext(ctx, "tcp", addr)
 	}
 	p, _ := strconv.Atoi(port)

@@ -1,8 +1,10 @@
 package nlb
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/rollsafe/rollsafe/defaults"
@@ -90,6 +92,13 @@ type Config struct {
 	// 2023). It also bounds the connect to a target: the client's SYN is the
 	// flow's only packet until the target answers.
 	IdleTimeout time.Duration
+
+	// DialTarget, when set, opens each connection to a target instead of a
+	// plain TCP dial (within IdleTimeout; it must return a *net.TCPConn).
+	// The lab passes a kube-proxy stand-in's DialContext for instance
+	// targets, so the connect reaches the pod iptables DNAT would pick; the
+	// FlowClosed record's "peer" then names that pod.
+	DialTarget func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Seed makes the per-connection target choice repeatable.
 	Seed int64

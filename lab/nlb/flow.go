@@ -3,6 +3,7 @@ package nlb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rollsafe/rollsafe/lab/alb"
 )
 
 // Reasons of the per-connection ground-truth records (Kind event, Source
@@ -21,7 +24,9 @@ import (
 // "flow" (a number unique per LB), "client" (the client's "ip:port"),
 // "target_state" (the target's state when chosen: draining means the
 // deregistration had not propagated yet), "fail_open" ("true" when no
-// target was healthy), "target_group"; FlowClosed adds "end" (an End*
+// target was healthy), "target_group"; FlowClosed adds "peer" (the address
+// the connect reached or failed at: the target, or behind Config.DialTarget
+// the pod), "end" (an End*
 // value) and "bytes_in"/"bytes_out" (client to target, target to client).
 const (
 	ReasonFlowOpened = "nlb.FlowOpened"
@@ -121,13 +126,18 @@ func (lb *LB) serve(c *net.TCPConn) {
 		lb.emitClosed(t.key, attrs, EndUnreachable)
 		return
 	}
-	bc, err := lb.dialer.DialContext(lb.ctx, "tcp", t.key)
+	bc, err := lb.dialTarget(t.key)
+	if err != nil {
+		attrs["peer"] = alb.PeerOf(nil, err)
+	} else {
+		attrs["peer"] = alb.PeerOf(bc, nil)
+	}
 	if err != nil {
 		reset(c)
 		lb.emitClosed(t.key, attrs, dialEnd(err))
 		return
 	}
-	f := &flow{lb: lb, t: t, client: c, backend: bc.(*net.TCPConn), attrs: attrs}
+	f := &flow{lb: lb, t: t, client: c, backend: bc, attrs: attrs}
 	if end := lb.track(f); end != "" {
 		f.terminate(end)
 		f.finish()
@@ -137,6 +147,30 @@ func (lb *LB) serve(c *net.TCPConn) {
 	lb.mu.Lock()
 	delete(lb.flows, f)
 	lb.mu.Unlock()
+}
+
+// dialTarget connects to a target: through Config.DialTarget when set,
+// bounded by the idle timeout as the LB's own dialer is.
+func (lb *LB) dialTarget(addr string) (*net.TCPConn, error) {
+	if lb.cfg.DialTarget == nil {
+		c, err := lb.dialer.DialContext(lb.ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.(*net.TCPConn), nil
+	}
+	ctx, cancel := context.WithTimeout(lb.ctx, lb.cfg.IdleTimeout)
+	defer cancel()
+	c, err := lb.cfg.DialTarget(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("nlb: DialTarget returned a %T, not a *net.TCPConn", c)
+	}
+	return tc, nil
 }
 
 // unanswered holds a client whose target's IP has left the network: what it

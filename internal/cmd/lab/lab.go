@@ -38,6 +38,8 @@ type options struct {
 	listen    string
 	kube      bool
 	serve     bool
+	topology  string
+	shutdown  string
 }
 
 // NewCmd builds `rollsafe lab`.
@@ -53,9 +55,13 @@ Load Balancer Controller's registration and readiness gates, and a Deployment
 rolling update of real processes on their own loopback addresses — under
 constant traffic, every request recorded and every failure attributed.
 
-By default it plays naive, gate-only and recommended, 3 rollouts each.`,
+By default it plays naive, gate-only and recommended, 3 rollouts each, on
+an ALB with ip targets. --topology replays them on another path: an ALB or
+an NLB with instance targets (the nodes, kube-proxy to the pods), a Classic
+ELB, an NLB with ip targets; --list shows every topology and scenario.`,
 		Example: `  ` + f.Name + ` lab
   ` + f.Name + ` lab --scenario recommended --rollouts 5 --rate 300
+  ` + f.Name + ` lab --topology clb --scenario prestop-exceeds-grace,drain-past-idle-timeout
   ` + f.Name + ` lab --manifests deploy/k8s/base --app ./my-server
   ` + f.Name + ` lab --kube --scenario recommended   # on a real control plane
   ` + f.Name + ` lab --list`,
@@ -72,10 +78,12 @@ By default it plays naive, gate-only and recommended, 3 rollouts each.`,
 	fl.StringVarP(&o.output, "output", "o", "text", "text or json")
 	fl.StringVar(&o.record, "record", "", "write every request, pod and target record here as NDJSON")
 	fl.StringVar(&o.html, "report", "rollsafe-lab.html", "write the HTML timeline here ('' to skip)")
-	fl.StringVar(&o.accessLog, "access-log", "", "write the ALB stand-in's access log here")
+	fl.StringVar(&o.accessLog, "access-log", "", "write the load balancer stand-in's access log here (ALB and CLB; an NLB writes none)")
 	fl.BoolVar(&o.list, "list", false, "list the built-in scenarios and exit")
-	fl.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address of the ALB stand-in (to curl it while the lab runs)")
+	fl.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address of the load balancer stand-in (to curl it while the lab runs)")
 	fl.BoolVar(&o.serve, "serve", false, "bring one scenario up and keep it serving (no load, no rollouts) until Ctrl-C, to point probe, soak or check --live at it")
+	fl.StringVar(&o.topology, "topology", "", "load balancer path: "+strings.Join(topologyNames(), ", ")+" (default "+lab.DefaultTopology+"; with --manifests, what the manifests say)")
+	fl.StringVar(&o.shutdown, "app-shutdown", "", "how the demo API exits on SIGTERM: graceful (drain with Connection: close, then exit) or immediate (default: the scenario's own; graceful for --manifests)")
 	fl.BoolVar(&o.kube, "kube", false, "run on a real Kubernetes control plane on loopback (etcd, kube-apiserver, controller-manager, scheduler built by scripts/controlplane.sh) with the node agent running the pods")
 	return cmd
 }
@@ -90,6 +98,9 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	}
 	scenarios, err := pickScenarios(f, o)
 	if err != nil {
+		return err
+	}
+	if scenarios, err = onPath(o, scenarios); err != nil {
 		return err
 	}
 	if o.rollouts < 1 || o.rate <= 0 || o.timeScale <= 0 || o.timeScale > 1 {
@@ -140,7 +151,7 @@ func run(cmd *cobra.Command, f *cmdutil.Factory, o *options) error {
 	if err := sinks.close(); err != nil {
 		return err
 	}
-	if err := writeHTML(cmd.Context(), o.html, sinks.recordPath, sinks.accessPath); err != nil {
+	if err := writeHTML(cmd.Context(), o.html, sinks.inputs()...); err != nil {
 		return err
 	}
 	if out == cmdutil.OutputJSON {
@@ -211,8 +222,59 @@ func startControlPlane(cmd *cobra.Command, progress *cmdutil.Progress) (*control
 	return cp, nil
 }
 
+// onPath applies --topology and --app-shutdown to every scenario.
+func onPath(o *options, scenarios []lab.Scenario) ([]lab.Scenario, error) {
+	switch o.shutdown {
+	case "", "graceful", "immediate":
+	default:
+		return nil, cmdutil.UsageErrorf("--app-shutdown %q: want graceful or immediate", o.shutdown)
+	}
+	var topo lab.Topology
+	if o.topology != "" && o.manifests != "" {
+		return nil, cmdutil.UsageErrorf("--topology and --manifests cannot be combined: the manifests' Service or Ingress is the topology")
+	}
+	if o.topology != "" {
+		t, err := lab.LookupTopology(o.topology)
+		if err != nil {
+			return nil, cmdutil.UsageErrorf("--topology: %v", err)
+		}
+		topo = t
+	}
+	out := make([]lab.Scenario, len(scenarios))
+	for i, s := range scenarios {
+		if topo.Name != "" {
+			s = s.On(topo)
+		}
+		if o.kube && s.Topology != "" && s.Topology != lab.DefaultTopology {
+			return nil, cmdutil.UsageErrorf("--kube runs the %s topology only, not %s", lab.DefaultTopology, s.Topology)
+		}
+		if o.shutdown != "" {
+			s.App.Shutdown = o.shutdown
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func topologyNames() []string {
+	var names []string
+	for _, t := range lab.Topologies() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
 func listScenarios(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPOLOGY\tDEFAULT\tWHAT")
+	for _, t := range lab.Topologies() {
+		def := ""
+		if t.Name == lab.DefaultTopology {
+			def = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, def, t.Description)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "SCENARIO\tDEFAULT\tWHAT")
 	for _, s := range lab.Builtins() {
 		def := ""
@@ -283,14 +345,20 @@ func printTable(w io.Writer, results []*lab.Result) {
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Settings, r.Rollouts, r.Requests, r.Failed(),
 			orDash(cmdutil.Counts(r.Failures, timeline.FailureClasses)), orDash(cmdutil.Counts(r.Causes, nil)),
-			agrees(r.Evidence), measuredP(r.Evidence))
+			agrees(r), measuredP(r.Evidence))
 	}
 	tw.Flush()
 }
 
 // agrees is how often the attribution from evidence alone matched the
 // ground truth, and how many it wrongly called certain.
-func agrees(e *lab.Evidence) string {
+// The attribution knows the ip path only: on another topology it is not
+// compared (docs/lab.md, Topologies).
+func agrees(r *lab.Result) string {
+	e := r.Evidence
+	if t := r.Scenario.Topology; t != "" && t != lab.DefaultTopology && r.Failed() > 0 {
+		return "n/a on " + t
+	}
 	if e == nil || e.Agreement.Compared == 0 {
 		return "-"
 	}

@@ -74,6 +74,17 @@ func (s *sinks) close() error {
 	return s.err
 }
 
+// inputs are the files the HTML report is built from: the timeline, and the
+// access log unless it is empty (an NLB writes none; report refuses an
+// empty file as no input).
+func (s *sinks) inputs() []string {
+	in := []string{s.recordPath}
+	if st, err := os.Stat(s.accessPath); err == nil && st.Size() > 0 {
+		in = append(in, s.accessPath)
+	}
+	return in
+}
+
 // cleanup removes the files that were only temporary.
 func (s *sinks) cleanup() {
 	s.close()

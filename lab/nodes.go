@@ -1,0 +1,181 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/lab/alb"
+	"github.com/rollsafe/rollsafe/lab/kubeproxy"
+)
+
+// labNodes are the lab's nodes on instance topologies: one kube-proxy per
+// node on 127.0.2.N, the same NodePort on each. The load balancer registers
+// the nodes, never the pods, and connects through them (DialContext), so a
+// connection reaches the pod iptables DNAT would pick.
+type labNodes struct {
+	nodes  kubeproxy.Nodes
+	byAddr map[string]*kubeproxy.Node
+	// reach holds the pod IPs that left the network: a node's connect to
+	// one goes unanswered, as on AWS.
+	reach   alb.Reachability
+	timeout time.Duration // the load balancer's connect timeout, real time
+
+	mu     sync.Mutex
+	nodeOf map[string]string // pod name -> the node it was placed on
+	placed int
+}
+
+// nodeAddr is lab node i's address (1-based): 127.0.2.i. The pods'
+// addresses are 127.b.x.y with b ≥ 1 (lab/cluster's ipam), never 127.0.x.
+func nodeAddr(i int) string { return fmt.Sprintf("127.0.2.%d", i) }
+
+func nodeName(i int) string { return fmt.Sprintf("lab-node-%d", i) }
+
+// startNodes starts s.Nodes kube-proxies on NodePort, or on another port
+// free on every node when another lab holds it.
+func startNodes(r *run) (*labNodes, error) {
+	ln := &labNodes{byAddr: map[string]*kubeproxy.Node{}, nodeOf: map[string]string{},
+		timeout: r.scale.Of(defaults.ConnectTimeout)}
+	var err error
+	for _, port := range []int{NodePort, 0, 0, 0} {
+		if err = ln.listen(r, port); err == nil {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("kube-proxy stand-in: %w", err)
+}
+
+// listen starts every node on port (0: a free port on the first node, the
+// same on the others); on failure it closes what it started.
+func (ln *labNodes) listen(r *run, port int) error {
+	hcPort := 0
+	if port == NodePort {
+		hcPort = HealthCheckNodePort
+	}
+	for i := 1; i <= r.s.Nodes; i++ {
+		cfg := kubeproxy.DefaultConfig(nodeName(i), net.JoinHostPort(nodeAddr(i), strconv.Itoa(port)))
+		cfg.Policy = r.s.Policy
+		if cfg.Policy == kubeproxy.PolicyLocal {
+			cfg.HealthCheckListen = net.JoinHostPort(nodeAddr(i), strconv.Itoa(hcPort))
+		}
+		// Nodes learn one after another, the last after exactly ProxyLag.
+		cfg.Lag = r.scale.Of(r.s.ProxyLag) * time.Duration(i) / time.Duration(r.s.Nodes)
+		cfg.Namespace, cfg.Service, cfg.Scenario = namespace, deploymentName, r.s.Name
+		cfg.Seed, cfg.DialPod, cfg.Sink = uint64(i), ln.dialPod, r.emit
+		n, err := kubeproxy.New(cfg)
+		if err != nil {
+			ln.close()
+			return err
+		}
+		ln.nodes = append(ln.nodes, n)
+		ln.byAddr[n.Addr()] = n
+		if i == 1 {
+			_, p, _ := net.SplitHostPort(n.Addr())
+			port, _ = strconv.Atoi(p)
+			if hc := n.HealthCheckAddr(); hc != "" {
+				_, p, _ = net.SplitHostPort(hc)
+				hcPort, _ = strconv.Atoi(p)
+			}
+		}
+	}
+	return nil
+}
+
+// targets are what the load balancer registers: every node on its NodePort.
+func (ln *labNodes) targets() []alb.Target {
+	var ts []alb.Target
+	for _, n := range ln.nodes {
+		host, p, _ := net.SplitHostPort(n.Addr())
+		port, _ := strconv.Atoi(p)
+		ts = append(ts, alb.Target{IP: host, Port: port})
+	}
+	return ts
+}
+
+// healthCheckPort is a Local Service's healthCheckNodePort (0 without one).
+func (ln *labNodes) healthCheckPort() int {
+	if len(ln.nodes) == 0 || ln.nodes[0].HealthCheckAddr() == "" {
+		return 0
+	}
+	_, p, _ := net.SplitHostPort(ln.nodes[0].HealthCheckAddr())
+	port, _ := strconv.Atoi(p)
+	return port
+}
+
+// dial is the load balancer's connect to a node's NodePort.
+func (ln *labNodes) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	n := ln.byAddr[addr]
+	if n == nil {
+		return (&net.Dialer{}).DialContext(ctx, network, addr) // a health-check node port
+	}
+	return n.DialContext(ctx, network, addr)
+}
+
+// dialPod is a node's connect to a pod: unanswered once the pod's IP has
+// left the network, until ctx ends or the load balancer's connect timeout.
+func (ln *labNodes) dialPod(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !ln.reach.Unreachable(host) {
+		return (&net.Dialer{Timeout: ln.timeout}).DialContext(ctx, network, addr)
+	}
+	p, _ := strconv.Atoi(port)
+	opErr := &net.OpError{Op: "dial", Net: network, Addr: &net.TCPAddr{IP: net.ParseIP(host), Port: p}}
+	tm := time.NewTimer(ln.timeout)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		opErr.Err = os.ErrDeadlineExceeded
+	case <-ctx.Done():
+		opErr.Err = ctx.Err()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			opErr.Err = os.ErrDeadlineExceeded
+		}
+	}
+	return nil, opErr
+}
+
+// update hands every node the Service's endpoints for pods, as the
+// EndpointSlice controller publishes them. Pods are placed on the nodes
+// round-robin in the order they are first seen (Local needs a nodeName).
+// The lock orders the snapshots: each node applies the last one it was
+// handed.
+func (ln *labNodes) update(pods func() []*corev1.Pod) {
+	var eps []kubeproxy.Endpoint
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	for _, p := range pods() {
+		node, ok := ln.nodeOf[p.Name]
+		if !ok {
+			ln.placed++
+			node = nodeName((ln.placed-1)%len(ln.nodes) + 1)
+			ln.nodeOf[p.Name] = node
+		}
+		p = p.DeepCopy()
+		p.Spec.NodeName = node
+		if ep, ok := kubeproxy.FromPod(p, AppPort); ok {
+			eps = append(eps, ep)
+		}
+	}
+	ln.nodes.Update(eps)
+}
+
+// isNode reports whether addr ("ip:port") is one of the nodes' NodePorts.
+func (ln *labNodes) isNode(addr string) bool {
+	_, ok := ln.byAddr[addr]
+	return ok
+}
+
+func (ln *labNodes) close() error {
+	err := ln.nodes.Close()
+	ln.nodes, ln.byAddr = nil, map[string]*kubeproxy.Node{}
+	return err
+}
