@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -26,16 +25,10 @@ import (
 var demoBin string
 
 func TestMain(m *testing.M) {
-	var cleanup func()
-	var err error
-	if demoBin, cleanup, err = testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/demo-api"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	// The control plane (for the kube tests) starts only if a test asks for it.
-	code := controlplane.RunTests(m, controlplane.TestOptions)
-	cleanup()
-	os.Exit(code)
+	testutil.RunWithBinary(m, "github.com/rollsafe/rollsafe/cmd/demo-api", &demoBin, func(m *testing.M) int {
+		return controlplane.RunTests(m, controlplane.TestOptions)
+	})
 }
 
 func play(t *testing.T, name string, rollouts int, access *bytes.Buffer) (*lab.Result, *testutil.Records) {

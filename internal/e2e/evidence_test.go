@@ -29,15 +29,7 @@ import (
 var rollsafe string
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/rollsafe")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	rollsafe = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	testutil.RunWithBinary(m, "github.com/rollsafe/rollsafe/cmd/rollsafe", &rollsafe, nil)
 }
 
 // needControlPlane skips (fails in CI) when the control-plane binaries

@@ -26,6 +26,25 @@ func BuildMain(pkg string) (string, func(), error) {
 	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
+// RunWithBinary is a TestMain that builds the main package pkg into *bin
+// first, then runs the tests with run (m.Run when nil, or e.g.
+// controlplane.RunTests), removes the binary and exits with their code. A
+// build that fails exits 1 with the compiler's output.
+func RunWithBinary(m *testing.M, pkg string, bin *string, run func(*testing.M) int) {
+	path, cleanup, err := BuildMain(pkg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = path
+	if run == nil {
+		run = (*testing.M).Run
+	}
+	code := run(m)
+	cleanup()
+	os.Exit(code)
+}
+
 // WriteTimeline writes recs as an NDJSON timeline at path.
 func WriteTimeline(t testing.TB, path string, recs []*timeline.Record) string {
 	t.Helper()

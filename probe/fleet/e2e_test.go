@@ -39,15 +39,9 @@ import (
 var rollsafe string
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/rollsafe")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	rollsafe = bin
-	code := controlplane.RunTests(m, controlplane.TestOptions)
-	cleanup()
-	os.Exit(code)
+	testutil.RunWithBinary(m, "github.com/rollsafe/rollsafe/cmd/rollsafe", &rollsafe, func(m *testing.M) int {
+		return controlplane.RunTests(m, controlplane.TestOptions)
+	})
 }
 
 // patience bounds every wait for the cluster; a liveness bound on busy

@@ -24,15 +24,7 @@ var bin string
 const seed003 = "../../../check/testdata/seeds/seed003-manifests.yaml"
 
 func TestMain(m *testing.M) {
-	var cleanup func()
-	var err error
-	if bin, cleanup, err = testutil.BuildMain("github.com/rollsafe/rollsafe/cmd/rollsafe"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	testutil.RunWithBinary(m, "github.com/rollsafe/rollsafe/cmd/rollsafe", &bin, nil)
 }
 
 // pods lists the pids of processes running this test's binary as the demo API.
