@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -133,13 +134,23 @@ func notObject(file string, doc int, n *yaml.Node) *Note {
 	case kind == "" && apiVersion == "":
 		note.Msg = "skipped: not a Kubernetes object (no apiVersion or kind)"
 	case kind == "":
-		note.Msg = "skipped: not a Kubernetes object (apiVersion " + apiVersion + " but no kind)"
+		note.Msg = "skipped: not a Kubernetes object (apiVersion " + asWritten(apiVersion) + " but no kind)"
 	case strings.HasPrefix(apiVersion, "kustomize.config.k8s.io/"):
 		note.Msg = "skipped: a " + kind + ": give its directory to render it"
 	default:
 		return nil
 	}
 	return note
+}
+
+// asWritten is a value from the input as a message shows it: as written, or
+// quoted when it holds spaces or control characters (a folded multi-line
+// scalar would break the one-line message).
+func asWritten(v string) string {
+	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(v)
+	}
+	return v
 }
 
 func looksJSON(data []byte) bool {
