@@ -99,3 +99,10 @@ func (lb *LB) SetTargetGroupAttributes(changes ...Attribute) error {
 func NotModelled(key string) error {
 	return fmt.Errorf("target group attribute %q is not modelled by the rollsafe lab", key)
 }
+
+// ARN is an Elastic Load Balancing ARN in the account and region for
+// resource ("targetgroup/NAME/ID", "loadbalancer/app/NAME/ID"): the one
+// format both stand-ins and their ELBv2 API give out.
+func ARN(region, account, resource string) string {
+	return "arn:aws:elasticloadbalancing:" + region + ":" + account + ":" + resource
+}

@@ -79,7 +79,7 @@ func New(cfg Config) (*LB, error) {
 		matcher: m,
 		ln:      ln,
 		dialer:  net.Dialer{Timeout: cfg.ConnectTimeout},
-		tgARN:   fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%s/%s", cfg.Region, cfg.AccountID, cfg.Name, id),
+		tgARN:   ARN(cfg.Region, cfg.AccountID, "targetgroup/"+cfg.Name+"/"+id),
 		lbID:    "app/" + cfg.Name + "/" + id,
 		port:    port,
 		targets: map[string]*target{},
@@ -138,7 +138,7 @@ func (lb *LB) TargetGroupARN() string { return lb.tgARN }
 
 // LoadBalancerARN is the load balancer's ARN.
 func (lb *LB) LoadBalancerARN() string {
-	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/%s", lb.cfg.Region, lb.cfg.AccountID, lb.lbID)
+	return ARN(lb.cfg.Region, lb.cfg.AccountID, "loadbalancer/"+lb.lbID)
 }
 
 // healthCheckPort is the port health checks go to for t.

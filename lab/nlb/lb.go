@@ -108,7 +108,7 @@ func New(cfg Config) (*LB, error) {
 	lb := &LB{
 		cfg: cfg, rec: timeline.NewLatch(cfg.Sink), codes: codes, ln: ln.(*net.TCPListener),
 		dialer:  net.Dialer{Timeout: cfg.IdleTimeout},
-		tgARN:   fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%s/%s", cfg.Region, cfg.AccountID, cfg.Name, id),
+		tgARN:   alb.ARN(cfg.Region, cfg.AccountID, "targetgroup/"+cfg.Name+"/"+id),
 		lbID:    "net/" + cfg.Name + "/" + id,
 		targets: map[string]*target{}, flows: map[*flow]struct{}{},
 		rng: rand.New(rand.NewPCG(seed, seed)),
@@ -137,7 +137,7 @@ func (lb *LB) TargetGroupARN() string { return lb.tgARN }
 
 // LoadBalancerARN is the load balancer's ARN ("loadbalancer/net/...").
 func (lb *LB) LoadBalancerARN() string {
-	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/%s", lb.cfg.Region, lb.cfg.AccountID, lb.lbID)
+	return alb.ARN(lb.cfg.Region, lb.cfg.AccountID, "loadbalancer/"+lb.lbID)
 }
 
 // healthCheckPort is the port health checks of t go to.
