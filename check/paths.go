@@ -3,8 +3,10 @@ package check
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rollsafe/rollsafe/defaults"
+	"github.com/rollsafe/rollsafe/graceful"
 	"github.com/rollsafe/rollsafe/workload"
 )
 
@@ -95,28 +97,98 @@ func nlbTerminationOff(c *run, w *workload.Workload) {
 	}
 }
 
+// drainMargin is how far past the pinned window the drain check's fix
+// writes runs, so the load balancer's own close of an idle pinned
+// connection falls inside the drain, not at its edge (the lab's
+// drain-past-idle-timeout scenario drains 65 s past a 60 s idle timeout).
+// The lab's choice, not a sourced figure.
+const drainMargin = 5 * time.Second
+
+// pinnedWindow is how long a connection pinned to the pod can sit idle
+// and still be open: an HTTP load balancer (ALB, HTTP Classic ELB) and a
+// Classic ELB's TCP listener close an idle backend connection after their
+// idle timeout; an NLB's connections are the clients' own, bounded only by
+// its TCP idle timeout.
+func pinnedWindow(r *workload.Route) time.Duration {
+	if r.IdleTimeout > 0 {
+		return r.IdleTimeout
+	}
+	return defaults.NLBTCPIdleTimeout
+}
+
+// pinnedWindowOf is the longest pinnedWindow of w's instance routes; 0
+// when it has none.
+func pinnedWindowOf(w *workload.Workload) time.Duration {
+	var d time.Duration
+	for i := range w.Routes {
+		if r := &w.Routes[i]; r.TargetType == "instance" {
+			d = max(d, pinnedWindow(r))
+		}
+	}
+	return d
+}
+
+// fixedDrain is the drain the kube-proxy-keepalive fix writes: past the
+// pinned window by drainMargin; 0 when the app's own drain outlasts it or
+// no route goes through kube-proxy.
+func fixedDrain(w *workload.Workload) time.Duration {
+	need := pinnedWindowOf(w)
+	if !w.Served() || need == 0 || w.DrainDelay > need {
+		return 0
+	}
+	return need + drainMargin
+}
+
+// drainFix sets DRAIN_DELAY (rollsafe/graceful's) on every serving
+// container, and the grace period the drain needs.
+func (c *run) drainFix(w *workload.Workload, drain time.Duration) (string, []Patch) {
+	v := strconv.FormatInt(num(drain), 10)
+	lines := []string{"# the app must answer \"Connection: close\" for this long after SIGTERM, then close idle connections;",
+		"# rollsafe/graceful reads DRAIN_DELAY, other apps: do it and annotate " + workload.AnnotationDrainDelay + ": \"" + v + "\"",
+		"containers:"}
+	var cs []map[string]any
+	for _, ct := range w.Containers {
+		lines = append(lines, "- name: "+ct.Name, "  env:", "  - name: "+graceful.EnvDrainDelay, "    value: \""+v+"\"")
+		cs = append(cs, map[string]any{"name": ct.Name, "env": []any{map[string]any{"name": graceful.EnvDrainDelay, "value": v}}})
+	}
+	if c.grace > 0 {
+		lines = append(lines, "terminationGracePeriodSeconds: "+strconv.FormatInt(num(c.grace), 10))
+	}
+	return podSpecFix(lines...), []Patch{podPatch(w, c.grace, cs...)}
+}
+
 // kubeProxyKeepAlive: with instance targets the load balancer sends to
 // NodePorts and each node's kube-proxy picks the pod. Removing a pod from
 // the endpoints changes the rules for new connections only; established
-// ones stay on it through conntrack (kubernetes#100698).
+// ones stay on it through conntrack (kubernetes#100698), and only the app
+// can shed them: by answering "Connection: close" for longer than such a
+// connection can sit idle (pinnedWindow), so each is either closed after
+// one more answer or closed idle by the load balancer before the app exits.
 func kubeProxyKeepAlive(c *run, w *workload.Workload) {
-	if !w.Served() {
+	drain := fixedDrain(w)
+	if drain == 0 {
 		return
+	}
+	fix, patches := c.drainFix(w, drain)
+	known := "no drain is known (" + workload.AnnotationDrainDelay + " or a serving container's " + graceful.EnvDrainDelay + " env)"
+	if w.DrainDelay > 0 {
+		known = "the app drains " + secs(w.DrainDelay)
 	}
 	for i := range w.Routes {
 		r := &w.Routes[i]
 		if r.TargetType != "instance" {
 			continue
 		}
-		pooled := "clients' connections"
+		pooled, idle := "clients' connections", "the NLB's TCP idle timeout"
 		if r.L7 {
 			pooled = "the load balancer's pooled keep-alive connections (carrying any client's requests)"
 		}
+		if r.IdleTimeout > 0 {
+			idle = "the " + r.LB + "'s idle timeout"
+		}
 		obj, line := r.Locate(r.TargetTypeAt)
-		c.report(w, Warning, obj, line,
-			yamlFix("# in the app: when its drain begins, answer with \"Connection: close\" and close idle keep-alive connections",
-				"# (Go: http.Server.Shutdown does both)"), nil,
-			"%s (%s) reaches pods through kube-proxy: each node drops the pod from its rules when it sees the endpoint change, on its own clock (no sooner than %s, min-sync-period, after its previous sync), and connections already established stay on the pod (conntrack, kubernetes#100698): %s keep reaching it through the preStop; unless the app closes them while it drains they reset when it exits, at the end of the grace period: %s",
-			r.LB, r.Via, secs(defaults.KubeProxyMinSyncPeriod), pooled, graceText(w))
+		c.report(w, Warning, obj, line, fix, patches,
+			"%s (%s) reaches pods through kube-proxy: each node drops the pod from its rules when it sees the endpoint change (no sooner than %s, min-sync-period, after its previous sync), but connections already established stay on the pod (conntrack, kubernetes#100698): %s keep reaching it; %s, and only a drain with \"Connection: close\" past %s (%s) sheds them before the app exits; the rest reset then (%s)",
+			r.LB, r.Via, secs(defaults.KubeProxyMinSyncPeriod), pooled, known, idle, secs(pinnedWindow(r)), graceText(w))
 	}
 }

@@ -172,7 +172,15 @@ func (c *run) fixedPreStop(w *workload.Workload, ct workload.Container) (time.Du
 
 // fixedGrace is the grace period the fixed preStops need, when it is more
 // than the workload has.
+//
+// With kube-proxy-keepalive's drain (fixedDrain) the app takes longer after
+// SIGTERM, and every fix's grace period makes room for it.
 func (c *run) fixedGrace(w *workload.Workload) time.Duration {
+	if d := fixedDrain(w); d > 0 {
+		drained := *w
+		drained.DrainDelay = d
+		w = &drained
+	}
 	var g time.Duration
 	for _, ct := range w.Containers {
 		if d, ok := c.fixedPreStop(w, ct); ok {

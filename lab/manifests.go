@@ -70,6 +70,10 @@ func fromWorkload(w *workload.Workload, source string) Scenario {
 		s = withRoute(s, &w.Routes[0])
 	}
 	s.App = appFromEnv(w.Template, w.AppIdleTimeout)
+	if w.DrainDelay > 0 {
+		// The annotation or env check reads (workload.Workload.DrainDelay).
+		s.App.DrainDelay = w.DrainDelay
+	}
 	tmpl := w.Template.DeepCopy()
 	s.Template = tmpl
 	return s
@@ -165,9 +169,7 @@ func appFromEnv(t *corev1.PodTemplateSpec, idle time.Duration) App {
 		if err != nil {
 			continue
 		}
-		switch e.Name {
-		case graceful.EnvDrainDelay:
-			app.DrainDelay = d
+		switch e.Name { // DRAIN_DELAY: workload.Workload.DrainDelay
 		case graceful.EnvShutdownTimeout:
 			app.ShutdownTimeout = d
 		case graceful.EnvIdleTimeout:

@@ -254,8 +254,17 @@ func (s Scenario) KeySettings() string {
 	if s.PreStop > 0 {
 		pre = secs(s.PreStop)
 	}
-	return fmt.Sprintf("gate %s, preStop %s, grace %s, dereg %s, app %s (idle %s)",
-		gate, pre, secs(s.Grace), secs(s.DeregistrationDelay), s.App.Shutdown, secs(s.App.IdleTimeout))
+	return fmt.Sprintf("gate %s, preStop %s, grace %s, dereg %s, %s",
+		gate, pre, secs(s.Grace), secs(s.DeregistrationDelay), s.App.settings())
+}
+
+// settings is the app's column: how it shuts down, its drain when it has
+// one, and its keep-alive timeout.
+func (a App) settings() string {
+	if a.Shutdown == "graceful" && a.DrainDelay > 0 {
+		return fmt.Sprintf("app graceful (drain %s, idle %s)", secs(a.DrainDelay), secs(a.IdleTimeout))
+	}
+	return fmt.Sprintf("app %s (idle %s)", a.Shutdown, secs(a.IdleTimeout))
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%gs", d.Seconds()) }
@@ -282,7 +291,7 @@ func (s Scenario) pathSettings() string {
 	default:
 		parts = append(parts, "dereg "+secs(s.DeregistrationDelay))
 	}
-	parts = append(parts, fmt.Sprintf("app %s (idle %s)", s.App.Shutdown, secs(s.App.IdleTimeout)))
+	parts = append(parts, s.App.settings())
 	if t.Instance {
 		parts = append(parts, fmt.Sprintf("%d nodes %s, kube-proxy lag %s", s.Nodes, s.Policy, secs(s.ProxyLag)))
 	}

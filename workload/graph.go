@@ -191,7 +191,28 @@ func (g *graph) resolve(o *manifest.Object) *Workload {
 		}
 	}
 	w.Containers = servingContainers(w.Template, w.Services)
+	if w.DrainDelay == 0 {
+		w.DrainDelay = envDrainDelay(w.Template, w.Containers)
+	}
 	return w
+}
+
+// envDrainDelay is the longest DRAIN_DELAY env (graceful.EnvDrainDelay) a
+// serving container sets, as rollsafe/graceful reads it; 0 when none does
+// or its value is not a duration (graceful.FromEnv refuses it too).
+func envDrainDelay(t *corev1.PodTemplateSpec, cs []Container) time.Duration {
+	var d time.Duration
+	for _, c := range cs {
+		for _, e := range t.Spec.Containers[c.Index].Env {
+			if e.Name != graceful.EnvDrainDelay {
+				continue
+			}
+			if v, err := graceful.ParseDuration(e.Value); err == nil {
+				d = max(d, v)
+			}
+		}
+	}
+	return d
 }
 
 // setPods records the pod template, the replicas (1 when unset, the API
@@ -275,7 +296,7 @@ func (g *graph) appFacts(w *Workload, meta metav1.ObjectMeta) {
 		key string
 		dst *time.Duration
 	}{{AnnotationAppIdleTimeout, &w.AppIdleTimeout}, {AnnotationMaxRequestDuration, &w.MaxRequestDuration},
-		{AnnotationShutdownTime, &w.ShutdownTime}} {
+		{AnnotationShutdownTime, &w.ShutdownTime}, {AnnotationDrainDelay, &w.DrainDelay}} {
 		path := []string{"metadata", "annotations", f.key}
 		v, ok := meta.Annotations[f.key]
 		if !ok {

@@ -68,4 +68,7 @@ const (
 	AnnotationAppIdleTimeout     = "rollsafe.dev/app-idle-timeout"
 	AnnotationMaxRequestDuration = "rollsafe.dev/max-request-duration"
 	AnnotationShutdownTime       = "rollsafe.dev/shutdown-time"
+	// AnnotationDrainDelay: how long after SIGTERM the app keeps serving
+	// while answering "Connection: close" (Workload.DrainDelay).
+	AnnotationDrainDelay = "rollsafe.dev/drain-delay"
 )

@@ -59,6 +59,12 @@ type Workload struct {
 	AppIdleTimeout     time.Duration `json:"appIdleTimeout"`
 	MaxRequestDuration time.Duration `json:"maxRequestDuration"`
 	ShutdownTime       time.Duration `json:"shutdownTime"`
+	// DrainDelay is how long after SIGTERM the app keeps serving while it
+	// answers "Connection: close" (rollsafe/graceful's DRAIN_DELAY): what
+	// sheds the connections pinned through kube-proxy. From the
+	// rollsafe.dev/drain-delay annotation, else a serving container's
+	// DRAIN_DELAY env; 0 = none known.
+	DrainDelay time.Duration `json:"drainDelay,omitempty"`
 	// MaxRequestAnnotated: MaxRequestDuration comes from the workload's
 	// annotation, not from Options.
 	MaxRequestAnnotated bool `json:"maxRequestAnnotated"`
@@ -175,12 +181,15 @@ func (w *Workload) Served() bool { return len(w.Services) > 0 || w.AssumedPort !
 // arrived up to the end of the stop window may run MaxRequestDuration, and
 // the ones still running when the preStop ends must finish, then the app's
 // own shutdown work.
+//
+// An app that drains (DrainDelay) takes new requests for that long after
+// SIGTERM, and the last of them may run MaxRequestDuration too.
 func (w *Workload) DrainAfterTERM(o Options, preStop time.Duration) time.Duration {
 	d := o.StopWindow() + w.MaxRequestDuration - preStop
-	if d < 0 {
-		d = 0
+	if w.DrainDelay > 0 {
+		d = max(d, w.DrainDelay+w.MaxRequestDuration)
 	}
-	return d + w.ShutdownTime
+	return max(d, 0) + w.ShutdownTime
 }
 
 // ReadyStep is the worst-case time from a new pod's creation to Ready:
