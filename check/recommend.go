@@ -26,8 +26,14 @@ type Recommendation struct {
 	// TerminationGracePeriod covers PreStop, the drain after SIGTERM and the
 	// app's shutdown, with one second to spare.
 	TerminationGracePeriod time.Duration `json:"terminationGracePeriod"`
+	// DrainDelay is how long the app must keep serving with "Connection:
+	// close" after SIGTERM when kube-proxy is the hop (kube-proxy-keepalive);
+	// 0 when no route has instance targets. TerminationGracePeriod covers it.
+	DrainDelay time.Duration `json:"drainDelay"`
 	// LBIdleTimeout is the load balancer's idle timeout as configured, and
-	// MinAppIdleTimeout the app keep-alive that must exceed it.
+	// MinAppIdleTimeout the app keep-alive that must exceed it; both 0 when
+	// no route's load balancer pools connections to the pods (an NLB
+	// passes the clients' own through).
 	LBIdleTimeout     time.Duration `json:"lbIdleTimeout"`
 	MinAppIdleTimeout time.Duration `json:"minAppIdleTimeout"`
 	// ReadyStep: new pod created → Ready (probe, registration, health
@@ -85,6 +91,7 @@ func (r Recommendation) MarshalJSON() ([]byte, error) {
 		PreStopSeconds                float64   `json:"preStopSeconds"`
 		DeregistrationDelaySeconds    float64   `json:"deregistrationDelaySeconds"`
 		TerminationGracePeriodSeconds float64   `json:"terminationGracePeriodSeconds"`
+		DrainDelaySeconds             float64   `json:"drainDelaySeconds,omitempty"`
 		LBIdleTimeoutSeconds          float64   `json:"lbIdleTimeoutSeconds"`
 		MinAppIdleTimeoutSeconds      float64   `json:"minAppIdleTimeoutSeconds"`
 		ReadyStepSeconds              float64   `json:"readyStepSeconds"`
@@ -93,7 +100,7 @@ func (r Recommendation) MarshalJSON() ([]byte, error) {
 		Settings                      []Setting `json:"settings,omitempty"`
 		Inputs                        []Input   `json:"inputs"`
 	}{r.Workload, r.MinPreStop.Seconds(), r.PreStop.Seconds(), r.DeregistrationDelay.Seconds(),
-		r.TerminationGracePeriod.Seconds(), r.LBIdleTimeout.Seconds(), r.MinAppIdleTimeout.Seconds(),
+		r.TerminationGracePeriod.Seconds(), r.DrainDelay.Seconds(), r.LBIdleTimeout.Seconds(), r.MinAppIdleTimeout.Seconds(),
 		r.ReadyStep.Seconds(), r.PodReplacement.Seconds(), r.Rollout.Seconds(), r.Settings, r.Inputs})
 }
 
@@ -137,14 +144,22 @@ func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 	r.MinPreStop = ceilSec(o.StopWindow())
 	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + defaults.Margin
 	r.PreStop = max(r.MinPreStop+defaults.Margin, r.DeregistrationDelay)
-	r.TerminationGracePeriod = minGrace(w, o, r.PreStop)
-	r.LBIdleTimeout = defaults.IdleTimeout
+	drained := *w
+	if d := fixedDrain(w); d > 0 {
+		drained.DrainDelay = d
+	}
+	if pinnedWindowOf(w) > 0 {
+		r.DrainDelay = drained.DrainDelay
+	}
+	r.TerminationGracePeriod = minGrace(&drained, o, r.PreStop)
 	for _, rt := range w.Routes {
-		if rt.L7 && rt.IdleTimeout > 0 {
-			r.LBIdleTimeout = rt.IdleTimeout
+		if rt.L7 {
+			r.LBIdleTimeout = max(r.LBIdleTimeout, rt.IdleTimeout)
 		}
 	}
-	r.MinAppIdleTimeout = r.LBIdleTimeout + time.Second
+	if r.LBIdleTimeout > 0 {
+		r.MinAppIdleTimeout = r.LBIdleTimeout + time.Second
+	}
 	r.Settings = settings(w, r.DeregistrationDelay, o.DefaultNamespace)
 	rec := *w
 	rec.ManualGate = rec.ManualGate || rec.HasIPRoute() // the recommendation includes the gate

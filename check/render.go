@@ -89,7 +89,12 @@ func RenderText(w io.Writer, res *Result, o TextOptions) error {
 			}
 			fmt.Fprintf(&b, "    %s: %s: %q\n", st.Object, st.Key, st.Value)
 		}
-		fmt.Fprintf(&b, "  app keep-alive > %s (load balancer idle timeout %s)\n", secs(r.MinAppIdleTimeout-1e9), secs(r.LBIdleTimeout))
+		if r.DrainDelay > 0 {
+			fmt.Fprintf(&b, "  app drain with \"Connection: close\" %s after SIGTERM (DRAIN_DELAY; kube-proxy keeps the load balancer's connections on the old pod)\n", secs(r.DrainDelay))
+		}
+		if r.LBIdleTimeout > 0 {
+			fmt.Fprintf(&b, "  app keep-alive > %s (load balancer idle timeout %s)\n", secs(r.MinAppIdleTimeout-1e9), secs(r.LBIdleTimeout))
+		}
 		fmt.Fprintf(&b, "  then: new pod Ready in ≤ %s, one replacement ≤ %s, whole rollout ≤ %s\n",
 			secs(r.ReadyStep), secs(r.PodReplacement), secs(r.Rollout))
 		var from []string

@@ -101,8 +101,8 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 	}
 	var doc struct {
 		Recommendations []struct {
-			PreStopSeconds, TerminationGracePeriodSeconds, DeregistrationDelaySeconds, MinPreStopSeconds float64
-			Inputs                                                                                       []struct {
+			PreStopSeconds, TerminationGracePeriodSeconds, DeregistrationDelaySeconds, MinPreStopSeconds, DrainDelaySeconds float64
+			Inputs                                                                                                          []struct {
 				Name, Source, Flag string
 				Seconds            float64
 			}
@@ -112,9 +112,11 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	// P 17 + lag 5 = 22; delay P 17 + longest request 30 (the default) + 2
-	// margin = 49; preStop ≥ delay; grace 49 + (22 + 30 - 49) + 1.
+	// margin = 49; preStop ≥ delay; the drain through kube-proxy, past the
+	// Classic ELB's 60 s idle timeout: 65; grace 49 + 65 + 30 + 1.
 	r := doc.Recommendations[0]
-	if r.MinPreStopSeconds != 22 || r.PreStopSeconds != 49 || r.DeregistrationDelaySeconds != 49 || r.TerminationGracePeriodSeconds != 53 {
+	if r.MinPreStopSeconds != 22 || r.PreStopSeconds != 49 || r.DeregistrationDelaySeconds != 49 || r.DrainDelaySeconds != 65 ||
+		r.TerminationGracePeriodSeconds != 145 {
 		t.Errorf("recommendation %+v", r)
 	}
 	want := map[string]float64{"propagation P": 17, "controller lag": 5, "longest request": 30}
@@ -130,7 +132,8 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 	_, text, _ := run(t, "", "--recommend", "--propagation", "20s", seed003)
 	// A Classic ELB has no deregistration delay: the number goes into its
 	// connection draining annotations.
-	for _, s := range []string{"preStop sleep 52 (necessary: 25), terminationGracePeriodSeconds 56, connection draining timeout 52",
+	for _, s := range []string{"preStop sleep 52 (necessary: 25), terminationGracePeriodSeconds 148, connection draining timeout 52",
+		`app drain with "Connection: close" 65s after SIGTERM`, "app keep-alive > 60s (load balancer idle timeout 60s)",
 		`Service/default/qos-dummy: service.beta.kubernetes.io/aws-load-balancer-connection-draining-enabled: "true"`,
 		`Service/default/qos-dummy: service.beta.kubernetes.io/aws-load-balancer-connection-draining-timeout: "52"`,
 		"propagation P 20s (flag --propagation)", "controller lag 5s (default, --controller-lag changes it)",
