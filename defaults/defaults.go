@@ -85,6 +85,18 @@ const (
 	CLBHealthCheckInterval = 10 * time.Second
 )
 
+// The NLB the in-tree AWS cloud provider makes for a Service with
+// aws-load-balancer-type "nlb": its health check when the
+// aws-load-balancer-healthcheck-* annotations are unset, TCP on the
+// traffic port. Source: kubernetes/cloud-provider-aws
+// pkg/providers/v1/aws_loadbalancer.go, defaultNlbHealthCheck* as
+// buildNLBHealthCheckConfiguration uses them (one threshold for both).
+const (
+	InTreeNLBHealthCheckInterval  = 30 * time.Second
+	InTreeNLBHealthCheckTimeout   = 10 * time.Second
+	InTreeNLBHealthCheckThreshold = 3
+)
+
 // Network Load Balancer facts beyond the ones above.
 const (
 	// NLBPropagation is P for an NLB: users measure new connections

@@ -44,29 +44,30 @@ func (f Fact) Number() (float64, bool) {
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s" }
 
 const (
-	srcTargetGroup = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay"
-	srcIdle        = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout"
-	src504         = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html#http-504-issues"
-	srcHealth      = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html"
-	srcIngressAnn  = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/annotations/"
-	srcServiceAnn  = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/annotations/"
-	srcRequeue     = "aws-load-balancer-controller pkg/targetgroupbinding/resource_manager.go, defaultTargetHealthRequeueDuration"
-	src2366        = "https://github.com/kubernetes-sigs/aws-load-balancer-controller/issues/2366"
-	srcGate        = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/deploy/pod_readiness_gate/"
-	srcClass       = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/ingress_class/"
-	srcK8sClass    = "https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class"
-	srcTermination = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
-	srcProbes      = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#configure-probes"
-	srcCLBAttrs    = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ensureLoadBalancer's loadBalancerAttributes"
-	srcCLBDrain    = "unverified for the provider (it sends no timeout); AWS's default when enabled: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-conn-drain.html"
-	srcCLBHealth   = "kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, defaultElbHC*"
-	srcCLBAnn      = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ServiceAnnotation* constants"
-	srcNLBP        = "users' measurements: aws-load-balancer-controller#2366, #3270; aws/containers-roadmap#470"
-	srcNLBIdle     = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html"
-	srcTGAttr      = "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html"
-	srcKubeProxy   = "kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go (v1.37.2)"
-	srcNLBAttrs    = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/edit-target-group-attributes.html"
-	srcNLBHealth   = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html"
+	srcTargetGroup     = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay"
+	srcIdle            = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout"
+	src504             = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html#http-504-issues"
+	srcHealth          = "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html"
+	srcIngressAnn      = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/annotations/"
+	srcServiceAnn      = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/service/annotations/"
+	srcRequeue         = "aws-load-balancer-controller pkg/targetgroupbinding/resource_manager.go, defaultTargetHealthRequeueDuration"
+	src2366            = "https://github.com/kubernetes-sigs/aws-load-balancer-controller/issues/2366"
+	srcGate            = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/deploy/pod_readiness_gate/"
+	srcClass           = "https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/ingress_class/"
+	srcK8sClass        = "https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class"
+	srcTermination     = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"
+	srcProbes          = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#configure-probes"
+	srcCLBAttrs        = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ensureLoadBalancer's loadBalancerAttributes"
+	srcCLBDrain        = "unverified for the provider (it sends no timeout); AWS's default when enabled: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-conn-drain.html"
+	srcCLBHealth       = "kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, defaultElbHC*"
+	srcInTreeNLBHealth = "kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, defaultNlbHealthCheck* in buildNLBHealthCheckConfiguration"
+	srcCLBAnn          = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ServiceAnnotation* constants"
+	srcNLBP            = "users' measurements: aws-load-balancer-controller#2366, #3270; aws/containers-roadmap#470"
+	srcNLBIdle         = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html"
+	srcTGAttr          = "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetGroupAttribute.html"
+	srcKubeProxy       = "kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go (v1.37.2)"
+	srcNLBAttrs        = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/edit-target-group-attributes.html"
+	srcNLBHealth       = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health-checks.html"
 )
 
 // Table lists every value of this package with its source, in the order
@@ -96,6 +97,9 @@ var Table = []Fact{
 	{"CLBUnhealthyThreshold", strconv.Itoa(CLBUnhealthyThreshold), srcCLBHealth, nil},
 	{"CLBHealthCheckTimeout", secs(CLBHealthCheckTimeout), srcCLBHealth, nil},
 	{"CLBHealthCheckInterval", secs(CLBHealthCheckInterval), srcCLBHealth, nil},
+	{"InTreeNLBHealthCheckInterval", secs(InTreeNLBHealthCheckInterval), srcInTreeNLBHealth, nil},
+	{"InTreeNLBHealthCheckTimeout", secs(InTreeNLBHealthCheckTimeout), srcInTreeNLBHealth, nil},
+	{"InTreeNLBHealthCheckThreshold", strconv.Itoa(InTreeNLBHealthCheckThreshold), srcInTreeNLBHealth, nil},
 	{"NLBPropagation", secs(NLBPropagation), srcNLBP, []string{"NLB propagation"}},
 	{"NLBTCPIdleTimeout", secs(NLBTCPIdleTimeout), srcNLBIdle, []string{"tcp.idle_timeout.seconds"}},
 	{"NLBConnectionTermination", strconv.FormatBool(NLBConnectionTermination), srcTGAttr, nil},

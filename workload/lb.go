@@ -183,11 +183,21 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 			"healthcheck-success-codes")
 	case lbType == "nlb":
 		r.LB, r.DeregistrationDelay = "NLB", defaults.DeregistrationDelay
+		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", inTreeNLBHealthDefaults, &r.HealthAt.Line,
+			"healthcheck-interval", "healthcheck-timeout", "healthcheck-healthy-threshold",
+			"healthcheck-unhealthy-threshold", "healthcheck-path", "healthcheck-port", "healthcheck-protocol",
+			"") // the in-tree provider reads no success-codes annotation
 	default:
 		g.clbRoute(&r, a, svc)
 	}
 	return r
 }
+
+// inTreeNLBHealthDefaults are the in-tree provider's NLB health check
+// defaults: TCP on the traffic port.
+var inTreeNLBHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Interval: defaults.InTreeNLBHealthCheckInterval,
+	Timeout: defaults.InTreeNLBHealthCheckTimeout, HealthyThreshold: defaults.InTreeNLBHealthCheckThreshold,
+	UnhealthyThreshold: defaults.InTreeNLBHealthCheckThreshold}
 
 // clbHealthDefaults are the in-tree provider's Classic ELB health check
 // defaults; TCP on the first NodePort unless externalTrafficPolicy Local
@@ -286,6 +296,9 @@ func (g *graph) health(a annotated, prefix string, hc HealthCheck, at *int, name
 	num(names[3], &hc.UnhealthyThreshold)
 	hc.Interval, hc.Timeout = time.Duration(interval)*time.Second, time.Duration(timeout)*time.Second
 	for i, dst := range []*string{&hc.Path, &hc.Port, &hc.Protocol, &hc.SuccessCodes} {
+		if names[4+i] == "" {
+			continue // the provider reads no such annotation
+		}
 		if v, o, _ := a.get(prefix + names[4+i]); o != nil {
 			*dst = v
 		}
