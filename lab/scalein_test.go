@@ -2,12 +2,16 @@ package lab_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/rollsafe/rollsafe/check"
 	"github.com/rollsafe/rollsafe/internal/testutil"
 	"github.com/rollsafe/rollsafe/lab"
+	"github.com/rollsafe/rollsafe/manifest"
 	"github.com/rollsafe/rollsafe/timeline"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // playScaleIn plays a built-in scale-in scenario on its own topology
@@ -90,4 +94,69 @@ func TestNodeLeaveNeedsInstanceClusterPath(t *testing.T) {
 			t.Errorf("%s on %s (%s): %v, want an error saying %q", c.s.Name, c.s.Topology, c.s.Policy, err, c.want)
 		}
 	}
+}
+
+// The pair's manifests (testdata/clb-scale-in, and its overlay with
+// check's fix pasted in) hold the built-in scenarios' settings, and check
+// agrees with the lab on them: it names clb-connection-draining-off for
+// the broken one, with the 49 s the kept one runs, and not for the kept
+// one. The manifests cannot hold the lab's traffic and event (the 30 s
+// requests, the node leave): the max-request-duration annotation tells
+// check how long the requests are.
+func TestCLBScaleInManifestsAgreeWithCheck(t *testing.T) {
+	const rule = "clb-connection-draining-off"
+	for _, c := range []struct {
+		dir, scenario string
+		fires         bool
+	}{
+		{"testdata/clb-scale-in", "clb-scale-in", true},
+		{"testdata/clb-scale-in-draining", "clb-scale-in-draining", false},
+	} {
+		ss, err := lab.Lookup(c.scenario)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ss[0]
+		got, err := lab.FromManifests(c.dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Topology != want.Topology || got.Policy != want.Policy || got.Replicas != want.Replicas ||
+			got.Grace != want.Grace || got.PreStop != want.PreStop || got.DeregistrationDelay != want.DeregistrationDelay ||
+			got.App != want.App || got.LBIdleTimeout != want.LBIdleTimeout {
+			t.Errorf("%s replays as [%s], the built-in %s is [%s]", c.dir, got.KeySettings(), c.scenario, want.KeySettings())
+		}
+		finding := findRule(t, c.dir, rule)
+		switch {
+		case c.fires && finding == nil:
+			t.Errorf("check %s: no %s", c.dir, rule)
+		case !c.fires && finding != nil:
+			t.Errorf("check %s: %s: %s", c.dir, rule, finding.Message)
+		case c.fires:
+			kept, _ := lab.Lookup("clb-scale-in-draining")
+			timeout := fmt.Sprintf("connection-draining-timeout: \"%d\"", int(kept[0].DeregistrationDelay.Seconds()))
+			if !strings.Contains(finding.Fix, timeout) {
+				t.Errorf("check's fix for %s is not the kept scenario's %s:\n%s", c.dir, timeout, finding.Fix)
+			}
+		}
+	}
+}
+
+// findRule runs check on path and returns its finding of rule, if any.
+func findRule(t *testing.T, path, rule string) *check.Finding {
+	t.Helper()
+	objs, err := manifest.Load([]string{path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Check(objs, workload.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range res.Findings {
+		if f.Rule == rule {
+			return &res.Findings[i]
+		}
+	}
+	return nil
 }
