@@ -24,9 +24,12 @@ func (c *run) clbDrainingFix(r *workload.Route) (string, []Patch) {
 
 // clbDrainingOff: a Classic ELB cuts the requests in flight to an
 // instance that deregisters or turns unhealthy unless draining is on and
-// outlasts them. Its instances are nodes: one leaves on a node drain or
-// scale-in, and with externalTrafficPolicy Local a node fails the health
-// check once its last ready pod of the Service is gone.
+// outlasts them. Its instances are nodes: one leaves when its Node is
+// deleted or excluded from load balancers (scale-in, replacement; a
+// drain's cordon does not, and since KEP-3458 NotReady and the
+// autoscaler's taint do not by themselves), and with
+// externalTrafficPolicy Local a node fails the health check once its last
+// ready pod of the Service is gone.
 func clbDrainingOff(c *run, w *workload.Workload) {
 	if !w.Served() {
 		return
@@ -44,7 +47,7 @@ func clbDrainingOff(c *run, w *workload.Workload) {
 				state = "is false"
 			}
 			c.report(w, Error, obj, line, fix, patches,
-				"%s (%s): connection draining is off (%s %s): when a node leaves the ELB (node drain, scale-in, replacement; with externalTrafficPolicy Local, each node whose last ready pod goes) the ELB closes its connections at once, cutting requests in flight (longest %s)",
+				"%s (%s): connection draining is off (%s %s): when a node leaves the ELB (its Node deleted or excluded from load balancers: scale-in, replacement; with externalTrafficPolicy Local, each node whose last ready pod goes) the ELB closes its connections at once, cutting requests in flight (longest %s)",
 				r.LB, r.Via, defaults.CLBDrainingEnabledAnnotation, state, secs(w.MaxRequestDuration))
 			continue
 		}

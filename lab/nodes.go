@@ -29,9 +29,16 @@ type labNodes struct {
 	reach   alb.Reachability
 	timeout time.Duration // the load balancer's connect timeout, real time
 
+	// mu guards nodes and byAddr (a node leaves or joins while the load
+	// balancer dials: scalein.go), and the placement below.
 	mu     sync.Mutex
 	nodeOf map[string]string // pod name -> the node it was placed on
 	placed int
+	last   []kubeproxy.Endpoint    // the last snapshot, for a node that joins
+	count  int                     // nodes started, for the next one's address
+	gone   map[string]bool         // NodePorts of the nodes that left
+	port   int                     // the NodePort every node listens on
+	slot   map[*kubeproxy.Node]int // each node's place in the lag order (1-based)
 }
 
 // nodeAddr is lab node i's address (1-based): 127.0.2.i. The pods'
@@ -43,7 +50,8 @@ func nodeName(i int) string { return fmt.Sprintf("lab-node-%d", i) }
 // startNodes starts s.Nodes kube-proxies on NodePort, or on another port
 // free on every node when another lab holds it.
 func startNodes(r *run) (*labNodes, error) {
-	ln := &labNodes{byAddr: map[string]*kubeproxy.Node{}, nodeOf: map[string]string{},
+	ln := &labNodes{byAddr: map[string]*kubeproxy.Node{}, nodeOf: map[string]string{}, gone: map[string]bool{},
+		slot:    map[*kubeproxy.Node]int{},
 		timeout: r.scale.Of(defaults.ConnectTimeout)}
 	var err error
 	for _, port := range []int{NodePort, 0, 0, 0} {
@@ -62,16 +70,7 @@ func (ln *labNodes) listen(r *run, port int) error {
 		hcPort = HealthCheckNodePort
 	}
 	for i := 1; i <= r.s.Nodes; i++ {
-		cfg := kubeproxy.DefaultConfig(nodeName(i), net.JoinHostPort(nodeAddr(i), strconv.Itoa(port)))
-		cfg.Policy = r.s.Policy
-		if cfg.Policy == kubeproxy.PolicyLocal {
-			cfg.HealthCheckListen = net.JoinHostPort(nodeAddr(i), strconv.Itoa(hcPort))
-		}
-		// Nodes learn one after another, the last after exactly ProxyLag.
-		cfg.Lag = r.scale.Of(r.s.ProxyLag) * time.Duration(i) / time.Duration(r.s.Nodes)
-		cfg.Namespace, cfg.Service, cfg.Scenario = namespace, deploymentName, r.s.Name
-		cfg.Seed, cfg.DialPod, cfg.Sink = uint64(i), ln.dialPod, r.emit
-		n, err := kubeproxy.New(cfg)
+		n, err := ln.start(r, i, i, port, hcPort)
 		if err != nil {
 			ln.close()
 			return err
@@ -87,18 +86,46 @@ func (ln *labNodes) listen(r *run, port int) error {
 			}
 		}
 	}
+	ln.port = port // a node that joins later listens on it too
 	return nil
+}
+
+// start starts lab node i (its address) in slot (1-based, its kube-proxy
+// lag) on port, hcPort.
+func (ln *labNodes) start(r *run, i, slot, port, hcPort int) (*kubeproxy.Node, error) {
+	cfg := kubeproxy.DefaultConfig(nodeName(i), net.JoinHostPort(nodeAddr(i), strconv.Itoa(port)))
+	cfg.Policy = r.s.Policy
+	if cfg.Policy == kubeproxy.PolicyLocal {
+		cfg.HealthCheckListen = net.JoinHostPort(nodeAddr(i), strconv.Itoa(hcPort))
+	}
+	// Nodes learn one after another, the last after exactly ProxyLag.
+	cfg.Lag = r.scale.Of(r.s.ProxyLag) * time.Duration(slot) / time.Duration(r.s.Nodes)
+	cfg.Namespace, cfg.Service, cfg.Scenario = namespace, deploymentName, r.s.Name
+	cfg.Seed, cfg.DialPod, cfg.Sink = uint64(i), ln.dialPod, r.emit
+	n, err := kubeproxy.New(cfg)
+	if err == nil {
+		ln.count = max(ln.count, i)
+		ln.slot[n] = slot
+	}
+	return n, err
 }
 
 // targets are what the load balancer registers: every node on its NodePort.
 func (ln *labNodes) targets() []alb.Target {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
 	var ts []alb.Target
 	for _, n := range ln.nodes {
-		host, p, _ := net.SplitHostPort(n.Addr())
-		port, _ := strconv.Atoi(p)
-		ts = append(ts, alb.Target{IP: host, Port: port})
+		ts = append(ts, targetOf(n))
 	}
 	return ts
+}
+
+// targetOf is node n as the load balancer registers it: its NodePort.
+func targetOf(n *kubeproxy.Node) alb.Target {
+	host, p, _ := net.SplitHostPort(n.Addr())
+	port, _ := strconv.Atoi(p)
+	return alb.Target{IP: host, Port: port}
 }
 
 // healthCheckPort is a Local Service's healthCheckNodePort (0 without one).
@@ -113,7 +140,9 @@ func (ln *labNodes) healthCheckPort() int {
 
 // dial is the load balancer's connect to a node's NodePort.
 func (ln *labNodes) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	ln.mu.Lock()
 	n := ln.byAddr[addr]
+	ln.mu.Unlock()
 	if n == nil {
 		return (&net.Dialer{}).DialContext(ctx, network, addr) // a health-check node port
 	}
@@ -156,7 +185,7 @@ func (ln *labNodes) update(pods func() []*corev1.Pod) {
 		node, ok := ln.nodeOf[p.Name]
 		if !ok {
 			ln.placed++
-			node = nodeName((ln.placed-1)%len(ln.nodes) + 1)
+			node = ln.nodes[(ln.placed-1)%len(ln.nodes)].Name()
 			ln.nodeOf[p.Name] = node
 		}
 		p = p.DeepCopy()
@@ -165,17 +194,22 @@ func (ln *labNodes) update(pods func() []*corev1.Pod) {
 			eps = append(eps, ep)
 		}
 	}
+	ln.last = eps
 	ln.nodes.Update(eps)
 }
 
 // isNode reports whether addr ("ip:port") is one of the nodes' NodePorts.
 func (ln *labNodes) isNode(addr string) bool {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
 	_, ok := ln.byAddr[addr]
-	return ok
+	return ok || ln.gone[addr]
 }
 
 func (ln *labNodes) close() error {
-	err := ln.nodes.Close()
+	ln.mu.Lock()
+	nodes := ln.nodes
 	ln.nodes, ln.byAddr = nil, map[string]*kubeproxy.Node{}
-	return err
+	ln.mu.Unlock()
+	return nodes.Close()
 }

@@ -254,6 +254,9 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.topo = topo
+	if err := r.s.nodeLeaveSupported(topo); err != nil {
+		return err
+	}
 	if r.o.Kube != nil && topo.Name != DefaultTopology {
 		return fmt.Errorf("a real control plane (Options.Kube) runs the %s topology only, not %s", DefaultTopology, topo.Name)
 	}
@@ -376,9 +379,13 @@ func (r *run) rollUnderLoad(ctx context.Context) error {
 		r.settle(ctx, r.settleTime())
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "started")
 		r.o.Progress("%s: rollout %d/%d (v%d → v%d)", r.s.Name, i, r.o.Rollouts, i, i+1)
+		leave := r.startNodeLeave(ctx)
 		err = r.plat.rollout(ctx, podTemplate(r.s, r.scale, i+1))
 		r.mark(timeline.KindRollout, fmt.Sprintf("v%d", i+1), "complete")
 		r.waitTerminations(ctx)
+		if lerr := leave.wait(); err == nil {
+			err = lerr
+		}
 	}
 	r.settle(ctx, r.settleTime())
 	stopProbe()

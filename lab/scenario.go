@@ -112,6 +112,10 @@ type Scenario struct {
 	ProxyLag time.Duration `json:"proxyLag,omitempty"`
 	// Policy is the Service's externalTrafficPolicy (instance topologies).
 	Policy kubeproxy.Policy `json:"externalTrafficPolicy,omitempty"`
+	// NodeLeave, when set, makes one node leave the load balancer this
+	// long after each rollout starts, while a replacement joins (instance
+	// topologies, Cluster policy; scalein.go).
+	NodeLeave time.Duration `json:"nodeLeave,omitempty"`
 
 	// Source says where the settings came from: "built-in" or a manifest path.
 	Source string `json:"source"`
@@ -208,7 +212,8 @@ func Builtins() []Scenario {
 	nlbDrain.Grace = 150 * time.Second
 	nlbDrain.App = App{Shutdown: "graceful", DrainDelay: 130 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 
-	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
+	all := []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
+	return append(all, clbScaleIn(drain)...)
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.
@@ -292,6 +297,9 @@ func (s Scenario) pathSettings() string {
 		parts = append(parts, "dereg "+secs(s.DeregistrationDelay))
 	}
 	parts = append(parts, s.App.settings())
+	if s.NodeLeave > 0 {
+		parts = append(parts, "a node leaves "+secs(s.NodeLeave)+" into each rollout")
+	}
 	if t.Instance {
 		parts = append(parts, fmt.Sprintf("%d nodes %s, kube-proxy lag %s", s.Nodes, s.Policy, secs(s.ProxyLag)))
 	}

@@ -99,6 +99,9 @@ func clbHealthCheck(policy kubeproxy.Policy) alb.HealthCheck {
 // default), no deregistration delay; a Local Service's instance health
 // check goes to the health-check node port.
 func (s Scenario) On(t Topology) Scenario {
+	if s.Topology == t.Name {
+		return s // built for t already: its own settings (a CLB's draining) stay
+	}
 	s.Topology = t.Name
 	if t.Instance {
 		s.ReadinessGate = false

@@ -28,7 +28,9 @@ const (
 	CauseExitedBeforeDeregistration Cause = "exited_before_deregistration"
 	// CauseKeepAliveRace: sent on a reused backend connection the target closed.
 	CauseKeepAliveRace Cause = "keepalive_race"
-	// CauseDeregistrationCut: in flight when the deregistration delay elapsed.
+	// CauseDeregistrationCut: in flight when the deregistration delay elapsed
+	// (a Classic ELB's connection draining timeout; with draining off, at
+	// once: the ELB closes a deregistered instance's connections).
 	CauseDeregistrationCut Cause = "deregistration_delay_cut"
 	// CauseKilledByGrace: in flight when the grace period ran out and the pod got SIGKILL.
 	CauseKilledByGrace Cause = "killed_by_grace_period"
