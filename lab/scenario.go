@@ -112,6 +112,9 @@ type Scenario struct {
 	ProxyLag time.Duration `json:"proxyLag,omitempty"`
 	// Policy is the Service's externalTrafficPolicy (instance topologies).
 	Policy kubeproxy.Policy `json:"externalTrafficPolicy,omitempty"`
+	// Nginx is the in-cluster hop of the nginx-ingress topology (nil
+	// elsewhere; On sets DefaultNginxHop when unset).
+	Nginx *NginxHop `json:"nginx,omitempty"`
 
 	// Source says where the settings came from: "built-in" or a manifest path.
 	Source string `json:"source"`
@@ -208,7 +211,7 @@ func Builtins() []Scenario {
 	nlbDrain.Grace = 150 * time.Second
 	nlbDrain.App = App{Shutdown: "graceful", DrainDelay: 130 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 
-	return []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
+	return append([]Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}, ingressScenarios()...)
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.
