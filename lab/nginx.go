@@ -18,6 +18,7 @@ import (
 	"github.com/rollsafe/rollsafe/lab/nginx"
 	"github.com/rollsafe/rollsafe/probe"
 	"github.com/rollsafe/rollsafe/timeline"
+	"github.com/rollsafe/rollsafe/workload"
 )
 
 // NginxHop is the nginx-ingress topology's in-cluster hop, spec time.
@@ -282,4 +283,13 @@ func ingressScenarios() []Scenario {
 	fixed.PreStop = (defaults.NginxSyncLag + defaults.Margin + time.Second - 1).Truncate(time.Second)
 	fixed.App = App{Shutdown: "graceful", ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 	return []Scenario{broken, fixed}
+}
+
+// hopFromRoute lays an ingress-nginx route's settings (its annotations and
+// the controller's ConfigMap, package workload) over h.
+func hopFromRoute(h NginxHop, n *workload.Nginx) *NginxHop {
+	h.ProxyNextUpstream, h.ProxyNextUpstreamTry = n.ProxyNextUpstream, n.ProxyNextUpstreamTries
+	h.ConnectTimeout, h.ReadTimeout = n.ProxyConnectTimeout, n.ProxyReadTimeout
+	h.KeepaliveConnections, h.KeepaliveTimeout, h.KeepaliveRequests = n.UpstreamKeepaliveConnections, n.UpstreamKeepaliveTimeout, n.UpstreamKeepaliveRequests
+	return &h
 }

@@ -32,20 +32,20 @@ type Config struct {
 	// Listen is where the instance serves (the load balancer's target).
 	Listen netip.AddrPort
 	// The ingress-nginx settings (defaults.Nginx*), as nginx directives.
-	ProxyNextUpstream   string // proxy_next_upstream
-	NextUpstreamTries   int    // proxy_next_upstream_tries
-	ConnectTimeout      time.Duration
-	ReadTimeout         time.Duration // also proxy_send_timeout, as ingress-nginx's defaults are equal
-	KeepaliveConns      int           // upstream keepalive; 0: none
-	KeepaliveTimeout    time.Duration
-	KeepaliveRequests   int
-	ClientKeepalive     time.Duration // keepalive_timeout towards the load balancer
-	WorkerShutdown      time.Duration // worker_shutdown_timeout
-	RequestIDHeader     string        // logged per request, the join key of the ground truth
-	Binary              string        // "" finds it
-	Dir                 string        // "" makes a temporary one, removed by Close
-	Output              *os.File      // nginx's own stderr (nil: discarded)
-	removeDirOnClose    bool
+	ProxyNextUpstream string // proxy_next_upstream
+	NextUpstreamTries int    // proxy_next_upstream_tries
+	ConnectTimeout    time.Duration
+	ReadTimeout       time.Duration // also proxy_send_timeout, as ingress-nginx's defaults are equal
+	KeepaliveConns    int           // upstream keepalive; 0: none
+	KeepaliveTimeout  time.Duration
+	KeepaliveRequests int
+	ClientKeepalive   time.Duration // keepalive_timeout towards the load balancer
+	WorkerShutdown    time.Duration // worker_shutdown_timeout
+	RequestIDHeader   string        // logged per request, the join key of the ground truth
+	Binary            string        // "" finds it
+	Dir               string        // "" makes a temporary one, removed by Close
+	Output            *os.File      // nginx's own stderr (nil: discarded)
+	removeDirOnClose  bool
 }
 
 // Instance is one running nginx master with its worker.
@@ -62,13 +62,17 @@ type Instance struct {
 	accessLg string
 }
 
+// debianNginx is where Debian's package installs nginx, outside a
+// non-root user's PATH.
+var debianNginx = "/usr/sbin/nginx"
+
 // Find returns the nginx binary: PATH, then Debian's /usr/sbin/nginx.
 func Find() (string, error) {
 	if p, err := exec.LookPath("nginx"); err == nil {
 		return p, nil
 	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx", nil
+	if _, err := os.Stat(debianNginx); err == nil {
+		return debianNginx, nil
 	}
 	return "", ErrNotInstalled
 }
