@@ -104,16 +104,24 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 // name "alb" when the class is not among the inputs), by the legacy class
 // annotation, or by a default IngressClass of the controller.
 func (g *graph) isALB(ing *networkingv1.Ingress) bool {
+	return g.classIs(ing, defaults.ALBController, defaults.ALBClassName, g.defaultALB)
+}
+
+// classIs says whether controller serves the Ingress: by ingressClassName
+// (its IngressClass's spec.controller, or name when the class is not among
+// the inputs), by the legacy class annotation, or, with neither, byDefault
+// (a default IngressClass is the controller's).
+func (g *graph) classIs(ing *networkingv1.Ingress, controller, name string, byDefault bool) bool {
 	if c := ing.Spec.IngressClassName; c != nil {
 		if ic, ok := g.classes[*c]; ok {
-			return ic.Spec.Controller == defaults.ALBController
+			return ic.Spec.Controller == controller
 		}
-		return *c == defaults.ALBClassName
+		return *c == name
 	}
 	if c, ok := ing.Annotations[defaults.IngressClassAnnotation]; ok {
-		return c == defaults.ALBClassName
+		return c == name
 	}
-	return g.defaultALB
+	return byDefault
 }
 
 // groupName is the ALB IngressGroup: explicit group.name, else the

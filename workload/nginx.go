@@ -60,16 +60,7 @@ type Nginx struct {
 // name "nginx" when the class is not among the inputs), by the legacy
 // class annotation, or by a default IngressClass of ingress-nginx.
 func (g *graph) isNginx(ing *networkingv1.Ingress) bool {
-	if c := ing.Spec.IngressClassName; c != nil {
-		if ic, ok := g.classes[*c]; ok {
-			return ic.Spec.Controller == defaults.NginxController
-		}
-		return *c == defaults.NginxIngressClass
-	}
-	if c, ok := ing.Annotations[defaults.IngressClassAnnotation]; ok {
-		return c == defaults.NginxIngressClass
-	}
-	return g.defaultNginx
+	return g.classIs(ing, defaults.NginxController, defaults.NginxIngressClass, g.defaultNginx)
 }
 
 // isNginxConfigMap says whether o is ingress-nginx's ConfigMap: the
