@@ -68,6 +68,10 @@ var explanations = map[timeline.Cause]Explanation{
 		Short: "were forwarded by a node's kube-proxy to a pod that had already exited",
 		What:  "A node had not yet applied the endpoint change and forwarded a new connection to a pod whose process had exited or whose pod was deleted.",
 		Fix:   "A preStop sleep (or the app's drain delay) longer than kube-proxy's lag, so the pod serves until every node has stopped choosing it."},
+	timeline.CauseIngressStaleEndpoint: {
+		Short: "were sent by ingress-nginx to a pod that had exited",
+		What:  "ingress-nginx had not yet learned that the endpoint was gone (its sync lag) and sent the request to a pod whose process had exited, or the pod exited under a request nginx does not pass on to another pod (a POST already sent); GETs are retried on another pod and hide the same failures.",
+		Fix:   "A preStop sleep longer than ingress-nginx's sync lag, and an app that finishes in-flight requests on SIGTERM."},
 	timeline.CauseTargetNotListening: {
 		Short: "reached a target whose app was not listening",
 		What:  "The load balancer routed to a target whose app was not listening (yet).",

@@ -59,6 +59,9 @@ func (e *embedded) reconcileFor(ctx context.Context, r *run) func(*corev1.Pod) {
 	if r.nodes != nil {
 		return func(*corev1.Pod) { r.nodes.update(e.cl.Pods) }
 	}
+	if r.hop != nil {
+		return func(*corev1.Pod) { r.hop.update(e.cl.Pods) }
+	}
 	opts := r.controllerOptions()
 	opts.Get = func(name string) (*corev1.Pod, bool) {
 		p, ok := e.cl.Pod(name)

@@ -100,6 +100,9 @@ func withRoute(s Scenario, rt *workload.Route) Scenario {
 	def.Path = "" // the demo API's /readyz is no default for the user's app
 	s.HealthCheck = routeHealthCheck(def, rt.HealthCheck)
 	s.HealthCheckProtocol = rt.HealthCheck.Protocol
+	if rt.Nginx != nil {
+		s.Nginx = hopFromRoute(*s.Nginx, rt.Nginx)
+	}
 	return s
 }
 
@@ -108,6 +111,8 @@ func withRoute(s Scenario, rt *workload.Route) Scenario {
 func routeTopology(rt *workload.Route) string {
 	instance := rt.TargetType == "instance"
 	switch {
+	case rt.LB == workload.LBNginx:
+		return TopologyNginxIngress
 	case rt.LB == "CLB":
 		return "clb"
 	case rt.LB == "NLB" && instance:

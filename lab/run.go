@@ -103,6 +103,8 @@ type Result struct {
 	// Killed counts pods that got SIGKILL at the end of their grace period.
 	Killed  int     `json:"killed"`
 	Seconds float64 `json:"seconds"`
+	// Nginx is what nginx's access log says (nginx-ingress topology only).
+	Nginx *NginxCounts `json:"nginx,omitempty"`
 	// Evidence is the attribution from what a user on AWS could see, and
 	// how often it agrees with Causes (the ground truth).
 	Evidence *Evidence `json:"evidence"`
@@ -202,6 +204,7 @@ type run struct {
 	flows       flows // the NLB's connections, for the ground truth
 	topo        Topology
 	nodes       *labNodes        // instance topologies: the nodes' kube-proxies
+	hop         *nginxHop        // nginx-ingress: the ingress pods' nginx
 	api         *elbv2api.Server // the lab's ELBv2 API over lb, on loopback
 	plat        platform
 	procs       *processes
@@ -265,6 +268,11 @@ func (r *run) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if topo.Ingress {
+		if r.hop, err = startHop(r); err != nil {
+			return err
+		}
+	}
 	if err := r.startBalancer(); err != nil {
 		return err
 	}
@@ -273,6 +281,12 @@ func (r *run) start(ctx context.Context) error {
 		// The nodes are the targets, registered once: a rollout
 		// deregisters nothing.
 		if err := lb.Register(r.nodes.targets()...); err != nil {
+			return err
+		}
+	}
+	if r.hop != nil {
+		// So are the ingress pods.
+		if err := lb.Register(r.hop.targets...); err != nil {
 			return err
 		}
 	}
@@ -296,6 +310,9 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.waitHealthy(ctx)
+	if r.hop != nil {
+		r.hop.waitEndpoints(ctx, int(r.s.Replicas))
+	}
 	return ctx.Err()
 }
 
@@ -412,8 +429,11 @@ func (r *run) waitTerminations(ctx context.Context) {
 // nodes' kube-proxy lag — with a margin.
 func (r *run) settleTime() time.Duration {
 	learn := r.s.Propagation
-	if r.nodes != nil {
+	switch {
+	case r.nodes != nil:
 		learn = r.s.ProxyLag
+	case r.hop != nil:
+		learn = r.s.Nginx.SyncLag()
 	}
 	return r.scale.Of(learn) + 200*time.Millisecond
 }
@@ -449,6 +469,11 @@ func (r *run) stop() {
 	if r.nodes != nil {
 		if err := r.nodes.close(); err != nil {
 			r.fail(err)
+		}
+	}
+	if r.hop != nil {
+		if err := r.hop.close(); err != nil {
+			r.fail(fmt.Errorf("nginx hop: %w", err))
 		}
 	}
 	r.attributeFailures()

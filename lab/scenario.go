@@ -116,6 +116,9 @@ type Scenario struct {
 	// long after each rollout starts, while a replacement joins (instance
 	// topologies, Cluster policy; scalein.go).
 	NodeLeave time.Duration `json:"nodeLeave,omitempty"`
+	// Nginx is the in-cluster hop of the nginx-ingress topology (nil
+	// elsewhere; On sets DefaultNginxHop when unset).
+	Nginx *NginxHop `json:"nginx,omitempty"`
 
 	// Source says where the settings came from: "built-in" or a manifest path.
 	Source string `json:"source"`
@@ -213,7 +216,8 @@ func Builtins() []Scenario {
 	nlbDrain.App = App{Shutdown: "graceful", DrainDelay: 130 * time.Second, ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
 
 	all := []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
-	return append(all, clbScaleIn(drain)...)
+	all = append(all, clbScaleIn(drain)...)
+	return append(all, ingressScenarios()...)
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.

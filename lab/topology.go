@@ -20,6 +20,9 @@ type Topology struct {
 	// Instance: the targets are the lab's nodes on their NodePort, never
 	// the pods.
 	Instance bool `json:"instance"`
+	// Ingress: the targets are ingress-nginx's pods, each a real nginx
+	// routing to the pods' endpoints (Scenario.Nginx); never rolled.
+	Ingress bool `json:"ingress,omitempty"`
 }
 
 // Load balancer kinds.
@@ -42,6 +45,7 @@ func Topologies() []Topology {
 		{Name: "clb", LB: LBCLB, Instance: true, Description: "Classic ELB from a Service type LoadBalancer (seed 003): HTTP listener, nodes on their NodePort, kube-proxy to the pods"},
 		{Name: "nlb-ip", LB: LBNLB, Description: "NLB, ip targets: TCP connections balanced to the pods; deregistration propagates in about 2 minutes"},
 		{Name: "nlb-instance", LB: LBNLB, Instance: true, Description: "NLB, instance targets: TCP connections to the nodes' NodePort, kube-proxy to the pods"},
+		{Name: TopologyNginxIngress, LB: LBNLB, Ingress: true, Description: "NLB (ingress-nginx's AWS manifests) to ingress-nginx's pods, real nginx routing to the pods' endpoints after its sync lag, with keep-alive and retries"},
 	}
 }
 
@@ -115,6 +119,9 @@ func (s Scenario) On(t Topology) Scenario {
 			s.Policy = kubeproxy.PolicyCluster
 		}
 	}
+	if t.Ingress {
+		s = s.onIngress()
+	}
 	switch t.LB {
 	case LBNLB:
 		// Users measure about 2 minutes before a deregistered NLB target
@@ -129,6 +136,18 @@ func (s Scenario) On(t Topology) Scenario {
 		if t.Instance && s.Policy == kubeproxy.PolicyLocal {
 			s.HealthCheck.Path = clbHealthCheckLocalPath
 		}
+	}
+	return s
+}
+
+// onIngress: the load balancer's targets are the ingress pods, so no
+// readiness gate (nothing registers the app's pods) and no deregistration
+// of them; the hop's settings default to ingress-nginx's.
+func (s Scenario) onIngress() Scenario {
+	s.ReadinessGate = false
+	if s.Nginx == nil {
+		h := DefaultNginxHop()
+		s.Nginx = &h
 	}
 	return s
 }

@@ -51,6 +51,9 @@ func (r *run) startProbes(ctx context.Context) *probes {
 	streams := []probe.Config{{
 		URL: r.lb.URL() + "/", Rate: r.o.Rate, Connections: 32, Timeout: timeout, IdleConnTimeout: idle,
 	}}
+	if r.hop != nil {
+		streams = r.hopProbes(timeout)
+	}
 	if r.s.SlowRequest > 0 {
 		slow := r.scale.Of(r.s.SlowRequest)
 		streams = append(streams, probe.Config{
@@ -144,13 +147,15 @@ func (r *run) attributeFailures() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var byFlow map[*timeline.Record]*flowEnd
-	if r.nlb != nil {
+	if r.nlb != nil && r.hop == nil {
 		byFlow = r.flowCauses(r.failed)
 	}
 	for _, rec := range r.failed {
 		truth := &timeline.Record{Kind: timeline.KindTruth, Source: "lab", Time: rec.Time,
 			TraceID: rec.TraceID, Seq: rec.Seq, Cause: timeline.CauseUnknown}
-		if ri, ok := r.failInfo[rec.TraceID]; ok {
+		if r.hop != nil {
+			truth.Cause, truth.Attrs = r.hopCause(rec)
+		} else if ri, ok := r.failInfo[rec.TraceID]; ok {
 			truth.Cause = r.causeOf(&ri)
 			truth.Attrs = map[string]string{"target": ri.Target, "target_state": string(ri.TargetState), "lb_error": string(ri.Err)}
 			if ri.Peer != ri.Target {
@@ -275,6 +280,10 @@ func (r *run) result() *Result {
 	}
 	for _, rec := range r.failed {
 		res.Causes[rec.Cause]++
+	}
+	if r.hop != nil {
+		c := r.hop.counts
+		res.Nginx = &c
 	}
 	return res
 }

@@ -53,6 +53,13 @@ const (
 	// deleted (unanswered, 504): the node had not yet applied the endpoint
 	// change, its lag (instance targets only).
 	CauseStaleEndpoint Cause = "stale_endpoint"
+	// CauseIngressStaleEndpoint: an in-cluster ingress hop (ingress-nginx)
+	// sent the request to a pod whose process had exited, before the hop
+	// had learned of the endpoint's removal (its sync lag), or the pod
+	// exited under a request the hop would not pass on to another
+	// endpoint (a POST already sent, nginx's proxy_next_upstream), or all
+	// its tries failed.
+	CauseIngressStaleEndpoint Cause = "ingress_stale_endpoint"
 	// CauseUnknown: failed, and the evidence at hand does not say why.
 	CauseUnknown Cause = "unknown"
 )

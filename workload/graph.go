@@ -31,10 +31,14 @@ type graph struct {
 	pdbs       map[string][]*manifest.Object
 	namespaces map[string]*manifest.Object
 	classes    map[string]*networkingv1.IngressClass
-	defaultALB bool                                 // a default IngressClass is the ALB controller's
-	groups     map[string][]*manifest.Object        // IngressGroup name -> ALB Ingresses
-	selectors  map[*manifest.Object]labels.Selector // Services' and PDBs' selectors, parsed once
-	errs       []error
+	defaultALB bool // a default IngressClass is the ALB controller's
+	// defaultNginx: a default IngressClass is ingress-nginx's;
+	// nginxConfig its ConfigMap, when the input holds one.
+	defaultNginx bool
+	nginxConfig  *manifest.Object
+	groups       map[string][]*manifest.Object        // IngressGroup name -> ALB Ingresses
+	selectors    map[*manifest.Object]labels.Selector // Services' and PDBs' selectors, parsed once
+	errs         []error
 }
 
 func (g *graph) ns(o *manifest.Object) string {
@@ -74,8 +78,13 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 			g.namespaces[o.Name] = o
 		case *networkingv1.IngressClass:
 			g.classes[o.Name] = obj
-			if obj.Annotations[defaults.DefaultClassAnnotation] == "true" && obj.Spec.Controller == defaults.ALBController {
-				g.defaultALB = true
+			if obj.Annotations[defaults.DefaultClassAnnotation] == "true" {
+				g.defaultALB = g.defaultALB || obj.Spec.Controller == defaults.ALBController
+				g.defaultNginx = g.defaultNginx || obj.Spec.Controller == defaults.NginxController
+			}
+		case *corev1.ConfigMap:
+			if g.nginxConfig == nil && isNginxConfigMap(o) {
+				g.nginxConfig = o
 			}
 		}
 	}
@@ -95,16 +104,24 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 // name "alb" when the class is not among the inputs), by the legacy class
 // annotation, or by a default IngressClass of the controller.
 func (g *graph) isALB(ing *networkingv1.Ingress) bool {
+	return g.classIs(ing, defaults.ALBController, defaults.ALBClassName, g.defaultALB)
+}
+
+// classIs says whether controller serves the Ingress: by ingressClassName
+// (its IngressClass's spec.controller, or name when the class is not among
+// the inputs), by the legacy class annotation, or, with neither, byDefault
+// (a default IngressClass is the controller's).
+func (g *graph) classIs(ing *networkingv1.Ingress, controller, name string, byDefault bool) bool {
 	if c := ing.Spec.IngressClassName; c != nil {
 		if ic, ok := g.classes[*c]; ok {
-			return ic.Spec.Controller == defaults.ALBController
+			return ic.Spec.Controller == controller
 		}
-		return *c == defaults.ALBClassName
+		return *c == name
 	}
 	if c, ok := ing.Annotations[defaults.IngressClassAnnotation]; ok {
-		return c == defaults.ALBClassName
+		return c == name
 	}
-	return g.defaultALB
+	return byDefault
 }
 
 // groupName is the ALB IngressGroup: explicit group.name, else the

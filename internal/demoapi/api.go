@@ -66,6 +66,9 @@ func New(id Identity, ready http.Handler) *echo.Echo {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", echo.WrapHandler(ready))
 	e.GET("/slow", slow)
+	// POST too, for the lab's nginx-ingress topology: nginx retries an
+	// idempotent request on another pod, never a POST already sent.
+	e.POST("/slow", slow)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	return e
 }
