@@ -174,6 +174,9 @@ func settings(w *workload.Workload, d time.Duration, ns string) []Setting {
 	var out []Setting
 	for i := range w.Routes {
 		r := &w.Routes[i]
+		if r.LB == workload.LBNginx {
+			continue // nginx routes to endpoints: no target group, no delay
+		}
 		obj, _ := r.Locate(r.DelayAt)
 		ref := obj.Ref(ns)
 		switch {

@@ -19,23 +19,13 @@ import (
 // The module's root, seen from this package's directory.
 const root = ".."
 
-// TestTableIsComplete: every constant of defaults.go is in Table, and
-// every entry of Table names one, so the table docs and tests check
+// TestTableIsComplete: every exported constant of the package is in Table,
+// and every entry of Table names one, so the table docs and tests check
 // against is the whole package.
 func TestTableIsComplete(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "defaults.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var consts []string
-	for _, d := range f.Decls {
-		if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.CONST {
-			for _, s := range g.Specs {
-				for _, id := range s.(*ast.ValueSpec).Names {
-					consts = append(consts, id.Name)
-				}
-			}
-		}
+	for _, file := range []string{"defaults.go", "nginx.go"} {
+		consts = append(consts, exportedConsts(t, file)...)
 	}
 	var names []string
 	for _, f := range defaults.Table {
@@ -54,6 +44,27 @@ func TestTableIsComplete(t *testing.T) {
 			t.Errorf("Table entry %s names no constant", n)
 		}
 	}
+}
+
+// exportedConsts lists the exported constants file declares.
+func exportedConsts(t *testing.T, file string) []string {
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consts []string
+	for _, d := range f.Decls {
+		if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.CONST {
+			for _, s := range g.Specs {
+				for _, id := range s.(*ast.ValueSpec).Names {
+					if id.IsExported() {
+						consts = append(consts, id.Name)
+					}
+				}
+			}
+		}
+	}
+	return consts
 }
 
 // TestNoSecondDefinition scans the module's Go files (tests and this

@@ -70,8 +70,8 @@ const (
 )
 
 // Table lists every value of this package with its source, in the order
-// of the declarations.
-var Table = []Fact{
+// of the declarations (defaults.go, then nginx.go).
+var Table = append([]Fact{
 	{"DeregistrationDelay", secs(DeregistrationDelay), srcTargetGroup, []string{"deregistration_delay.timeout_seconds", "deregistration delay"}},
 	{"IdleTimeout", secs(IdleTimeout), srcIdle, []string{"idle_timeout.timeout_seconds", "connection idle timeout"}},
 	{"ConnectTimeout", secs(ConnectTimeout), src504, []string{"connect timeout"}},
@@ -136,4 +136,4 @@ var Table = []Fact{
 	{"BackendProtocolAnnotation", BackendProtocolAnnotation, srcCLBAnn, nil},
 	{"LBTypeAnnotation", LBTypeAnnotation, srcCLBAnn, nil},
 	{"NLBTargetGroupAttributesAnnotation", NLBTargetGroupAttributesAnnotation, srcServiceAnn, nil},
-}
+}, nginxFacts...)

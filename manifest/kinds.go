@@ -34,6 +34,9 @@ type kindSpec struct {
 	// optional: a Forbidden or NotFound answer (not ours to read, or a CRD
 	// not installed) only makes the check less informed.
 	optional bool
+	// lenient: an object of the kind that does not decode is kept untyped
+	// (Obj nil), never an error, as a kind rollsafe does not read.
+	lenient bool
 }
 
 // kinds is the one list of the kinds rollsafe reads, in the order LoadLive
@@ -83,6 +86,10 @@ var kinds = []kindSpec{
 		}},
 	{kind: "Namespace", apiVersion: "v1", resource: "namespaces", optional: true,
 		accepts: inGroup(""), new: func() runtime.Object { return &corev1.Namespace{} }, list: listNamespaces},
+	// ConfigMaps are read from files only, for ingress-nginx's settings
+	// (workload): a live read would list every ConfigMap of the namespace.
+	// A chart's ConfigMap must never fail a check, so they are lenient.
+	{kind: "ConfigMap", accepts: inGroup(""), lenient: true, new: func() runtime.Object { return &corev1.ConfigMap{} }},
 	{kind: "TargetGroupBinding", apiVersion: "elbv2.k8s.aws/v1beta1", resource: "targetgroupbindings", optional: true,
 		accepts: inGroup("elbv2.k8s.aws"), new: func() runtime.Object { return &TargetGroupBinding{} },
 		list: listTargetGroupBindings},

@@ -15,7 +15,7 @@ import (
 
 const multi = `# leading comment
 apiVersion: v1
-kind: ConfigMap
+kind: Secret
 metadata:
   name: settings
 ---
@@ -50,8 +50,8 @@ func TestParseMultiDocument(t *testing.T) {
 	if len(objs) != 2 {
 		t.Fatalf("got %d objects", len(objs))
 	}
-	if objs[0].Kind != "ConfigMap" || objs[0].Obj != nil || objs[0].Source.Line != 2 || objs[0].Source.Doc != 0 {
-		t.Errorf("configmap: %+v", objs[0])
+	if objs[0].Kind != "Secret" || objs[0].Obj != nil || objs[0].Source.Line != 2 || objs[0].Source.Doc != 0 {
+		t.Errorf("secret: %+v", objs[0])
 	}
 	d := objs[1]
 	dep, ok := d.Obj.(*appsv1.Deployment)

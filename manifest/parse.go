@@ -222,25 +222,29 @@ func fromNode(file string, doc int, n *yaml.Node) ([]*Object, error) {
 	if md := mapValue(n, "metadata"); md != nil {
 		o.Name, o.Namespace = scalar(deref(md), "name"), scalar(deref(md), "namespace")
 	}
-	newObj := typedKind(apiVersion, kind)
-	if newObj == nil {
+	spec := typedKind(apiVersion, kind)
+	if spec == nil {
 		return []*Object{o}, nil // a kind rollsafe does not judge
 	}
-	if err := decodeTyped(o, newObj); err != nil {
+	if err := decodeTyped(o, spec.new); err != nil {
+		if spec.lenient {
+			return []*Object{o}, nil // read for hints only: kept untyped
+		}
 		return nil, err
 	}
 	return []*Object{o}, nil
 }
 
-// typedKind returns a constructor for the kinds rollsafe reads (kinds).
-func typedKind(apiVersion, kind string) func() runtime.Object {
+// typedKind returns the spec of a kind rollsafe reads (kinds); nil for
+// any other kind.
+func typedKind(apiVersion, kind string) *kindSpec {
 	group := ""
 	if i := strings.LastIndex(apiVersion, "/"); i >= 0 {
 		group = apiVersion[:i]
 	}
 	for _, k := range kinds {
 		if k.kind == kind && k.accepts(group, apiVersion) {
-			return k.new
+			return &k
 		}
 	}
 	return nil

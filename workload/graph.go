@@ -31,10 +31,14 @@ type graph struct {
 	pdbs       map[string][]*manifest.Object
 	namespaces map[string]*manifest.Object
 	classes    map[string]*networkingv1.IngressClass
-	defaultALB bool                                 // a default IngressClass is the ALB controller's
-	groups     map[string][]*manifest.Object        // IngressGroup name -> ALB Ingresses
-	selectors  map[*manifest.Object]labels.Selector // Services' and PDBs' selectors, parsed once
-	errs       []error
+	defaultALB bool // a default IngressClass is the ALB controller's
+	// defaultNginx: a default IngressClass is ingress-nginx's;
+	// nginxConfig its ConfigMap, when the input holds one.
+	defaultNginx bool
+	nginxConfig  *manifest.Object
+	groups       map[string][]*manifest.Object        // IngressGroup name -> ALB Ingresses
+	selectors    map[*manifest.Object]labels.Selector // Services' and PDBs' selectors, parsed once
+	errs         []error
 }
 
 func (g *graph) ns(o *manifest.Object) string {
@@ -74,8 +78,13 @@ func newGraph(objs []*manifest.Object, opts Options) *graph {
 			g.namespaces[o.Name] = o
 		case *networkingv1.IngressClass:
 			g.classes[o.Name] = obj
-			if obj.Annotations[defaults.DefaultClassAnnotation] == "true" && obj.Spec.Controller == defaults.ALBController {
-				g.defaultALB = true
+			if obj.Annotations[defaults.DefaultClassAnnotation] == "true" {
+				g.defaultALB = g.defaultALB || obj.Spec.Controller == defaults.ALBController
+				g.defaultNginx = g.defaultNginx || obj.Spec.Controller == defaults.NginxController
+			}
+		case *corev1.ConfigMap:
+			if g.nginxConfig == nil && isNginxConfigMap(o) {
+				g.nginxConfig = o
 			}
 		}
 	}

@@ -67,11 +67,17 @@ func (g *graph) routes(w *Workload, s *manifest.Object, svc *corev1.Service) {
 	}
 	for _, io := range g.ingresses[w.Namespace] {
 		ing := io.Obj.(*networkingv1.Ingress)
-		if !g.isALB(ing) || !routesTo(ing, svc.Name) {
+		if !routesTo(ing, svc.Name) {
 			continue
 		}
-		w.Ingresses = append(w.Ingresses, io)
-		w.Routes = append(w.Routes, g.albRoute(io, s))
+		switch {
+		case g.isALB(ing):
+			w.Ingresses = append(w.Ingresses, io)
+			w.Routes = append(w.Routes, g.albRoute(io, s))
+		case g.isNginx(ing):
+			w.Ingresses = append(w.Ingresses, io)
+			w.Routes = append(w.Routes, g.nginxRoute(io, s))
+		}
 	}
 	for _, to := range g.tgbs[w.Namespace] {
 		tgb := to.Obj.(*manifest.TargetGroupBinding)

@@ -99,7 +99,7 @@ type Probe struct {
 
 // Route is one load balancer path to the workload.
 type Route struct {
-	LB string `json:"lb"` // ALB, NLB, CLB, or TargetGroup (a hand-made TargetGroupBinding)
+	LB string `json:"lb"` // ALB, NLB, CLB, TargetGroup (a hand-made TargetGroupBinding) or LBNginx
 	// Front is the object carrying the load balancer settings: the Ingress,
 	// the LoadBalancer Service, or the TargetGroupBinding.
 	Front   *manifest.Object `json:"-"`
@@ -108,7 +108,8 @@ type Route struct {
 	// Group is the ALB IngressGroup the Ingress belongs to.
 	Group string `json:"group,omitempty"`
 	// TargetType is ip or instance; empty when it cannot be known from
-	// manifests (a TargetGroupBinding without targetType).
+	// manifests (a TargetGroupBinding without targetType) and for LBNginx,
+	// which routes to the pods' endpoints itself (no AWS target health).
 	TargetType string `json:"targetType"`
 	// DeregistrationDelay is deregistration_delay.timeout_seconds
 	// (defaults.DeregistrationDelay when unset). For a CLB it is the
@@ -133,6 +134,9 @@ type Route struct {
 	// Controller: an NLB the AWS Load Balancer Controller makes (not the
 	// in-tree provider's).
 	Controller bool `json:"controller,omitempty"`
+	// Nginx holds an ingress-nginx route's settings; non-nil iff LB is
+	// LBNginx.
+	Nginx *Nginx `json:"nginx,omitempty"`
 }
 
 // Where is the place a route's setting is written: Object nil means the
