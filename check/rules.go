@@ -54,7 +54,7 @@ var Rules = []Rule{
 	{ID: "app-idle-timeout-too-short", Severity: Error, check: appIdleTooShort,
 		Summary: "app keep-alive not longer than the load balancer's idle timeout: reused connections race to a 502"},
 	{ID: "nginx-upstream-keepalive", Severity: Error, check: nginxKeepalive,
-		Summary: "app keep-alive not longer than ingress-nginx's upstream-keepalive-timeout: nginx reuses a connection the app closed, and a POST on it gets a 502"},
+		Summary: "app keep-alive not longer than ingress-nginx's upstream keep-alive timeout: nginx reuses a connection the app closed, and a POST on it gets a 502"},
 	{ID: "nginx-retries-hide-failures", Severity: Info, check: nginxRetriesHide,
 		Summary: "ingress-nginx retries failed idempotent requests on another pod but not POSTs it sent: a GET-only probe can pass while POSTs fail"},
 	{ID: "rollout-strategy-unsafe", Severity: Error, check: strategyUnsafe,
