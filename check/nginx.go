@@ -78,19 +78,11 @@ func windowText(c *run, w *workload.Workload) string {
 // the EndpointSlice changed. Only for workloads nginx alone reaches: with
 // a cloud LB route too, prestop-too-short judges the stop window.
 func nginxPreStopTooShort(c *run, w *workload.Workload) {
-	if !w.Served() || !nginxOnly(w) {
+	if !nginxOnly(w) {
 		return
 	}
-	need := c.opts.StopWindow()
-	for _, ct := range w.Containers {
-		if !ct.PreStop.Known || ct.PreStop.Duration >= need {
-			continue
-		}
-		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
-		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
-			"container %q of %s: preStop waits %s, less than ingress-nginx's sync lag %s (%s): nginx still sends new requests to the pod after SIGTERM; the cloud load balancer in front targets the controller, not these pods, so its propagation does not apply",
-			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(need), nginxVia(w))
-	}
+	c.shortPreStops(w, "less than ingress-nginx's sync lag "+secs(c.opts.StopWindow())+" ("+nginxVia(w)+
+		"): nginx still sends new requests to the pod after SIGTERM; the cloud load balancer in front targets the controller, not these pods, so its propagation does not apply")
 }
 
 // nginxVia names the Ingresses of w's nginx routes.

@@ -412,18 +412,26 @@ func preStopExceedsGrace(c *run, w *workload.Workload) {
 }
 
 func preStopTooShort(c *run, w *workload.Workload) {
-	if !w.Served() || nginxOnly(w) { // nginx-prestop-too-short judges those
+	if nginxOnly(w) { // nginx-prestop-too-short judges those
 		return
 	}
-	need := c.opts.StopWindow()
+	c.shortPreStops(w, fmt.Sprintf("less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
+		secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(c.opts.StopWindow())))
+}
+
+// shortPreStops reports each served container whose preStop is shorter
+// than the stop window, saying why it must not be.
+func (c *run) shortPreStops(w *workload.Workload, why string) {
+	if !w.Served() {
+		return
+	}
 	for _, ct := range w.Containers {
-		if !ct.PreStop.Known || ct.PreStop.Duration >= need {
+		if !ct.PreStop.Known || ct.PreStop.Duration >= c.opts.StopWindow() {
 			continue
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
 		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
-			"container %q of %s: preStop waits %s, less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
-			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(need))
+			"container %q of %s: preStop waits %s, %s", ct.Name, w.Ref, secs(ct.PreStop.Duration), why)
 	}
 }
 
