@@ -53,10 +53,10 @@ Each request gets one attempt (no transparent retries) and an X-Amzn-Trace-Id
 that the ALB writes into its access log. Ctrl-C stops sending, waits for the
 requests in flight and flushes the record and the summary.
 
-A proxy in the path may retry where the probe does not: nginx (ingress-nginx)
-sends an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) to
-another upstream after an error or timeout, but not a POST, LOCK or PATCH
-it has already sent. A run whose every request was idempotent may then pass
+A proxy in the path may retry where the probe does not: by default nginx
+(ingress-nginx) passes an idempotent request (GET, HEAD, OPTIONS, TRACE,
+PUT, DELETE) to another upstream after an error or timeout, but not a POST,
+LOCK or PATCH it has already sent. A run whose every request was idempotent may then pass
 while clients' POSTs fail; the summary says so ("idempotent_only" in JSON).
 Send the path's writes too: -X POST --body '...'.
 
