@@ -67,7 +67,7 @@ type Setting struct {
 type Input struct {
 	Name  string        `json:"name"`
 	Value time.Duration `json:"-"`
-	// Source is "default" (then Flag changes it), "flag" or "annotation".
+	// Source is "default" (then Flag, if any, changes it), "flag" or "annotation".
 	Source string `json:"source"`
 	Flag   string `json:"flag"`
 	// Note says where a default comes from.
@@ -130,6 +130,10 @@ func inputs(w *workload.Workload, o workload.Options) []Input {
 		req.Note = "Kubernetes' default grace period; set " + workload.AnnotationMaxRequestDuration + " to your app's"
 	}
 	in := []Input{p, lag, req}
+	if nginxOnly(w) {
+		in = []Input{{Name: "ingress-nginx sync lag", Value: maxSyncLag(w), Source: "default",
+			Note: "no cloud LB targets these pods; --sync-rate-limit's sync interval + the Lua balancer's BACKENDS_SYNC_INTERVAL, controller watch latency not included"}, req}
+	}
 	if w.ShutdownTime > 0 {
 		in = append(in, Input{Name: "shutdown time", Value: w.ShutdownTime, Source: "flag", Flag: "--shutdown-time"})
 	}
@@ -140,10 +144,13 @@ func inputs(w *workload.Workload, o workload.Options) []Input {
 // o.ForWorkload(w) gives.
 func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 	r := Recommendation{Workload: w.Ref, Inputs: inputs(w, o)}
-	o = o.ForWorkload(w)
+	o = judgedBy(o, w)
 	r.MinPreStop = ceilSec(o.StopWindow())
 	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + defaults.Margin
 	r.PreStop = max(r.MinPreStop+defaults.Margin, r.DeregistrationDelay)
+	if nginxOnly(w) { // no target group: nothing drains, no delay to outlast
+		r.DeregistrationDelay, r.PreStop = 0, r.MinPreStop+defaults.Margin
+	}
 	drained := *w
 	if d := fixedDrain(w); d > 0 {
 		drained.DrainDelay = d
@@ -157,6 +164,8 @@ func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 			r.LBIdleTimeout = max(r.LBIdleTimeout, rt.IdleTimeout)
 		}
 	}
+	// ingress-nginx's pooled connections to the pods idle out like an LB's.
+	r.LBIdleTimeout = max(r.LBIdleTimeout, nginxKeepaliveTimeout(w))
 	if r.LBIdleTimeout > 0 {
 		r.MinAppIdleTimeout = r.LBIdleTimeout + time.Second
 	}

@@ -80,8 +80,12 @@ func RenderText(w io.Writer, res *Result, o TextOptions) error {
 	}
 	for _, r := range res.Recommendations {
 		fmt.Fprintf(&b, "%s %s\n", paint(ansiBold, "recommended for"), r.Workload)
-		fmt.Fprintf(&b, "  preStop sleep %s (necessary: %s), terminationGracePeriodSeconds %s, %s %s\n",
-			n(r.PreStop), n(r.MinPreStop), n(r.TerminationGracePeriod), delayName(r), n(r.DeregistrationDelay))
+		delay := "" // none for pods no cloud load balancer targets (ingress-nginx alone)
+		if r.DeregistrationDelay > 0 {
+			delay = ", " + delayName(r) + " " + n(r.DeregistrationDelay)
+		}
+		fmt.Fprintf(&b, "  preStop sleep %s (necessary: %s), terminationGracePeriodSeconds %s%s\n",
+			n(r.PreStop), n(r.MinPreStop), n(r.TerminationGracePeriod), delay)
 		for _, st := range r.Settings {
 			if st.Key == "" {
 				fmt.Fprintf(&b, "    %s: %s\n", st.Object, st.Value)
@@ -100,8 +104,9 @@ func RenderText(w io.Writer, res *Result, o TextOptions) error {
 		var from []string
 		for _, in := range r.Inputs {
 			s := in.Name + " " + secs(in.Value) + " (" + in.Source
-			switch in.Source {
-			case "default":
+			switch {
+			case in.Flag == "": // no flag sets it
+			case in.Source == "default":
 				s += ", " + in.Flag + " changes it"
 			default:
 				s += " " + in.Flag

@@ -39,6 +39,8 @@ var Rules = []Rule{
 		Summary: "preStop at least as long as terminationGracePeriodSeconds: the container is killed mid-hook"},
 	{ID: "prestop-too-short", Severity: Error, check: preStopTooShort,
 		Summary: "preStop shorter than controller lag + propagation P: requests still arrive after SIGTERM"},
+	{ID: "nginx-prestop-too-short", Severity: Error, check: nginxPreStopTooShort,
+		Summary: "pods only ingress-nginx reaches: preStop shorter than nginx's sync lag, so nginx still sends new requests after SIGTERM"},
 	{ID: "deregistration-delay-too-short", Severity: Error, check: delayTooShort,
 		Summary: "deregistration delay below propagation P + the longest request: the load balancer cuts in-flight requests"},
 	{ID: "deregistration-delay-vs-prestop", Severity: Warning, check: delayVsPreStop,
@@ -51,6 +53,10 @@ var Rules = []Rule{
 		Summary: "instance targets: conntrack keeps established connections on the terminating pod; the app must close them while it drains or they reset"},
 	{ID: "app-idle-timeout-too-short", Severity: Error, check: appIdleTooShort,
 		Summary: "app keep-alive not longer than the load balancer's idle timeout: reused connections race to a 502"},
+	{ID: "nginx-upstream-keepalive", Severity: Error, check: nginxKeepalive,
+		Summary: "app keep-alive not longer than ingress-nginx's upstream keep-alive timeout: nginx reuses a connection the app closed, and a POST on it gets a 502"},
+	{ID: "nginx-retries-hide-failures", Severity: Info, check: nginxRetriesHide,
+		Summary: "ingress-nginx retries failed idempotent requests on another pod but not POSTs it sent: a GET-only probe can pass while POSTs fail"},
 	{ID: "rollout-strategy-unsafe", Severity: Error, check: strategyUnsafe,
 		Summary: "the rollout strategy can leave no ready replica"},
 	{ID: "single-replica", Severity: Warning, check: singleReplica,
@@ -112,7 +118,7 @@ func Check(objs []*manifest.Object, o workload.Options) (*Result, error) {
 // Run applies every workload rule to one workload, with the options it
 // is judged by (workload.Options.ForWorkload).
 func Run(w *workload.Workload, o workload.Options) []Finding {
-	o = o.ForWorkload(w)
+	o = judgedBy(o, w)
 	c := &run{opts: o, rec: Recommend(w, o)}
 	c.grace = c.fixedGrace(w)
 	for i := range Rules {
@@ -396,8 +402,8 @@ func preStopMissing(c *run, w *workload.Workload) {
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
 		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index)...), fix, []Patch{patch},
-			"container %q of %s has no preStop hook: SIGTERM arrives at once while for up to %s (controller lag %s + propagation %s) the load balancer still sends new requests",
-			ct.Name, w.Ref, secs(c.opts.StopWindow()), secs(c.opts.ControllerLag), secs(c.opts.Propagation))
+			"container %q of %s has no preStop hook: SIGTERM arrives at once while for up to %s (%s) the load balancer still sends new requests",
+			ct.Name, w.Ref, secs(c.opts.StopWindow()), windowText(c, w))
 	}
 }
 
@@ -414,18 +420,26 @@ func preStopExceedsGrace(c *run, w *workload.Workload) {
 }
 
 func preStopTooShort(c *run, w *workload.Workload) {
+	if nginxOnly(w) { // nginx-prestop-too-short judges those
+		return
+	}
+	c.shortPreStops(w, fmt.Sprintf("less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
+		secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(c.opts.StopWindow())))
+}
+
+// shortPreStops reports each served container whose preStop is shorter
+// than the stop window, saying why it must not be.
+func (c *run) shortPreStops(w *workload.Workload, why string) {
 	if !w.Served() {
 		return
 	}
-	need := c.opts.StopWindow()
 	for _, ct := range w.Containers {
-		if !ct.PreStop.Known || ct.PreStop.Duration >= need {
+		if !ct.PreStop.Known || ct.PreStop.Duration >= c.opts.StopWindow() {
 			continue
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
 		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
-			"container %q of %s: preStop waits %s, less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
-			ct.Name, w.Ref, secs(ct.PreStop.Duration), secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(need))
+			"container %q of %s: preStop waits %s, %s", ct.Name, w.Ref, secs(ct.PreStop.Duration), why)
 	}
 }
 

@@ -91,16 +91,31 @@ func TestRuleDocsAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		stated := map[string]bool{}
 		for _, s := range statements(string(data)) {
 			checked++
+			stated[s.fact.Name] = true
 			if s.value != s.fact.Value && !sameNumber(s.value, s.fact) {
 				t.Errorf("%s:%d: %q states %s for defaults.%s, want %s", p, s.line, s.text, s.value, s.fact.Name, s.fact.Value)
+			}
+		}
+		for _, name := range mustState[filepath.Base(p)] {
+			if !stated[name] {
+				t.Errorf("%s: states no default for defaults.%s that this test can read (its term, then \"default\" and the value)", p, name)
 			}
 		}
 	}
 	if checked < 10 {
 		t.Errorf("only %d stated defaults found in docs: the terms no longer match the docs", checked)
 	}
+}
+
+// mustState lists, per page, the defaults it must state where this test
+// reads them, so a page reworded past the terms cannot pass unchecked.
+var mustState = map[string][]string{
+	"nginx-prestop-too-short.md":     {"NginxSyncRateLimit"},
+	"nginx-upstream-keepalive.md":    {"NginxUpstreamKeepaliveTimeout", "NginxUpstreamKeepaliveConnections"},
+	"nginx-retries-hide-failures.md": {"NginxProxyNextUpstreamTries"},
 }
 
 func sameNumber(v string, f defaults.Fact) bool {

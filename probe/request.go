@@ -73,7 +73,7 @@ var identity = []string{"identity"} // never modified by net/http
 func (q *requester) do(seq uint64, sched time.Time, buf []byte, rt http.RoundTripper) *timeline.Record {
 	rec := &timeline.Record{
 		Kind: timeline.KindRequest, Source: q.cfg.Source, Scenario: q.cfg.Scenario,
-		Seq: seq, Scheduled: sched,
+		Seq: seq, Method: q.cfg.Method, Scheduled: sched,
 	}
 	h := make(http.Header, len(q.headers)+1)
 	for k, v := range q.headers {

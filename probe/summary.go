@@ -2,8 +2,12 @@ package probe
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"math"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -63,21 +67,31 @@ type Summary struct {
 	End         time.Time `json:"end"`   // last completion
 	// TargetRate is the rate asked for (0: as fast as possible); Rate is
 	// the send rate achieved between the first and the last send.
-	TargetRate  float64           `json:"target_rate"`
-	Rate        float64           `json:"rate"`
-	Replicas    map[string]uint64 `json:"replicas,omitempty"`
-	Versions    map[string]uint64 `json:"versions,omitempty"`
-	PerSecond   []Second          `json:"per_second,omitempty"`
-	Interrupted bool              `json:"interrupted,omitempty"`
+	TargetRate float64           `json:"target_rate"`
+	Rate       float64           `json:"rate"`
+	Replicas   map[string]uint64 `json:"replicas,omitempty"`
+	Versions   map[string]uint64 `json:"versions,omitempty"`
+	// Methods counts the requests by HTTP method (records that name none
+	// are not counted).
+	Methods map[string]uint64 `json:"methods,omitempty"`
+	// IdempotentOnly is true when there were requests and every one
+	// named an idempotent method (see Idempotent). A proxy that retries
+	// such requests on another upstream — nginx does by default — turns a
+	// failure into a success the prober never sees, while a client's POST
+	// on the same path fails: the run may have hidden failures.
+	IdempotentOnly bool     `json:"idempotent_only"`
+	PerSecond      []Second `json:"per_second,omitempty"`
+	Interrupted    bool     `json:"interrupted,omitempty"`
 
-	lateAfter time.Duration
-	window    int64 // seconds a per-second histogram stays open for stragglers
-	lastSend  time.Time
-	hist      *hdrhistogram.Histogram
-	open      map[int64]*openSecond
-	newest    int64
-	base      int64 // the first row's second: spans count from it
-	width     int64 // seconds per PerSecond row: 1, doubled by each roll-up
+	idempotent uint64 // requests whose method is idempotent
+	lateAfter  time.Duration
+	window     int64 // seconds a per-second histogram stays open for stragglers
+	lastSend   time.Time
+	hist       *hdrhistogram.Histogram
+	open       map[int64]*openSecond
+	newest     int64
+	base       int64 // the first row's second: spans count from it
+	width      int64 // seconds per PerSecond row: 1, doubled by each roll-up
 }
 
 // openSecond is a second still taking records, with its own histogram.
@@ -178,6 +192,12 @@ func (s *Summary) Add(r *timeline.Record) {
 	}
 	if r.Version != "" {
 		countLabel(s.ensure(&s.Versions), r.Version)
+	}
+	if r.Method != "" {
+		countLabel(s.ensure(&s.Methods), r.Method)
+	}
+	if Idempotent(r.Method) {
+		s.idempotent++
 	}
 	s.addSecond(r, ok, lat)
 }
@@ -354,7 +374,35 @@ func (s *Summary) Failed() uint64 { return s.Requests - s.OK }
 func (s *Summary) Close() {
 	s.closeBefore(math.MaxInt64)
 	s.LatencyMS = s.Percentiles()
+	s.IdempotentOnly = s.Requests > 0 && s.idempotent == s.Requests
 	if span := s.lastSend.Sub(s.Start); s.Requests > 1 && span > 0 {
 		s.Rate = float64(s.Requests-1) / span.Seconds()
 	}
+}
+
+// Idempotent reports whether method is one RFC 9110 (section 9.2.2)
+// defines as idempotent: GET, HEAD, OPTIONS, TRACE, PUT, DELETE. Method
+// names are case-sensitive; an unknown or empty one is not idempotent.
+// nginx's proxy_next_upstream retries all but POST, LOCK and PATCH once a
+// request reached an upstream, so every method here is one it retries.
+func Idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// HiddenRetries is the one sentence every renderer shows for an
+// IdempotentOnly run, naming the methods sent; "" for any other run.
+func (s *Summary) HiddenRetries() string {
+	if !s.IdempotentOnly {
+		return ""
+	}
+	methods := slices.Sorted(maps.Keys(s.Methods))
+	for i, m := range methods {
+		methods[i] = fmt.Sprintf("%s %d", m, s.Methods[m])
+	}
+	return "every request was idempotent (" + strings.Join(methods, ", ") + "): a proxy that retries those on another " +
+		"upstream (nginx does by default) may have hidden failures a POST would get; probe with -X POST too"
 }

@@ -360,6 +360,7 @@ ul.chain .src { font-weight: 600; }
 <th>late sends</th><td class="n">{{.Late}}</td></tr>
 </table>
 <p class="small">Latency of every request, failed ones included, as the prober reports it; the chart below shows the successful ones'.</p>
+{{with .HiddenRetries}}<p class="note hidden-retries">Note: {{.}}.</p>{{end}}
 {{end}}
 {{if .Classes}}
 <table class="failure-classes" id="{{.ID}}-failure-classes"><tr><th>failure class</th><th>requests</th><th>share</th></tr>

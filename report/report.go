@@ -143,6 +143,7 @@ type request struct {
 	class           int32 // index into strs
 	replica         int32 // index into strs, -1 for none
 	version         int32
+	method          int32
 }
 
 type builder struct {
@@ -226,7 +227,7 @@ func (b *builder) add(r *timeline.Record) {
 		return // an access-log entry as a record: evidence, not a probe request
 	}
 	q := request{sent: r.Time.UnixNano(), lat: int64(r.Latency), bytes: r.Bytes, status: int32(r.Status),
-		class: b.intern(string(r.Class)), replica: b.intern(r.Replica), version: b.intern(r.Version)}
+		class: b.intern(string(r.Class)), replica: b.intern(r.Replica), version: b.intern(r.Version), method: b.intern(r.Method)}
 	q.at = q.sent
 	if !r.Scheduled.IsZero() {
 		q.sched = r.Scheduled.UnixNano()
@@ -401,7 +402,7 @@ func (b *builder) summary() *probe.Summary {
 	var r timeline.Record
 	for _, q := range b.reqs {
 		r = timeline.Record{Kind: timeline.KindRequest, Time: time.Unix(0, q.sent), Latency: time.Duration(q.lat),
-			Status: int(q.status), Class: timeline.Class(b.str(q.class)), Bytes: q.bytes, Replica: b.str(q.replica), Version: b.str(q.version)}
+			Status: int(q.status), Class: timeline.Class(b.str(q.class)), Bytes: q.bytes, Replica: b.str(q.replica), Version: b.str(q.version), Method: b.str(q.method)}
 		if q.sched != 0 {
 			r.Scheduled = time.Unix(0, q.sched)
 		}

@@ -155,3 +155,32 @@ func TestLongRunWidensBins(t *testing.T) {
 		t.Errorf("%d bins of %v ms for an hour", len(rep.Bins), rep.BinMS)
 	}
 }
+
+// The report's summary says what the prober's says when every request was
+// idempotent (a proxy may have retried failures away), in JSON and on the
+// page; one POST among them and it does not.
+func TestIdempotentOnlyNote(t *testing.T) {
+	_, _, reqs := fixture(t)
+	for _, post := range []bool{false, true} {
+		for _, r := range reqs {
+			r.Method = "GET"
+		}
+		if post {
+			reqs[7].Method = "POST"
+		}
+		file := testutil.WriteTimeline(t, filepath.Join(t.TempDir(), "probe.ndjson"), reqs)
+		out, err := Build(context.Background(), []string{file}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf strings.Builder
+		if err := HTML(&buf, out); err != nil {
+			t.Fatal(err)
+		}
+		s := out.Runs[0].Summary
+		noted := strings.Contains(buf.String(), `class="note hidden-retries">Note: every request was idempotent (GET 300)`)
+		if s.IdempotentOnly == post || noted == post {
+			t.Errorf("POST among them %v: idempotent_only %v, methods %v, page notes it %v", post, s.IdempotentOnly, s.Methods, noted)
+		}
+	}
+}

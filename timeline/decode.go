@@ -95,6 +95,7 @@ const (
 	fSource
 	fScenario
 	fSeq
+	fMethod
 	fScheduled
 	fLatency
 	fStatus
@@ -113,7 +114,7 @@ const (
 
 // keyLits are the keys as they appear, by field.
 var keyLits = [...]string{fKind: `"kind":`, fTime: `"time":`, fSource: `"source":`, fScenario: `"scenario":`,
-	fSeq: `"seq":`, fScheduled: `"scheduled":`, fLatency: `"latency_ns":`, fStatus: `"status":`, fClass: `"class":`,
+	fSeq: `"seq":`, fMethod: `"method":`, fScheduled: `"scheduled":`, fLatency: `"latency_ns":`, fStatus: `"status":`, fClass: `"class":`,
 	fBytes: `"bytes":`, fReplica: `"replica":`, fVersion: `"version":`, fError: `"error":`, fTraceID: `"trace_id":`,
 	fObject: `"object":`, fState: `"state":`, fReason: `"reason":`, fCause: `"cause":`, fAttrs: `"attrs":`}
 
@@ -186,6 +187,8 @@ func (d *decoder) fast(b []byte, r *Record) bool {
 			r.Scenario, i, ok = d.str(b, i, f)
 		case fSeq:
 			r.Seq, i, ok = parseUint(b, i)
+		case fMethod:
+			r.Method, i, ok = d.str(b, i, f)
 		case fScheduled:
 			r.Scheduled, i, ok = d.time(b, i)
 		case fLatency:

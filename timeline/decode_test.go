@@ -76,7 +76,7 @@ func randomRecord(rng *rand.Rand, zones []*time.Location) *Record {
 		}
 		return decodeStrings[rng.IntN(len(decodeStrings))]
 	}
-	r := &Record{Kind: Kind(pick()), Source: pick(), Scenario: pick(), Replica: pick(), Version: pick(),
+	r := &Record{Kind: Kind(pick()), Source: pick(), Scenario: pick(), Method: pick(), Replica: pick(), Version: pick(),
 		Error: pick(), TraceID: pick(), Object: pick(), State: pick(), Reason: pick(), Class: Class(pick()), Cause: Cause(pick())}
 	randTime := func() time.Time {
 		var t time.Time

@@ -35,6 +35,7 @@ func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, r.Seq, 10)
 	}
+	b = appendStringField(b, `,"method":`, r.Method)
 	if !r.Scheduled.IsZero() {
 		b = append(b, `,"scheduled":"`...)
 		b = r.Scheduled.AppendFormat(b, time.RFC3339Nano)

@@ -50,7 +50,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	zones := []*time.Location{time.UTC, time.FixedZone("x", 5*3600+1800), time.FixedZone("y", -7*3600), time.Local}
 	for i := range 20000 {
-		r := &Record{Kind: Kind(pick()), Source: pick(), Scenario: pick(), Replica: pick(), Version: pick(),
+		r := &Record{Kind: Kind(pick()), Source: pick(), Scenario: pick(), Method: pick(), Replica: pick(), Version: pick(),
 			Error: pick(), TraceID: pick(), Object: pick(), State: pick(), Reason: pick(), Class: Class(pick()), Cause: Cause(pick())}
 		r.Time = base.Add(time.Duration(rng.Int64N(int64(1000*time.Hour)) - int64(500*time.Hour))).In(zones[rng.IntN(len(zones))])
 		if rng.IntN(2) == 0 {

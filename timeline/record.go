@@ -37,6 +37,7 @@ type Record struct {
 
 	// Requests.
 	Seq       uint64        `json:"seq,omitempty"`
+	Method    string        `json:"method,omitempty"`     // the HTTP method sent: a proxy may retry an idempotent one elsewhere
 	Scheduled time.Time     `json:"scheduled,omitzero"`   // when the open-model schedule wanted it sent
 	Latency   time.Duration `json:"latency_ns,omitempty"` // from Scheduled (or Time if unscheduled) to the end of the body
 	Status    int           `json:"status,omitempty"`

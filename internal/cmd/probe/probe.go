@@ -53,6 +53,13 @@ Each request gets one attempt (no transparent retries) and an X-Amzn-Trace-Id
 that the ALB writes into its access log. Ctrl-C stops sending, waits for the
 requests in flight and flushes the record and the summary.
 
+A proxy in the path may retry where the probe does not: by default nginx
+(ingress-nginx) passes an idempotent request (GET, HEAD, OPTIONS, TRACE,
+PUT, DELETE) to another upstream after an error or timeout, but not a POST,
+LOCK or PATCH it has already sent. A run whose every request was idempotent may then pass
+while clients' POSTs fail; the summary says so ("idempotent_only" in JSON).
+Send the path's writes too: -X POST --body '...'.
+
 With --kube, the pods (and their EndpointSlice endpoints, Deployments and
 ReplicaSets) matching --namespace/--selector are watched through the
 Kubernetes API; with --target-group-arn, DescribeTargetHealth is polled every
@@ -84,6 +91,7 @@ or refused our identity (RBAC, credentials), writing the --record file
 failed during the run, or a --workers worker was lost.`,
 		Example: `  rollsafe probe https://app.example.com/healthz --rate 50 --duration 10m --record run.ndjson
   rollsafe probe http://127.0.0.1:1325/ --requests 1000 --error-budget 0.1% --output json
+  rollsafe probe https://app.example.com/orders -X POST -H 'Content-Type: application/json' --body '{"probe":true}'
   rollsafe probe https://app.example.com/ --kube -n prod -l app=web --record run.ndjson
   rollsafe probe https://app.example.com/ --kube -n probes --workers 8 --rate 4000 -d 1h --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/rollsafe:v1 --record run.ndjson`,
 		Args: cobra.ExactArgs(1),

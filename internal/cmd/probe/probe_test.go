@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -148,5 +149,61 @@ func TestSIGTERMFlushesEverything(t *testing.T) {
 	}
 	if _, err := os.Stat(rec); err != nil {
 		t.Error(err)
+	}
+}
+
+// A GET-only run says its requests were all idempotent (a proxy may have
+// retried their failures away), in text and JSON; a POST run does not, and
+// its body reaches the server.
+func TestIdempotentOnlyNote(t *testing.T) {
+	var posts, bodies atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			if b, _ := io.ReadAll(r.Body); string(b) == "ping" {
+				bodies.Add(1)
+			}
+		}
+	}))
+	defer ts.Close()
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		base := []string{"probe", ts.URL, "--requests", "20", "--rate", "500"}
+		_, text, errOut := clitest.Run(context.Background(), "", append(base, args...)...)
+		_, js, _ := clitest.Run(context.Background(), "", append(base, append(args, "-o", "json")...)...)
+		if errOut != "" {
+			t.Fatalf("%v: stderr %q", args, errOut)
+		}
+		return text, js
+	}
+	type summary struct {
+		IdempotentOnly *bool             `json:"idempotent_only"`
+		Methods        map[string]uint64 `json:"methods"`
+	}
+	decode := func(js string) summary {
+		t.Helper()
+		var s summary
+		if err := json.Unmarshal([]byte(js), &s); err != nil || s.IdempotentOnly == nil {
+			t.Fatalf("JSON %v, idempotent_only missing: %s", err, js)
+		}
+		return s
+	}
+	text, js := run()
+	if !strings.Contains(text, "methods   every request was idempotent (GET 20): a proxy that retries") ||
+		!strings.Contains(text, "probe with -X POST too") {
+		t.Errorf("GET run's text does not say its requests were all idempotent:\n%s", text)
+	}
+	if s := decode(js); !*s.IdempotentOnly || s.Methods["GET"] != 20 {
+		t.Errorf("GET run's JSON: %+v", s)
+	}
+	text, js = run("-X", "POST", "--body", "ping")
+	if strings.Contains(text, "idempotent") {
+		t.Errorf("POST run's text warns of idempotent requests:\n%s", text)
+	}
+	if s := decode(js); *s.IdempotentOnly || s.Methods["POST"] != 20 {
+		t.Errorf("POST run's JSON: %+v", s)
+	}
+	if posts.Load() != 40 || bodies.Load() != 40 {
+		t.Errorf("server got %d POSTs, %d with the body; want 40, 40", posts.Load(), bodies.Load())
 	}
 }

@@ -71,6 +71,9 @@ func writeText(w io.Writer, s *probe.Summary) error {
 	if len(s.Versions) > 0 {
 		fmt.Fprintf(&b, "versions  %s\n", labelList(s.Versions))
 	}
+	if note := s.HiddenRetries(); note != "" {
+		fmt.Fprintf(&b, "methods   %s\n", note)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

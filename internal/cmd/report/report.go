@@ -110,6 +110,9 @@ func printText(w io.Writer, rep *report.Report) {
 				p.MaxSeconds, p.P95Seconds, len(p.Targets), p.MaxUpperSeconds, p.ControllerLagSeconds)
 			fmt.Fprintf(w, "  implies preStop ≥ %gs: %s\n", p.Implied.MinPreStopSeconds, p.Implied.Command)
 		}
+		if s := run.Summary; s != nil && s.HiddenRetries() != "" {
+			fmt.Fprintf(w, "  note: %s\n", s.HiddenRetries())
+		}
 		if a.Join.Note != "" {
 			fmt.Fprintf(w, "  note: %s\n", a.Join.Note)
 		}
