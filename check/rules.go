@@ -160,11 +160,13 @@ func (c *run) report(w *workload.Workload, sev Severity, obj *manifest.Object, l
 func (c *run) fixedPreStop(w *workload.Workload, ct workload.Container) (time.Duration, bool) {
 	p := ct.PreStop
 	switch {
-	case p.Kind == "" && w.Served():
+	case p.Kind == "" && w.Served() && !c.drainCovers(w, 0):
 		return c.rec.PreStop, true // prestop-missing
+	case p.Kind == "":
+		return 0, true
 	case !p.Known:
 		return 0, false
-	case w.Served() && p.Duration < c.opts.StopWindow():
+	case w.Served() && !c.drainCovers(w, p.Duration):
 		return c.rec.PreStop, true // prestop-too-short
 	case w.Served() && c.rec.DeregistrationDelay > p.Duration:
 		for _, r := range w.Routes {
@@ -181,16 +183,18 @@ func (c *run) fixedPreStop(w *workload.Workload, ct workload.Container) (time.Du
 //
 // With kube-proxy-keepalive's drain (fixedDrain) the app takes longer after
 // SIGTERM, and every fix's grace period makes room for it.
+//
+// The preStop fixes are the ones the workload as written gets (the rules
+// judge it before any fix), so the drain is added only when sizing.
 func (c *run) fixedGrace(w *workload.Workload) time.Duration {
+	drained := *w
 	if d := fixedDrain(w); d > 0 {
-		drained := *w
 		drained.DrainDelay = d
-		w = &drained
 	}
 	var g time.Duration
 	for _, ct := range w.Containers {
 		if d, ok := c.fixedPreStop(w, ct); ok {
-			g = max(g, minGrace(w, c.opts, d))
+			g = max(g, minGrace(&drained, c.opts, d))
 		}
 	}
 	if g <= w.TerminationGracePeriod {
@@ -397,7 +401,7 @@ func preStopMissing(c *run, w *workload.Workload) {
 		return
 	}
 	for _, ct := range w.Containers {
-		if ct.PreStop.Kind != "" {
+		if ct.PreStop.Kind != "" || c.drainCovers(w, 0) {
 			continue
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
@@ -434,13 +438,26 @@ func (c *run) shortPreStops(w *workload.Workload, why string) {
 		return
 	}
 	for _, ct := range w.Containers {
-		if !ct.PreStop.Known || ct.PreStop.Duration >= c.opts.StopWindow() {
+		if !ct.PreStop.Known || c.drainCovers(w, ct.PreStop.Duration) {
 			continue
+		}
+		waits := secs(ct.PreStop.Duration) + ","
+		if w.DrainDelay > 0 {
+			waits = secs(ct.PreStop.Duration) + " and the app drains " + secs(w.DrainDelay) + " after SIGTERM, together"
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
 		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
-			"container %q of %s: preStop waits %s, %s", ct.Name, w.Ref, secs(ct.PreStop.Duration), why)
+			"container %q of %s: preStop waits %s %s", ct.Name, w.Ref, waits, why)
 	}
+}
+
+// drainCovers says whether a preStop of preStop and then the app's drain
+// (Workload.DrainDelay: it keeps serving after SIGTERM) outlast the stop
+// window: the pod takes every request that can still reach it. A drain
+// does what a preStop sleep does, so either may cover the window (the
+// lab's drain-past-idle-timeout has no preStop and loses nothing).
+func (c *run) drainCovers(w *workload.Workload, preStop time.Duration) bool {
+	return preStop+w.DrainDelay >= c.opts.StopWindow()
 }
 
 // setAttr sets key=val in a "k1=v1,k2=v2" attribute list, keeping the others.
