@@ -283,6 +283,9 @@ func secs(d time.Duration) string { return fmt.Sprintf("%gs", d.Seconds()) }
 // in place of the deregistration delay, and the nodes' kube-proxy.
 func (s Scenario) pathSettings() string {
 	t, _ := LookupTopology(s.Topology)
+	if t.Ingress && s.Nginx != nil {
+		return s.Topology + ": " + s.ingressSettings()
+	}
 	var parts []string
 	if !t.Instance {
 		parts = append(parts, "gate "+onOff(s.ReadinessGate))
@@ -308,6 +311,20 @@ func (s Scenario) pathSettings() string {
 		parts = append(parts, fmt.Sprintf("%d nodes %s, kube-proxy lag %s", s.Nodes, s.Policy, secs(s.ProxyLag)))
 	}
 	return s.Topology + ": " + strings.Join(parts, ", ")
+}
+
+// ingressSettings is the settings column behind ingress-nginx: the load
+// balancer's gate and delay concern the ingress pods, which are never
+// rolled, so the app's side and nginx's own settings are what matter.
+func (s Scenario) ingressSettings() string {
+	pre := "none"
+	if s.PreStop > 0 {
+		pre = secs(s.PreStop)
+	}
+	h := s.Nginx
+	return fmt.Sprintf("preStop %s, grace %s, %s, nginx sync lag %s, upstream keep-alive %s, next upstream %q × %d",
+		pre, secs(s.Grace), s.App.settings(), secs(h.SyncLag().Round(10*time.Millisecond)), secs(h.KeepaliveTimeout),
+		h.ProxyNextUpstream, h.ProxyNextUpstreamTry)
 }
 
 func onOff(b bool) string {

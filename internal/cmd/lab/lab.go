@@ -348,6 +348,12 @@ func printTable(w io.Writer, results []*lab.Result) {
 			agrees(r), measuredP(r.Evidence))
 	}
 	tw.Flush()
+	for _, r := range results {
+		if n := r.Nginx; n != nil {
+			fmt.Fprintf(w, "%s through nginx: failed GET %d, POST %d; passed on to another pod after a failed try and answered, unseen by the client: GET %d, POST %d\n",
+				r.Name, n.Failed["GET"], n.Failed["POST"], n.Retried["GET"], n.Retried["POST"])
+		}
+	}
 }
 
 // agrees is how often the attribution from evidence alone matched the

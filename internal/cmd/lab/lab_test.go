@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,6 +204,50 @@ func TestNLBTopologyWritesReport(t *testing.T) {
 	}
 	if out := stdout.String(); !strings.Contains(out, "naive     nlb-instance: ") {
 		t.Fatalf("no nlb-instance row:\n%s", out)
+	}
+	waitNoPods(t)
+}
+
+// Behind ingress-nginx the table is followed by what nginx's access log
+// says per method: the failures the client saw, GET and POST, adding up to
+// the FAILED column, and the ones nginx hid by passing them on.
+func TestNginxIngressPrintsMethods(t *testing.T) {
+	cmd := exec.Command(bin, "lab", "--topology", "nginx-ingress", "--scenario", "ingress-no-prestop", "--rollouts", "1",
+		"--time-scale", "0.05", "--report", "")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil && !strings.Contains(stdout.String(), "through nginx") {
+		t.Fatalf("lab --topology nginx-ingress: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	var name, settings string
+	var rollouts, requests, failed int
+	var getF, postF, getR, postR int
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "ingress-no-prestop  ") {
+			f := strings.Fields(l)
+			name, settings = f[0], f[1]
+			i := slices.IndexFunc(f, func(s string) bool { return s == "1" })
+			if i < 0 || len(f) < i+3 {
+				t.Fatalf("row %q", l)
+			}
+			rollouts, _ = strconv.Atoi(f[i])
+			requests, _ = strconv.Atoi(f[i+1])
+			failed, _ = strconv.Atoi(f[i+2])
+		}
+		if strings.HasPrefix(l, "ingress-no-prestop through nginx: ") {
+			if _, err := fmt.Sscanf(l, "ingress-no-prestop through nginx: failed GET %d, POST %d; passed on to another pod after a failed try and answered, unseen by the client: GET %d, POST %d",
+				&getF, &postF, &getR, &postR); err != nil {
+				t.Fatalf("nginx line %q: %v", l, err)
+			}
+		}
+	}
+	if name == "" || settings != "nginx-ingress:" || rollouts != 1 || requests < 100 {
+		t.Fatalf("no ingress-no-prestop row:\n%s", out)
+	}
+	if getF+postF != failed || postF == 0 || getR == 0 {
+		t.Errorf("nginx: failed GET %d + POST %d, want %d in all and some POSTs failed, some GETs hidden:\n%s", getF, postF, failed, out)
 	}
 	waitNoPods(t)
 }
