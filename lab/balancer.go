@@ -42,12 +42,15 @@ type lbFacts struct {
 	probeIdle time.Duration
 }
 
+// lbName names each kind of load balancer in messages.
+var lbName = map[string]string{LBALB: "ALB", LBCLB: "CLB", LBNLB: "NLB"}
+
 // startBalancer starts the topology's load balancer stand-in.
 func (r *run) startBalancer() error {
-	if r.topo.LB == LBNLB {
+	if r.topo.TCP {
 		lb, err := nlb.New(r.nlbConfig())
 		if err != nil {
-			return fmt.Errorf("NLB stand-in: %w", err)
+			return fmt.Errorf("%s stand-in: %w", lbName[r.topo.LB], err)
 		}
 		c := lb.Config()
 		r.lb, r.nlb = lb, lb
@@ -57,7 +60,7 @@ func (r *run) startBalancer() error {
 	}
 	lb, err := alb.New(r.lbConfig())
 	if err != nil {
-		return fmt.Errorf("%s stand-in: %w", map[string]string{LBALB: "ALB", LBCLB: "CLB"}[r.topo.LB], err)
+		return fmt.Errorf("%s stand-in: %w", lbName[r.topo.LB], err)
 	}
 	c := lb.Config()
 	r.lb, r.alb = lb, lb
@@ -90,6 +93,9 @@ func (r *run) nlbConfig() nlb.Config {
 			cfg.HealthCheck.Protocol = nlb.ProtocolHTTP
 		}
 	}
+	if r.topo.LB == LBCLB {
+		cfg = r.clbTCP(cfg)
+	}
 	cfg.DeregistrationDelay = r.s.DeregistrationDelay
 	cfg.DeregistrationPropagation = r.s.Propagation
 	if r.s.LBIdleTimeout > 0 {
@@ -105,5 +111,24 @@ func (r *run) nlbConfig() nlb.Config {
 		r.flows.observe(rec)
 		return r.emit(rec)
 	}
+	return cfg
+}
+
+// clbTCP makes the NLB stand-in a Classic ELB's TCP listener: the
+// provider's health check (TCP on the NodePort; clbHealthCheck), and the
+// connections to a deregistered instance closed when draining ends, at
+// once with draining off. The Classic Load Balancer guide (configure
+// connection draining): without draining "any in-flight requests made to
+// instances that are de-registering or unhealthy are not completed"; with
+// it, at the timeout "the load balancer forcibly closes connections to the
+// de-registering instance", while in-flight requests to an instance that
+// turns unhealthy "are completed" (the timeout does not apply to them).
+// Its P is the lab's, set by the scenario: no measurement of a Classic
+// ELB's exists.
+func (r *run) clbTCP(cfg nlb.Config) nlb.Config {
+	cfg.Name = "k8s-lab-clb-" + r.s.Name
+	cfg.HealthCheck = nlb.HealthCheck{Protocol: nlb.ProtocolTCP, HealthCheck: r.s.HealthCheck}
+	cfg.ConnectionTermination = true
+	cfg.UnhealthyConnectionTermination = r.s.DeregistrationDelay == 0
 	return cfg
 }

@@ -113,6 +113,8 @@ func routeTopology(rt *workload.Route) string {
 	switch {
 	case rt.LB == workload.LBNginx:
 		return TopologyNginxIngress
+	case rt.LB == "CLB" && !rt.L7:
+		return "clb-tcp"
 	case rt.LB == "CLB":
 		return "clb"
 	case rt.LB == "NLB" && instance:

@@ -2,6 +2,8 @@ package lab_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +115,29 @@ func replay(t *testing.T, path, shutdown string, rollouts int, change func(*lab.
 		t.Fatalf("%d requests, %d rollouts: the load or the rollouts did not run", res.Requests, res.Rollouts)
 	}
 	return res
+}
+
+// A Classic ELB Service without aws-load-balancer-backend-protocol gets the
+// provider's TCP listener: seed 003's manifests without that annotation
+// replay on clb-tcp, with them on clb (TestReplaySeed003).
+func TestReplayCLBTCPListener(t *testing.T) {
+	data, err := os.ReadFile("../check/testdata/seeds/seed003-manifests.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bp = "    service.beta.kubernetes.io/aws-load-balancer-backend-protocol: http\n"
+	if !strings.Contains(string(data), bp) {
+		t.Fatal("the fixture lost its backend-protocol annotation")
+	}
+	path := filepath.Join(t.TempDir(), "tcp.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), bp, "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := lab.FromManifests(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Topology != "clb-tcp" || s.PreStop != 61*time.Second || s.DeregistrationDelay != 0 {
+		t.Errorf("replayed as %s: %s", s.Topology, s.KeySettings())
+	}
 }

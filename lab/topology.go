@@ -23,6 +23,10 @@ type Topology struct {
 	// Ingress: the targets are ingress-nginx's pods, each a real nginx
 	// routing to the pods' endpoints (Scenario.Nginx); never rolled.
 	Ingress bool `json:"ingress,omitempty"`
+	// TCP: the listener relays each client connection to one target
+	// connection and pools nothing (an NLB, a Classic ELB's TCP listener);
+	// the lab runs package nlb's stand-in for it.
+	TCP bool `json:"tcp,omitempty"`
 }
 
 // Load balancer kinds.
@@ -42,10 +46,11 @@ func Topologies() []Topology {
 	return []Topology{
 		{Name: "alb-ip", LB: LBALB, Description: "ALB, ip targets: the pods are the targets (Ingress target-type ip); readiness gates apply"},
 		{Name: "alb-instance", LB: LBALB, Instance: true, Description: "ALB, instance targets (the controller's default target-type): the nodes on their NodePort, kube-proxy to the pods; no readiness gates"},
-		{Name: "clb", LB: LBCLB, Instance: true, Description: "Classic ELB from a Service type LoadBalancer (seed 003): HTTP listener, nodes on their NodePort, kube-proxy to the pods"},
-		{Name: "nlb-ip", LB: LBNLB, Description: "NLB, ip targets: TCP connections balanced to the pods; deregistration propagates in about 2 minutes"},
-		{Name: "nlb-instance", LB: LBNLB, Instance: true, Description: "NLB, instance targets: TCP connections to the nodes' NodePort, kube-proxy to the pods"},
-		{Name: TopologyNginxIngress, LB: LBNLB, Ingress: true, Description: "NLB (ingress-nginx's AWS manifests) to ingress-nginx's pods, real nginx routing to the pods' endpoints after its sync lag, with keep-alive and retries"},
+		{Name: "clb", LB: LBCLB, Instance: true, Description: "Classic ELB from a Service type LoadBalancer (seed 003): HTTP listener (aws-load-balancer-backend-protocol: http), nodes on their NodePort, kube-proxy to the pods"},
+		{Name: "clb-tcp", LB: LBCLB, Instance: true, TCP: true, Description: "Classic ELB with a TCP listener (the in-tree provider's default without aws-load-balancer-backend-protocol): each client connection relayed to a node's NodePort, kube-proxy to the pods"},
+		{Name: "nlb-ip", LB: LBNLB, TCP: true, Description: "NLB, ip targets: TCP connections balanced to the pods; deregistration propagates in about 2 minutes"},
+		{Name: "nlb-instance", LB: LBNLB, Instance: true, TCP: true, Description: "NLB, instance targets: TCP connections to the nodes' NodePort, kube-proxy to the pods"},
+		{Name: TopologyNginxIngress, LB: LBNLB, Ingress: true, TCP: true, Description: "NLB (ingress-nginx's AWS manifests) to ingress-nginx's pods, real nginx routing to the pods' endpoints after its sync lag, with keep-alive and retries"},
 	}
 }
 

@@ -87,6 +87,20 @@ func TestTopologyCLB(t *testing.T) {
 	expectNoLoss(t, playOn(t, "drain-past-idle-timeout", "clb", "", 5, topoScale))
 }
 
+// Classic ELB with a TCP listener (no backend-protocol annotation): each
+// client connection is relayed to a node, none pooled. Seed 003's 61 s
+// preStop past the 30 s grace kills requests in flight; a drain past the
+// ELB's 60 s idle timeout loses nothing.
+func TestTopologyCLBTCP(t *testing.T) {
+	broken := playOn(t, "prestop-exceeds-grace", "clb-tcp", "", 2, topoScale)
+	expectCauses(t, broken, []timeline.Cause{timeline.CauseKilledByGrace},
+		timeline.CausePinnedConnectionReset, timeline.CauseKeepAliveRace, timeline.CauseStaleEndpoint)
+	if broken.Killed == 0 {
+		t.Error("preStop 61s > grace 30s: no pod got SIGKILL")
+	}
+	expectNoLoss(t, playOn(t, "drain-past-idle-timeout", "clb-tcp", "", 5, topoScale))
+}
+
 // NLB, ip targets: the ALB's recommended settings (preStop 40 s, grace
 // 50 s) fall short of the ~2 minutes an NLB keeps sending new connections
 // to a deregistered target: once the app has exited they are refused, and
