@@ -62,7 +62,7 @@ func DefaultNginxHop() NginxHop {
 const TopologyNginxIngress = "nginx-ingress"
 
 // hopAddr is ingress pod i's address (1-based): 127.0.3.i, apart from the
-// pods (127.b.x.y, b ≥ 1 is the cluster's; 127.0.2.x the nodes').
+// pods (127.b.x.y, b ≥ 1 is the cluster's; 127.0.S.x, S ≥ 100, the nodes').
 func hopAddr(i int) string { return fmt.Sprintf("127.0.3.%d", i) }
 
 // nginxHop is the running hop: one nginx and one syncer per ingress pod.

@@ -18,7 +18,7 @@ import (
 )
 
 // labNodes are the lab's nodes on instance topologies: one kube-proxy per
-// node on 127.0.2.N, the same NodePort on each. The load balancer registers
+// node on 127.0.S.N (S this run's node subnet), the same NodePort on each. The load balancer registers
 // the nodes, never the pods, and connects through them (DialContext), so a
 // connection reaches the pod iptables DNAT would pick.
 type labNodes struct {
@@ -37,13 +37,42 @@ type labNodes struct {
 	last   []kubeproxy.Endpoint    // the last snapshot, for a node that joins
 	count  int                     // nodes started, for the next one's address
 	gone   map[string]bool         // NodePorts of the nodes that left
+	subnet int                     // S of 127.0.S.N
+	lock   net.Listener            // holds the subnet for this run
 	port   int                     // the NodePort every node listens on
 	slot   map[*kubeproxy.Node]int // each node's place in the lag order (1-based)
 }
 
-// nodeAddr is lab node i's address (1-based): 127.0.2.i. The pods'
-// addresses are 127.b.x.y with b ≥ 1 (lab/cluster's ipam), never 127.0.x.
-func nodeAddr(i int) string { return fmt.Sprintf("127.0.2.%d", i) }
+// Node subnets: a run's nodes are 127.0.S.N with S in [firstSubnet,
+// firstSubnet+subnets). A node that refuses connections (no endpoint) has
+// no listener on its NodePort, so two lab runs on one machine (tests run
+// packages in parallel) sharing node addresses could take each other's
+// port; each run therefore holds a subnet of its own. The pods' addresses
+// are 127.b.x.y with b ≥ 1 (lab/cluster's ipam), the ingress pods'
+// 127.0.3.N.
+const (
+	firstSubnet = 100
+	subnets     = 100
+	// subnetLockPort is the port of the listener on 127.0.S.254 that
+	// holds subnet S: a listening socket no other process can bind.
+	subnetLockPort = 30079
+)
+
+// nodeAddr is lab node i's address (1-based): 127.0.S.i.
+func (ln *labNodes) nodeAddr(i int) string { return fmt.Sprintf("127.0.%d.%d", ln.subnet, i) }
+
+// takeSubnet holds the first free node subnet for this run.
+func (ln *labNodes) takeSubnet() error {
+	var err error
+	for s := firstSubnet; s < firstSubnet+subnets; s++ {
+		var l net.Listener
+		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.%d.254:%d", s, subnetLockPort)); err == nil {
+			ln.subnet, ln.lock = s, l
+			return nil
+		}
+	}
+	return fmt.Errorf("no free node subnet in 127.0.%d-%d.0/24: %w", firstSubnet, firstSubnet+subnets-1, err)
+}
 
 func nodeName(i int) string { return fmt.Sprintf("lab-node-%d", i) }
 
@@ -53,12 +82,16 @@ func startNodes(r *run) (*labNodes, error) {
 	ln := &labNodes{byAddr: map[string]*kubeproxy.Node{}, nodeOf: map[string]string{}, gone: map[string]bool{},
 		slot:    map[*kubeproxy.Node]int{},
 		timeout: r.scale.Of(defaults.ConnectTimeout)}
+	if err := ln.takeSubnet(); err != nil {
+		return nil, fmt.Errorf("kube-proxy stand-in: %w", err)
+	}
 	var err error
 	for _, port := range []int{NodePort, 0, 0, 0} {
 		if err = ln.listen(r, port); err == nil {
 			return ln, nil
 		}
 	}
+	ln.lock.Close()
 	return nil, fmt.Errorf("kube-proxy stand-in: %w", err)
 }
 
@@ -72,7 +105,7 @@ func (ln *labNodes) listen(r *run, port int) error {
 	for i := 1; i <= r.s.Nodes; i++ {
 		n, err := ln.start(r, i, i, port, hcPort)
 		if err != nil {
-			ln.close()
+			ln.closeNodes()
 			return err
 		}
 		ln.nodes = append(ln.nodes, n)
@@ -93,10 +126,10 @@ func (ln *labNodes) listen(r *run, port int) error {
 // start starts lab node i (its address) in slot (1-based, its kube-proxy
 // lag) on port, hcPort.
 func (ln *labNodes) start(r *run, i, slot, port, hcPort int) (*kubeproxy.Node, error) {
-	cfg := kubeproxy.DefaultConfig(nodeName(i), net.JoinHostPort(nodeAddr(i), strconv.Itoa(port)))
+	cfg := kubeproxy.DefaultConfig(nodeName(i), net.JoinHostPort(ln.nodeAddr(i), strconv.Itoa(port)))
 	cfg.Policy = r.s.Policy
 	if cfg.Policy == kubeproxy.PolicyLocal {
-		cfg.HealthCheckListen = net.JoinHostPort(nodeAddr(i), strconv.Itoa(hcPort))
+		cfg.HealthCheckListen = net.JoinHostPort(ln.nodeAddr(i), strconv.Itoa(hcPort))
 	}
 	// Nodes learn one after another, the last after exactly ProxyLag.
 	cfg.Lag = r.scale.Of(r.s.ProxyLag) * time.Duration(slot) / time.Duration(r.s.Nodes)
@@ -207,6 +240,15 @@ func (ln *labNodes) isNode(addr string) bool {
 }
 
 func (ln *labNodes) close() error {
+	err := ln.closeNodes()
+	if ln.lock != nil {
+		ln.lock.Close()
+	}
+	return err
+}
+
+// closeNodes stops every node, keeping the subnet.
+func (ln *labNodes) closeNodes() error {
 	ln.mu.Lock()
 	nodes := ln.nodes
 	ln.nodes, ln.byAddr = nil, map[string]*kubeproxy.Node{}
