@@ -2,6 +2,7 @@ package attribution
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -81,7 +82,14 @@ func (an *analysis) explain(i int32, f *failReq) {
 		if an.hasLog {
 			v.doubt("this request has no access-log line", "its access-log line (logs land in S3 about 5 minutes later)")
 		}
-		target = an.inferTarget(v, t)
+		if !an.instance {
+			target = an.inferTarget(v, t)
+		}
+	}
+	if an.instance {
+		v.f.Target = target
+		v.done(an.viaNode(v, target, t))
+		return
 	}
 	if target == "" {
 		v.done(an.noTarget(v, t))
@@ -125,8 +133,11 @@ func (an *analysis) onTarget(v *verdict, target string, t int64) timeline.Cause 
 		return timeline.CauseUnknown
 	}
 	slack := int64(an.a.opts.ExitSlack)
-	if pod.killed() && pod.exited >= f.sent && pod.exited <= f.end+slack {
+	if an.killedDuring(f, pod) {
 		return timeline.CauseKilledByGrace
+	}
+	if c, ok := an.exitedInFlight(v, pod); ok {
+		return c
 	}
 	draining, sure := an.drainingAt(d, t)
 	if th == nil {
@@ -145,11 +156,13 @@ func (an *analysis) onTarget(v *verdict, target string, t int64) timeline.Cause 
 		v.doubt("the pod's exit was recorded just after the request", "")
 	}
 	deleted := pod.deleted != 0 && pod.deleted <= t+slack
-	timedOut := f.Status == 504 || f.Class == timeline.ClassHTTP504
 	switch {
-	case timedOut && deleted && draining:
+	case (timedOut(f) || passThrough(f)) && deleted && draining:
+		// A new connection to an IP that has left the network goes
+		// unanswered: an ALB gives up with a 504, an NLB's client waits
+		// (the NLB resets it at its idle timeout).
 		return timeline.CauseDrainingTargetGone
-	case timedOut && !gone:
+	case timedOut(f) && !gone:
 		return timeline.CauseTargetTimeout
 	case gone && draining:
 		return timeline.CauseDrainingTargetExited
@@ -243,11 +256,33 @@ func (an *analysis) inferTarget(v *verdict, t int64) string {
 			fits = append(fits, key)
 		}
 	}
-	if len(fits) != 1 {
-		return ""
+	switch {
+	case len(fits) == 1:
+		v.doubt("no access log: the target is inferred as the only registered one whose pod had exited", "the ALB access log (report FILE s3://bucket/prefix/)")
+		return fits[0]
+	case len(fits) > 1 && an.sameCause(v.f, fits, t):
+		slices.Sort(fits)
+		v.doubt(fmt.Sprintf("no access log: %d registered targets' pods had exited, and the evidence gives each the same cause", len(fits)),
+			"the load balancer's access log, or the app's own request log")
+		return fits[0]
 	}
-	v.doubt("no access log: the target is inferred as the only registered one whose pod had exited", "the ALB access log (report FILE s3://bucket/prefix/)")
-	return fits[0]
+	return ""
+}
+
+// sameCause reports whether the rules give f the same cause on every one
+// of targets: then which of them carried it does not change why it failed.
+func (an *analysis) sameCause(f *failReq, targets []string, t int64) bool {
+	var first timeline.Cause
+	for i, key := range targets {
+		c := *f
+		c.Evidence = nil
+		if got := an.onTarget(&verdict{f: &c}, key, t); i == 0 {
+			first = got
+		} else if got != first {
+			return false
+		}
+	}
+	return first != timeline.CauseUnknown
 }
 
 // noTarget attributes a failure whose target is unknown.
