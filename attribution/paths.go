@@ -72,10 +72,14 @@ func passThrough(f *failReq) bool {
 	return false
 }
 
-// timedOut: the failure is an unanswered wait — a 504, or a TCP connection
-// that timed out.
-func timedOut(f *failReq) bool {
-	return f.Status == 504 || f.Class == timeline.ClassHTTP504 || f.Class == timeline.ClassTimeout
+// timedOut: the failure is an unanswered wait — a 504, a TCP connection
+// that timed out, or one reset only after a connect timeout's wait (what
+// gave up was a connect nothing answered: a node's to a gone pod's IP).
+func (an *analysis) timedOut(f *failReq) bool {
+	if f.Status == 504 || f.Class == timeline.ClassHTTP504 || f.Class == timeline.ClassTimeout {
+		return true
+	}
+	return passThrough(f) && f.end-f.sent >= int64(float64(defaults.ConnectTimeout)*an.scale())
 }
 
 // atExit reports whether the request ended as pod p exited: sent no later
@@ -86,6 +90,15 @@ func timedOut(f *failReq) bool {
 func (an *analysis) atExit(f *failReq, p *podHist) bool {
 	slack := int64(an.a.opts.ExitSlack)
 	return p.exited != 0 && f.sent <= p.exited+slack && f.end >= p.exited-slack && f.end <= p.exited+slack
+}
+
+// goneFor reports whether pod p's exit can explain the failure: it had
+// exited by the time the load balancer got the request (a new connection
+// then fails), or it exited or was killed as the request ran. A failure
+// that hung long after the request was sent is not explained by an exit
+// after the send.
+func (an *analysis) goneFor(f *failReq, p *podHist, t int64) bool {
+	return (p.exited != 0 && p.exited <= t+int64(an.a.opts.ExitSlack)) || an.atExit(f, p) || an.killedDuring(f, p)
 }
 
 // killedDuring: pod p got the grace period's SIGKILL while the request was out.
@@ -113,14 +126,14 @@ func (an *analysis) viaNode(v *verdict, node string, t int64) timeline.Cause {
 	switch {
 	case c.killed != nil:
 		return an.blame(v, c.killed, timeline.CauseKilledByGrace)
-	case !timedOut(f) && c.atExit != nil:
+	case !an.timedOut(f) && c.atExit != nil:
 		v.doubt("a new connection refused by the pod just as it exited would fail the same way", "")
 		return an.blame(v, c.atExit, timeline.CausePinnedConnectionReset)
 	case c.stale != nil:
 		return an.blame(v, c.stale, timeline.CauseStaleEndpoint)
-	case timedOut(f) && !c.gone:
+	case an.timedOut(f) && !c.gone:
 		return timeline.CauseTargetTimeout
-	case !timedOut(f) && !c.gone:
+	case !an.timedOut(f) && !c.gone:
 		v.doubt("no pod exited around the request: the app closing a kept-alive connection fits, but no log shows its reuse", "the app's connection logs")
 		return timeline.CauseKeepAliveRace
 	}
@@ -204,7 +217,7 @@ func (an *analysis) blame(v *verdict, p *podHist, c timeline.Cause) timeline.Cau
 // the pod exited is a connection pinned to it (an NLB keeps a deregistered
 // target's connections flowing), not a new connection.
 func (an *analysis) exitedInFlight(v *verdict, p *podHist) (timeline.Cause, bool) {
-	if !passThrough(v.f) || timedOut(v.f) || !an.atExit(v.f, p) {
+	if !passThrough(v.f) || an.timedOut(v.f) || !an.atExit(v.f, p) {
 		return "", false
 	}
 	v.doubt("a new connection refused by the pod just as it exited would fail the same way", "")

@@ -157,12 +157,12 @@ func (an *analysis) onTarget(v *verdict, target string, t int64) timeline.Cause 
 	}
 	deleted := pod.deleted != 0 && pod.deleted <= t+slack
 	switch {
-	case (timedOut(f) || passThrough(f)) && deleted && draining:
+	case (an.timedOut(f) || passThrough(f)) && deleted && draining:
 		// A new connection to an IP that has left the network goes
 		// unanswered: an ALB gives up with a 504, an NLB's client waits
 		// (the NLB resets it at its idle timeout).
 		return timeline.CauseDrainingTargetGone
-	case timedOut(f) && !gone:
+	case an.timedOut(f) && !gone:
 		return timeline.CauseTargetTimeout
 	case gone && draining:
 		return timeline.CauseDrainingTargetExited
@@ -252,7 +252,7 @@ func (an *analysis) inferTarget(v *verdict, t int64) string {
 		if !ok || state == "unused" {
 			continue
 		}
-		if p := an.r.podAt(ipOf(key), t); p != nil && p.exited != 0 && p.exited <= v.f.end+int64(an.a.opts.ExitSlack) {
+		if p := an.r.podAt(ipOf(key), t); p != nil && an.goneFor(v.f, p, t) {
 			fits = append(fits, key)
 		}
 	}
@@ -260,29 +260,46 @@ func (an *analysis) inferTarget(v *verdict, t int64) string {
 	case len(fits) == 1:
 		v.doubt("no access log: the target is inferred as the only registered one whose pod had exited", "the ALB access log (report FILE s3://bucket/prefix/)")
 		return fits[0]
-	case len(fits) > 1 && an.sameCause(v.f, fits, t):
-		slices.Sort(fits)
-		v.doubt(fmt.Sprintf("no access log: %d registered targets' pods had exited, and the evidence gives each the same cause", len(fits)),
-			"the load balancer's access log, or the app's own request log")
-		return fits[0]
+	case len(fits) > 1:
+		if key, n := an.mostCause(v.f, fits, t); key != "" {
+			v.doubt(fmt.Sprintf("no access log: %d registered targets' pods had exited, and the evidence gives %d of them this cause (a load balancer spreads new connections evenly over its targets)", len(fits), n),
+				"the load balancer's access log, or the app's own request log")
+			return key
+		}
 	}
 	return ""
 }
 
-// sameCause reports whether the rules give f the same cause on every one
-// of targets: then which of them carried it does not change why it failed.
-func (an *analysis) sameCause(f *failReq, targets []string, t int64) bool {
-	var first timeline.Cause
-	for i, key := range targets {
+// mostCause is the target, of several that fit, whose cause the rules give
+// more of them than any other cause, and how many: which one carried the
+// request is unknown, but the cause most of them share is the likelier.
+// "" when no cause leads.
+func (an *analysis) mostCause(f *failReq, targets []string, t int64) (string, int) {
+	slices.Sort(targets)
+	count := map[timeline.Cause]int{}
+	first := map[timeline.Cause]string{}
+	for _, key := range targets {
 		c := *f
 		c.Evidence = nil
-		if got := an.onTarget(&verdict{f: &c}, key, t); i == 0 {
-			first = got
-		} else if got != first {
-			return false
+		got := an.onTarget(&verdict{f: &c}, key, t)
+		count[got]++
+		if first[got] == "" {
+			first[got] = key
 		}
 	}
-	return first != timeline.CauseUnknown
+	best, n, tie := timeline.CauseUnknown, 0, false
+	for c, k := range count {
+		switch {
+		case k > n:
+			best, n, tie = c, k, false
+		case k == n:
+			tie = true
+		}
+	}
+	if tie || best == timeline.CauseUnknown {
+		return "", 0
+	}
+	return first[best], n
 }
 
 // noTarget attributes a failure whose target is unknown.
