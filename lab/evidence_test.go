@@ -346,4 +346,3 @@ func TestEvidenceAgreesOnEveryTopology(t *testing.T) {
 		})
 	}
 }
-
