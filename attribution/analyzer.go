@@ -22,6 +22,16 @@ type Options struct {
 	// Margin is added to controller lag + P for the implied preStop
 	// (default defaults.Margin, what check --recommend adds).
 	Margin time.Duration
+	// TargetType is the load balancer's target type, TargetTypeIP or
+	// TargetTypeInstance (a Classic ELB's is instance). Empty: the lab's
+	// scenario mark says it, else instance when no polled target is a
+	// pod's IP, else ip.
+	TargetType string
+	// ProxyLag bounds how long a node's kube-proxy may still send new
+	// connections to an endpoint after it turned terminating (instance
+	// targets). Default twice kube-proxy's minimum sync period, at the
+	// lab's time scale.
+	ProxyLag time.Duration
 	// CheckPath is the manifests path printed in the implied check command
 	// (default "deploy/").
 	CheckPath string
@@ -53,8 +63,10 @@ type Analyzer struct {
 	// pending holds access-log entries that joined no request, until Result
 	// assigns them to a run by target.
 	pending *logPart
-	// timeScale is the lab's, when a scenario record says it.
-	timeScale float64
+	// timeScale is the lab's, when a scenario record says it; targetType
+	// the load balancer's, likewise.
+	timeScale  float64
+	targetType string
 }
 
 type reqRef struct {
@@ -119,6 +131,9 @@ func (a *Analyzer) Add(rec *timeline.Record) error {
 		if rec.Source == "lab" && rec.Reason == "scenario" {
 			if s := rec.Attrs["time_scale"]; s != "" {
 				fmt.Sscan(s, &a.timeScale)
+			}
+			if tt := rec.Attrs["target_type"]; tt != "" {
+				a.targetType = tt
 			}
 		}
 	}

@@ -250,17 +250,21 @@ func (r *runData) span(t int64) {
 	r.last = max(r.last, t)
 }
 
-// knows reports whether the run's evidence mentions target (a polled
-// target, or a pod that held its IP).
-func (r *runData) knows(target string) bool {
-	if _, ok := r.targets[target]; ok {
-		return true
-	}
-	ip := ipOf(target)
+// podHeld reports whether any pod held ip.
+func (r *runData) podHeld(ip string) bool {
 	for _, p := range r.pods {
 		if p.ip == ip {
 			return true
 		}
 	}
 	return false
+}
+
+// knows reports whether the run's evidence mentions target (a polled
+// target, or a pod that held its IP).
+func (r *runData) knows(target string) bool {
+	if _, ok := r.targets[target]; ok {
+		return true
+	}
+	return r.podHeld(ipOf(target))
 }

@@ -109,11 +109,15 @@ type analysis struct {
 	lagOK  bool
 	pmax   int64 // measured P (upper bound), for fail-open reasoning
 	hasLog bool
+	// instance: the targets are nodes (targetType), so the rules for a
+	// pod behind kube-proxy apply.
+	instance bool
 }
 
 func (an *analysis) attribute() *Run {
 	r := an.r
 	an.hasLog = r.log != nil && r.log.entries > 0
+	an.instance = an.targetType() == TargetTypeInstance
 	out := &Run{Scenario: r.name, Rollouts: r.rolloutCount(), Requests: r.requests, Failed: uint64(len(r.fails))}
 	out.Join = an.join()
 	out.Propagation = an.propagation()

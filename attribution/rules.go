@@ -2,6 +2,7 @@ package attribution
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/rollsafe/rollsafe/timeline"
@@ -81,7 +82,14 @@ func (an *analysis) explain(i int32, f *failReq) {
 		if an.hasLog {
 			v.doubt("this request has no access-log line", "its access-log line (logs land in S3 about 5 minutes later)")
 		}
-		target = an.inferTarget(v, t)
+		if !an.instance {
+			target = an.inferTarget(v, t)
+		}
+	}
+	if an.instance {
+		v.f.Target = target
+		v.done(an.viaNode(v, target, t))
+		return
 	}
 	if target == "" {
 		v.done(an.noTarget(v, t))
@@ -125,8 +133,11 @@ func (an *analysis) onTarget(v *verdict, target string, t int64) timeline.Cause 
 		return timeline.CauseUnknown
 	}
 	slack := int64(an.a.opts.ExitSlack)
-	if pod.killed() && pod.exited >= f.sent && pod.exited <= f.end+slack {
+	if an.killedDuring(f, pod) {
 		return timeline.CauseKilledByGrace
+	}
+	if c, ok := an.exitedInFlight(v, pod); ok {
+		return c
 	}
 	draining, sure := an.drainingAt(d, t)
 	if th == nil {
@@ -145,11 +156,13 @@ func (an *analysis) onTarget(v *verdict, target string, t int64) timeline.Cause 
 		v.doubt("the pod's exit was recorded just after the request", "")
 	}
 	deleted := pod.deleted != 0 && pod.deleted <= t+slack
-	timedOut := f.Status == 504 || f.Class == timeline.ClassHTTP504
 	switch {
-	case timedOut && deleted && draining:
+	case (an.timedOut(f) || passThrough(f)) && deleted && draining:
+		// A new connection to an IP that has left the network goes
+		// unanswered: an ALB gives up with a 504, an NLB's client waits
+		// (the NLB resets it at its idle timeout).
 		return timeline.CauseDrainingTargetGone
-	case timedOut && !gone:
+	case an.timedOut(f) && !gone:
 		return timeline.CauseTargetTimeout
 	case gone && draining:
 		return timeline.CauseDrainingTargetExited
@@ -239,15 +252,54 @@ func (an *analysis) inferTarget(v *verdict, t int64) string {
 		if !ok || state == "unused" {
 			continue
 		}
-		if p := an.r.podAt(ipOf(key), t); p != nil && p.exited != 0 && p.exited <= v.f.end+int64(an.a.opts.ExitSlack) {
+		if p := an.r.podAt(ipOf(key), t); p != nil && an.goneFor(v.f, p, t) {
 			fits = append(fits, key)
 		}
 	}
-	if len(fits) != 1 {
-		return ""
+	switch {
+	case len(fits) == 1:
+		v.doubt("no access log: the target is inferred as the only registered one whose pod had exited", "the ALB access log (report FILE s3://bucket/prefix/)")
+		return fits[0]
+	case len(fits) > 1:
+		if key, n := an.mostCause(v.f, fits, t); key != "" {
+			v.doubt(fmt.Sprintf("no access log: %d registered targets' pods had exited, and the evidence gives %d of them this cause (a load balancer spreads new connections evenly over its targets)", len(fits), n),
+				"the load balancer's access log, or the app's own request log")
+			return key
+		}
 	}
-	v.doubt("no access log: the target is inferred as the only registered one whose pod had exited", "the ALB access log (report FILE s3://bucket/prefix/)")
-	return fits[0]
+	return ""
+}
+
+// mostCause is the target, of several that fit, whose cause the rules give
+// more of them than any other cause, and how many: which one carried the
+// request is unknown, but the cause most of them share is the likelier.
+// "" when no cause leads.
+func (an *analysis) mostCause(f *failReq, targets []string, t int64) (string, int) {
+	slices.Sort(targets)
+	count := map[timeline.Cause]int{}
+	first := map[timeline.Cause]string{}
+	for _, key := range targets {
+		c := *f
+		c.Evidence = nil
+		got := an.onTarget(&verdict{f: &c}, key, t)
+		count[got]++
+		if first[got] == "" {
+			first[got] = key
+		}
+	}
+	best, n, tie := timeline.CauseUnknown, 0, false
+	for c, k := range count {
+		switch {
+		case k > n:
+			best, n, tie = c, k, false
+		case k == n:
+			tie = true
+		}
+	}
+	if tie || best == timeline.CauseUnknown {
+		return "", 0
+	}
+	return first[best], n
 }
 
 // noTarget attributes a failure whose target is unknown.

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"strconv"
+	"time"
 
 	"github.com/rollsafe/rollsafe/attribution"
 	"github.com/rollsafe/rollsafe/observe/accesslog"
+	"github.com/rollsafe/rollsafe/observe/elbv2"
 	"github.com/rollsafe/rollsafe/timeline"
 )
 
@@ -31,7 +33,13 @@ type Evidence struct {
 // it with the ground truth. Call it after stop: the evidence is complete.
 func (r *run) attributeEvidence() (*Evidence, error) {
 	recs, log := r.evidenceSet()
-	an := attribution.New(attribution.Options{})
+	if r.topo.LB == LBCLB {
+		// A Classic ELB is not an ELBv2 load balancer (no
+		// DescribeTargetHealth), and its access log names no trace id:
+		// a user has the probe and the Kubernetes API, nothing more.
+		recs, log = withoutELBv2(recs), nil
+	}
+	an := attribution.New(attribution.Options{ExitSlack: podViewDelay})
 	an.Add(r.scenarioMark())
 	for _, rec := range recs {
 		if err := an.Add(rec); err != nil {
@@ -73,11 +81,36 @@ func (r *run) attributeEvidence() (*Evidence, error) {
 	return ev, nil
 }
 
+// podViewDelay bounds how much later than a process's exit the lab's pod
+// records show it (attribution.Options.ExitSlack): the kubelet stand-in
+// reaps its processes at once and the pod view records in the same call,
+// where a real kubelet's relist and the watch take a good part of a second
+// (the attribution's default slack).
+const podViewDelay = 50 * time.Millisecond
+
+// withoutELBv2 is recs less the target-health polls.
+func withoutELBv2(recs []*timeline.Record) []*timeline.Record {
+	var out []*timeline.Record
+	for _, rec := range recs {
+		if rec.Source != elbv2.Source {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
 // scenarioMark is the record that tells a reader of the timeline which
-// scenario starts and at what time scale (package attribution, in report
-// and here, turns the settings it implies back into spec time with it).
+// scenario starts, at what time scale (package attribution, in report
+// and here, turns the settings it implies back into spec time with it)
+// and with which target type (what a user knows of their own load
+// balancer: the pods or the nodes are its targets).
 func (r *run) scenarioMark() *timeline.Record {
+	tt := attribution.TargetTypeIP
+	if topo, err := LookupTopology(r.s.Topology); err == nil && topo.Instance {
+		tt = attribution.TargetTypeInstance
+	}
 	return &timeline.Record{Kind: timeline.KindEvent, Time: r.began, Source: "lab", Scenario: r.s.Name,
 		Object: r.s.Name, Reason: "scenario", State: "started",
-		Attrs: map[string]string{"time_scale": strconv.FormatFloat(r.o.TimeScale, 'g', -1, 64), "propagation": r.s.Propagation.String()}}
+		Attrs: map[string]string{"time_scale": strconv.FormatFloat(r.o.TimeScale, 'g', -1, 64), "propagation": r.s.Propagation.String(),
+			"target_type": tt}}
 }

@@ -1,8 +1,11 @@
 package lab
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +24,7 @@ const flowMatchWindow = 250 * time.Millisecond
 // flowEnd is one NLB connection as its ground-truth records tell it.
 type flowEnd struct {
 	opened, closed time.Time
+	client         string // the client's ip:port, as the NLB accepted it
 	target, peer   string
 	end            string
 	draining       bool
@@ -58,7 +62,7 @@ func (fs *flows) observe(rec *timeline.Record) {
 		if peer == "" {
 			peer = rec.Object
 		}
-		fs.ended = append(fs.ended, &flowEnd{opened: fs.opened[id], closed: rec.Time, target: rec.Object, peer: peer,
+		fs.ended = append(fs.ended, &flowEnd{opened: fs.opened[id], closed: rec.Time, client: rec.Attrs["client"], target: rec.Object, peer: peer,
 			end: rec.Attrs["end"], draining: rec.Attrs["target_state"] == string(alb.StateDraining),
 			failOpen: rec.Attrs["fail_open"] == "true"})
 		delete(fs.opened, id)
@@ -75,11 +79,16 @@ func failingEnd(end string) bool {
 	return true
 }
 
-// match returns the unused connection whose end is nearest to the failed
-// request's, within flowMatchWindow, and marks it used (nil: none).
-func (fs *flows) match(end time.Time) *flowEnd {
+// match returns the connection that carried a failed request, and marks it
+// used (nil: none). The probe's error names its end of the connection
+// ("read tcp 127.0.0.1:40412->…"), which is the client the NLB accepted:
+// then the flow is the one from that client open while the request was
+// out. Errors without an address (an EOF) fall back to the unused flow
+// whose end is nearest to the request's, within flowMatchWindow.
+func (fs *flows) match(rec *timeline.Record) *flowEnd {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	client, end := clientOf(rec.Error), requestEnd(rec)
 	var best *flowEnd
 	bestD := time.Duration(math.MaxInt64)
 	for _, f := range fs.ended {
@@ -87,7 +96,11 @@ func (fs *flows) match(end time.Time) *flowEnd {
 		if d < 0 {
 			d = -d
 		}
-		if !f.used && d <= flowMatchWindow && d < bestD {
+		fits := d <= flowMatchWindow
+		if client != "" {
+			fits = f.client == client && !f.closed.Before(rec.Time) && (f.opened.IsZero() || !f.opened.After(end))
+		}
+		if !f.used && fits && d < bestD {
 			best, bestD = f, d
 		}
 	}
@@ -97,14 +110,34 @@ func (fs *flows) match(end time.Time) *flowEnd {
 	return best
 }
 
+// clientOf is the local address in a Go network error ("read tcp
+// 127.0.0.1:40412->127.0.0.1:8080: …"), or "".
+func clientOf(msg string) string {
+	i := strings.Index(msg, "tcp ")
+	if i < 0 {
+		return ""
+	}
+	rest := msg[i+len("tcp "):]
+	j := strings.Index(rest, "->")
+	if j <= 0 || strings.ContainsAny(rest[:j], " ") {
+		return ""
+	}
+	return rest[:j]
+}
+
 // flowCauses attributes the failed requests of an NLB run, earliest end
 // first, each to the connection that ended with it.
 func (r *run) flowCauses(failed []*timeline.Record) map[*timeline.Record]*flowEnd {
 	sorted := append([]*timeline.Record(nil), failed...)
 	sort.Slice(sorted, func(i, j int) bool { return requestEnd(sorted[i]).Before(requestEnd(sorted[j])) })
 	out := map[*timeline.Record]*flowEnd{}
+	// Joined by address first, so the time join of the rest picks among
+	// the flows no address claimed.
+	slices.SortStableFunc(sorted, func(a, b *timeline.Record) int {
+		return cmp.Compare(b2i(clientOf(a.Error) == ""), b2i(clientOf(b.Error) == ""))
+	})
 	for _, rec := range sorted {
-		if f := r.flows.match(requestEnd(rec)); f != nil {
+		if f := r.flows.match(rec); f != nil {
 			out[rec] = f
 		}
 	}
@@ -158,4 +191,11 @@ func (r *run) flowCause(rec *timeline.Record, f *flowEnd) timeline.Cause {
 		return timeline.CauseKeepAliveRace // the app, alive, closed it
 	}
 	return timeline.CauseUnknown
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -358,13 +358,8 @@ func printTable(w io.Writer, results []*lab.Result) {
 
 // agrees is how often the attribution from evidence alone matched the
 // ground truth, and how many it wrongly called certain.
-// The attribution knows the ip path only: on another topology it is not
-// compared (docs/lab.md, Topologies).
 func agrees(r *lab.Result) string {
 	e := r.Evidence
-	if t := r.Scenario.Topology; t != "" && t != lab.DefaultTopology && r.Failed() > 0 {
-		return "n/a on " + t
-	}
 	if e == nil || e.Agreement.Compared == 0 {
 		return "-"
 	}
