@@ -22,8 +22,9 @@ type Options struct {
 	// Margin is added to controller lag + P for the implied preStop
 	// (default defaults.Margin, what check --recommend adds).
 	Margin time.Duration
-	// TargetType is the load balancer's target type, TargetTypeIP or
-	// TargetTypeInstance (a Classic ELB's is instance). Empty: the lab's
+	// TargetType is the load balancer's target type, TargetTypeIP,
+	// TargetTypeInstance (a Classic ELB's is instance) or TargetTypeIngress
+	// (an ingress controller's pods). Empty: the lab's
 	// scenario mark says it, else instance when no polled target is a
 	// pod's IP, else ip.
 	TargetType string

@@ -7,11 +7,18 @@ import (
 
 // Target types, as ELBv2 names them: the pods are the targets (ip), or the
 // nodes, each forwarding through its kube-proxy (instance; every Classic
-// ELB).
+// ELB). TargetTypeIngress is rollsafe's: the targets are an in-cluster
+// ingress controller's pods (ingress-nginx), never rolled, which proxy to
+// the app's pod endpoints.
 const (
 	TargetTypeIP       = "ip"
 	TargetTypeInstance = "instance"
+	TargetTypeIngress  = "ingress"
 )
+
+// TargetTypes lists the target types a caller may give, for flag help and
+// errors.
+var TargetTypes = []string{TargetTypeIP, TargetTypeInstance, TargetTypeIngress}
 
 // targetType is the run's target type: the caller's (Options.TargetType,
 // the lab's scenario mark), else instance when target health was polled and
@@ -48,6 +55,48 @@ func (an *analysis) proxyLag() int64 {
 // long, plus the watch and the rules' apply; twice the period bounds it on
 // a cluster that is not overloaded.
 const defaultProxyLag = 2 * defaults.KubeProxyMinSyncPeriod
+
+// ingressLag bounds how long after a pod turned terminating the ingress may
+// still route to it: its sync lag (defaults.NginxSyncLag) plus kube-proxy's
+// slack for the watch, at the lab's time scale.
+func (an *analysis) ingressLag() int64 {
+	return int64(float64(defaults.NginxSyncLag+defaults.KubeProxyMinSyncPeriod) * an.scale())
+}
+
+// viaIngress attributes a failure behind an ingress hop: the hop chose the
+// pod, and only its own access log ($upstream_addr) says which, so every
+// cause rests on the pods that could have carried it and is at best likely.
+// A pod that got SIGKILL while the request was out was killed under it; a
+// pod that exited during the request or within the hop's sync lag before
+// it is one the hop still routed to.
+func (an *analysis) viaIngress(v *verdict, t int64) timeline.Cause {
+	if !an.r.sources["kube"] {
+		v.doubt("no pod states", "pod states from the Kubernetes API (probe --kube)")
+		v.noCause = true
+		return timeline.CauseUnknown
+	}
+	v.doubt("the ingress chose the pod: which one is in the ingress controller's access log ($upstream_addr), not in this evidence, so the pod is inferred from the pod records",
+		"the ingress controller's access log")
+	f := v.f
+	slack, lag := int64(an.a.opts.ExitSlack), an.ingressLag()
+	var killed, gone *podHist
+	for _, p := range an.r.pods {
+		switch {
+		case an.killedDuring(f, p):
+			killed = latestExit(killed, p)
+		case p.exited != 0 && p.exited <= f.end+slack && p.exited >= t-lag:
+			gone = latestExit(gone, p)
+		}
+	}
+	switch {
+	case killed != nil:
+		return an.blame(v, killed, timeline.CauseKilledByGrace)
+	case gone != nil:
+		return an.blame(v, gone, timeline.CauseIngressStaleEndpoint)
+	}
+	v.noCause = true
+	return timeline.CauseUnknown
+}
 
 // scale is the lab's time scale (1 for a real cluster).
 func (an *analysis) scale() float64 {

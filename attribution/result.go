@@ -112,12 +112,16 @@ type analysis struct {
 	// instance: the targets are nodes (targetType), so the rules for a
 	// pod behind kube-proxy apply.
 	instance bool
+	// ingress: the targets are an ingress controller's pods (targetType),
+	// so the rules for a pod behind the ingress hop apply.
+	ingress bool
 }
 
 func (an *analysis) attribute() *Run {
 	r := an.r
 	an.hasLog = r.log != nil && r.log.entries > 0
 	an.instance = an.targetType() == TargetTypeInstance
+	an.ingress = an.targetType() == TargetTypeIngress
 	out := &Run{Scenario: r.name, Rollouts: r.rolloutCount(), Requests: r.requests, Failed: uint64(len(r.fails))}
 	out.Join = an.join()
 	out.Propagation = an.propagation()

@@ -82,9 +82,13 @@ func (an *analysis) explain(i int32, f *failReq) {
 		if an.hasLog {
 			v.doubt("this request has no access-log line", "its access-log line (logs land in S3 about 5 minutes later)")
 		}
-		if !an.instance {
+		if !an.instance && !an.ingress {
 			target = an.inferTarget(v, t)
 		}
+	}
+	if an.ingress {
+		v.done(an.viaIngress(v, t))
+		return
 	}
 	if an.instance {
 		v.f.Target = target

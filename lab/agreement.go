@@ -108,6 +108,8 @@ func (r *run) scenarioMark() *timeline.Record {
 	tt := attribution.TargetTypeIP
 	if topo, err := LookupTopology(r.s.Topology); err == nil && topo.Instance {
 		tt = attribution.TargetTypeInstance
+	} else if err == nil && topo.Ingress {
+		tt = attribution.TargetTypeIngress
 	}
 	return &timeline.Record{Kind: timeline.KindEvent, Time: r.began, Source: "lab", Scenario: r.s.Name,
 		Object: r.s.Name, Reason: "scenario", State: "started",

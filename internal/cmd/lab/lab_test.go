@@ -211,9 +211,14 @@ func TestNLBTopologyWritesReport(t *testing.T) {
 // Behind ingress-nginx the table is followed by what nginx's access log
 // says per method: the failures the client saw, GET and POST, adding up to
 // the FAILED column, and the ones nginx hid by passing them on.
+//
+// rollsafe report explains the recording from its evidence on the ingress
+// path (the lab's mark, or --target-type ingress), and not as ingress
+// failures when told the targets are the pods (--target-type ip).
 func TestNginxIngressPrintsMethods(t *testing.T) {
+	record := filepath.Join(t.TempDir(), "run.ndjson")
 	cmd := exec.Command(bin, "lab", "--topology", "nginx-ingress", "--scenario", "ingress-no-prestop", "--rollouts", "1",
-		"--time-scale", "0.05", "--report", "")
+		"--time-scale", "0.05", "--report", "", "--record", record)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -250,4 +255,21 @@ func TestNginxIngressPrintsMethods(t *testing.T) {
 		t.Errorf("nginx: failed GET %d + POST %d, want %d in all and some POSTs failed, some GETs hidden:\n%s", getF, postF, failed, out)
 	}
 	waitNoPods(t)
+	for _, c := range []struct {
+		targetType string
+		want       bool // ingress_stale_endpoint named for most failures
+	}{{"", true}, {"ingress", true}, {"ip", false}} {
+		args := []string{"report", record, "-o", "json", "--html", ""}
+		if c.targetType != "" {
+			args = append(args, "--target-type", c.targetType)
+		}
+		b, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatalf("report %v: %v", args, err)
+		}
+		n := strings.Count(string(b), `"cause":"ingress_stale_endpoint"`)
+		if got := n >= failed*8/10; got != c.want {
+			t.Errorf("report --target-type %q: ingress_stale_endpoint on %d of %d failures", c.targetType, n, failed)
+		}
+	}
 }

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rollsafe/rollsafe/attribution"
 	"github.com/rollsafe/rollsafe/internal/cmdutil"
 	"github.com/rollsafe/rollsafe/report"
 )
@@ -29,7 +32,9 @@ told apart by content, so they can be fetched later, when S3 has them) and
 attribute every failed request from evidence alone: the target the ALB chose
 (access log, joined by trace id), whether it was draining (polled target
 health, a window per poll), whether its pod had exited or been deleted (pod
-states from the Kubernetes API). Each failure gets a cause, its chain of
+states from the Kubernetes API). Behind instance targets (the nodes, a
+Classic ELB) or an ingress controller (--target-type), the pod is inferred
+from the pod states, and the cause is at best likely. Each failure gets a cause, its chain of
 evidence and a confidence (certain, likely, unknown). For every target that
 went draining it measures how long the load balancer kept routing to it (P),
 and prints the preStop that figure calls for and the rollsafe check command
@@ -42,7 +47,8 @@ every failed request with trace_id, cause, confidence and evidence, the
 causes table and the propagation section.`,
 		Example: `  rollsafe report run.ndjson --html rollout.html
   rollsafe report run.ndjson s3://my-alb-logs/AWSLogs/123456789012/elasticloadbalancing/ -o json --html ""
-  rollsafe report lab.ndjson alb-access.log`,
+  rollsafe report lab.ndjson alb-access.log
+  rollsafe report run.ndjson --target-type ingress --html ""`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			out, err := cmdutil.ParseOutput(output, cmdutil.OutputText, cmdutil.OutputJSON)
@@ -51,6 +57,9 @@ causes table and the propagation section.`,
 			}
 			if opts.Bin <= 0 {
 				return cmdutil.UsageErrorf("--bin %v: must be positive", opts.Bin)
+			}
+			if tt := opts.Attribution.TargetType; tt != "" && !slices.Contains(attribution.TargetTypes, tt) {
+				return cmdutil.UsageErrorf("--target-type %q: want one of %s", tt, strings.Join(attribution.TargetTypes, ", "))
 			}
 			rep, err := report.Build(cmd.Context(), files, opts)
 			if err != nil {
@@ -78,6 +87,8 @@ causes table and the propagation section.`,
 	fl.StringVar(&html, "html", "report.html", `write the HTML page here ("" for none)`)
 	fl.StringVarP(&output, "output", "o", "text", "text or json (the report's numbers)")
 	fl.DurationVar(&opts.Bin, "bin", 100*time.Millisecond, "time bin width (widened to fit 2000 bins)")
+	fl.StringVar(&opts.Attribution.TargetType, "target-type", "", "what the load balancer's targets are: "+strings.Join(attribution.TargetTypes, ", ")+
+		" (ingress: an ingress controller's pods, e.g. ingress-nginx); default: instance when no polled target is a pod's IP, else ip")
 	return cmd
 }
 
