@@ -297,16 +297,16 @@ func ingressScenarios() []Scenario {
 // 60 s, and the fix, 75 s. Bursts, as for the ALB's short-app-idle-timeout,
 // make nginx reach into its pool of idle connections.
 func ingressKeepaliveScenarios(prestop Scenario) []Scenario {
-	short := prestop
-	short.Name = "ingress-short-app-idle-timeout"
-	short.Description = "nginx-ingress: ingress-prestop with the app's keep-alive 5s (Node.js' default) below nginx's upstream keep-alive 60s; bursty GET and POST traffic"
-	short.App.IdleTimeout = 5 * time.Second
-	short.BurstEvery = 10 * time.Second
-	long := short
-	long.Name = "ingress-long-app-idle-timeout"
-	long.Description = "nginx-ingress: ingress-short-app-idle-timeout with the app's keep-alive 75s, past nginx's upstream keep-alive 60s"
-	long.App.IdleTimeout = graceful.DefaultIdleTimeout
-	return []Scenario{short, long}
+	with := func(name, desc string, idle time.Duration) Scenario {
+		s := prestop
+		s.Name, s.Description = name, desc
+		s.App.IdleTimeout, s.BurstEvery = idle, 10*time.Second
+		return s
+	}
+	return []Scenario{
+		with("ingress-short-app-idle-timeout", "nginx-ingress: ingress-prestop with the app's keep-alive 5s (Node.js' default) below nginx's upstream keep-alive 60s; bursty GET and POST traffic", 5*time.Second),
+		with("ingress-long-app-idle-timeout", "nginx-ingress: ingress-short-app-idle-timeout with the app's keep-alive 75s, past nginx's upstream keep-alive 60s", graceful.DefaultIdleTimeout),
+	}
 }
 
 // hopFromRoute lays an ingress-nginx route's settings (its annotations and
