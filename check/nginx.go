@@ -95,9 +95,12 @@ func nginxVia(w *workload.Workload) string {
 }
 
 // nginxKeepalive: nginx pools idle connections to the pods for
-// upstream-keepalive-timeout. If the app closes one first, a request nginx
-// sends on it that moment fails; nginx retries it on another pod only if
-// it is idempotent, so POSTs get the 502 and GET probes do not.
+// upstream-keepalive-timeout. It drops one the app closes as soon as it
+// sees the close, so only a request it sends on the connection at that
+// moment fails: a warning, since real nginx loses few requests this way
+// (docs/rules/nginx-upstream-keepalive.md has the counts). nginx passes
+// such a failure on only for an idempotent request, so POSTs get the 502
+// and GET probes do not.
 func nginxKeepalive(c *run, w *workload.Workload) {
 	if !w.Served() || w.AppIdleTimeout == 0 {
 		return
@@ -114,13 +117,13 @@ func nginxKeepalive(c *run, w *workload.Workload) {
 		return
 	}
 	v := n(c.rec.MinAppIdleTimeout)
-	c.report(w, Error, nil, w.Object.Line("metadata", "annotations", workload.AnnotationAppIdleTimeout),
+	c.report(w, Warning, nil, w.Object.Line("metadata", "annotations", workload.AnnotationAppIdleTimeout),
 		yamlFix("# make the app's keep-alive (idle) timeout longer than nginx's "+defaults.NginxKeyUpstreamKeepaliveTimeout+
 			", e.g. Go: http.Server{IdleTimeout: "+v+" * time.Second}", "metadata:", "  annotations:",
 			"    "+workload.AnnotationAppIdleTimeout+": \""+v+"\""),
 		// The patch records the new keep-alive; the app's own setting is a code change.
 		[]Patch{annotationPatch(w.Object, c.opts.DefaultNamespace, workload.AnnotationAppIdleTimeout, v)},
-		"%s keeps idle connections %s but ingress-nginx (%s) keeps its idle connections to the pods for %s (%s, %s): the app closes connections nginx may still reuse, and a request sent on one fails (502) unless nginx retries it on another pod, which it does only when %s lists error, and never for a POST, LOCK or PATCH it already sent unless the list holds non_idempotent",
+		"%s keeps idle connections %s but ingress-nginx (%s) keeps its idle connections to the pods for %s (%s, %s): the app closes connections nginx still holds; nginx drops one when it sees the close, but a request it sends on one as the app closes it fails (502) unless nginx passes it to another pod, which it does only when %s lists error, and never for a POST, LOCK or PATCH it already sent unless the list holds non_idempotent: rare, so a rollout's probe seldom sees it, but clients' writes get the 502s",
 		w.Ref, secs(w.AppIdleTimeout), worst.Via, secs(worst.Nginx.UpstreamKeepaliveTimeout), defaults.NginxKeyUpstreamKeepaliveTimeout,
 		settingWhere(worst, worst.Nginx.KeepaliveTimeoutAt, c.opts.DefaultNamespace), defaults.NginxKeyProxyNextUpstream)
 }

@@ -58,7 +58,7 @@ func TestNginxRuleFindings(t *testing.T) {
 	}{
 		{file: "nginx-prestop-too-short-hit.yaml", rule: "nginx-prestop-too-short", sev: check.Error, at: "preStop:",
 			says: []string{"preStop waits 2s, less than ingress-nginx's sync lag", "Ingress/shop/api", "its propagation does not apply"}},
-		{file: "nginx-upstream-keepalive-hit.yaml", rule: "nginx-upstream-keepalive", sev: check.Error, at: "rollsafe.dev/app-idle-timeout",
+		{file: "nginx-upstream-keepalive-hit.yaml", rule: "nginx-upstream-keepalive", sev: check.Warning, at: "rollsafe.dev/app-idle-timeout",
 			says: []string{"keeps idle connections 75s", "for 90s (upstream-keepalive-timeout, from ConfigMap/ingress-nginx/ingress-nginx-controller line ",
 				"never for a POST, LOCK or PATCH"}},
 		{file: "nginx-retries-hide-failures-hit.yaml", rule: "nginx-retries-hide-failures", sev: check.Info,

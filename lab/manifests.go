@@ -176,7 +176,9 @@ func appFromEnv(t *corev1.PodTemplateSpec, idle time.Duration) App {
 		if err != nil {
 			continue
 		}
-		switch e.Name { // DRAIN_DELAY: workload.Workload.DrainDelay
+		switch e.Name { // a longer DRAIN_DELAY: workload.Workload.DrainDelay
+		case graceful.EnvDrainDelay:
+			app.DrainDelay = d // "0s" too, which the workload cannot tell from unset
 		case graceful.EnvShutdownTimeout:
 			app.ShutdownTimeout = d
 		case graceful.EnvIdleTimeout:

@@ -232,12 +232,18 @@ func (r *run) hopCause(rec *timeline.Record) (timeline.Cause, map[string]string)
 	if !known {
 		return timeline.CauseUnknown, attrs
 	}
-	killed, gone, _ := f.during(rec.Time, rec.Time.Add(rec.Latency))
+	end := rec.Time.Add(rec.Latency)
+	killed, gone, _ := f.during(rec.Time, end)
 	switch {
 	case killed:
 		return timeline.CauseKilledByGrace, attrs
 	case gone:
 		return timeline.CauseIngressStaleEndpoint, attrs
+	case status == "502" && (f.sigterm.IsZero() || f.sigterm.After(end)):
+		// Running and not told to stop, the app closes a connection only
+		// at its keep-alive timeout: nginx sent the request on a cached
+		// connection the app was closing.
+		return timeline.CauseKeepAliveRace, attrs
 	}
 	return timeline.CauseUnknown, attrs
 }
@@ -282,7 +288,25 @@ func ingressScenarios() []Scenario {
 	fixed.MinReadySeconds = broken.MinReadySeconds
 	fixed.PreStop = (defaults.NginxSyncLag + defaults.Margin + time.Second - 1).Truncate(time.Second)
 	fixed.App = App{Shutdown: "graceful", ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
-	return []Scenario{broken, fixed}
+	return append([]Scenario{broken, fixed}, ingressKeepaliveScenarios(fixed)...)
+}
+
+// ingressKeepaliveScenarios are nginx-upstream-keepalive's pair, on
+// ingress-prestop (no stale endpoint left to fail a request): the app's
+// keep-alive 5 s (Node.js' default) below nginx's upstream keep-alive
+// 60 s, and the fix, 75 s. Bursts, as for the ALB's short-app-idle-timeout,
+// make nginx reach into its pool of idle connections.
+func ingressKeepaliveScenarios(prestop Scenario) []Scenario {
+	with := func(name, desc string, idle time.Duration) Scenario {
+		s := prestop
+		s.Name, s.Description = name, desc
+		s.App.IdleTimeout, s.BurstEvery = idle, 10*time.Second
+		return s
+	}
+	return []Scenario{
+		with("ingress-short-app-idle-timeout", "nginx-ingress: ingress-prestop with the app's keep-alive 5s (Node.js' default) below nginx's upstream keep-alive 60s; bursty GET and POST traffic", 5*time.Second),
+		with("ingress-long-app-idle-timeout", "nginx-ingress: ingress-short-app-idle-timeout with the app's keep-alive 75s, past nginx's upstream keep-alive 60s", graceful.DefaultIdleTimeout),
+	}
 }
 
 // hopFromRoute lays an ingress-nginx route's settings (its annotations and

@@ -82,8 +82,8 @@ func (r *run) startProbes(ctx context.Context) *probes {
 // burstSize is how many requests one burst sends at once.
 const burstSize = 24
 
-// bursts sends burstSize concurrent requests every BurstEvery until ctx
-// ends or a burst's recording fails.
+// bursts sends a burst of burstSize concurrent requests every BurstEvery
+// until ctx ends or a burst's recording fails.
 func (r *run) bursts(ctx context.Context, ps *probes, timeout time.Duration) {
 	every := r.scale.Of(r.s.BurstEvery)
 	for {
@@ -92,15 +92,38 @@ func (r *run) bursts(ctx context.Context, ps *probes, timeout time.Duration) {
 			return
 		case <-time.After(every):
 		}
-		cfg := probe.Config{
-			URL: r.lb.URL() + "/", Connections: burstSize, Requests: burstSize, Timeout: timeout,
-			IdleConnTimeout: r.lbf.probeIdle,
-			VersionHeader:   "X-Version", Source: "probe", Scenario: r.s.Name,
+		var wg sync.WaitGroup
+		failed := make(chan struct{}, 2)
+		for _, cfg := range r.burstStreams(timeout) {
+			cfg.VersionHeader, cfg.Source, cfg.Scenario = "X-Version", "probe", r.s.Name
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if ps.run(ctx, cfg, r.onProbeRecord) != nil {
+					failed <- struct{}{}
+				}
+			}()
 		}
-		if ps.run(ctx, cfg, r.onProbeRecord) != nil {
+		wg.Wait()
+		if len(failed) > 0 {
 			return
 		}
 	}
+}
+
+// burstStreams is one burst: GETs of / on the prober's keep-alive, or,
+// through the nginx hop, half GETs and half POSTs of the hop's streams, so
+// that nginx's retries of the one and not the other show in the counts.
+func (r *run) burstStreams(timeout time.Duration) []probe.Config {
+	if r.hop == nil {
+		return []probe.Config{{URL: r.lb.URL() + "/", Connections: burstSize, Requests: burstSize, Timeout: timeout,
+			IdleConnTimeout: r.lbf.probeIdle}}
+	}
+	streams := r.hopProbes(timeout)
+	for i := range streams {
+		streams[i].Rate, streams[i].Connections, streams[i].Requests = 0, burstSize/len(streams), burstSize/uint64(len(streams))
+	}
+	return streams
 }
 
 // onProbeRecord aggregates every request; failed ones wait for attribution
