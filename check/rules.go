@@ -38,7 +38,7 @@ var Rules = []Rule{
 	{ID: "prestop-exceeds-grace", Severity: Error, check: preStopExceedsGrace,
 		Summary: "preStop at least as long as terminationGracePeriodSeconds: the container is killed mid-hook"},
 	{ID: "prestop-too-short", Severity: Error, check: preStopTooShort,
-		Summary: "preStop shorter than controller lag + propagation P: requests still arrive after SIGTERM"},
+		Summary: "preStop shorter than the stop window (controller lag + propagation P; on instance targets the endpoint update + kube-proxy sync, + the health check's detection with externalTrafficPolicy Local): requests still arrive after SIGTERM"},
 	{ID: "nginx-prestop-too-short", Severity: Error, check: nginxPreStopTooShort,
 		Summary: "pods only ingress-nginx reaches: preStop shorter than nginx's sync lag, so nginx still sends new requests after SIGTERM"},
 	{ID: "deregistration-delay-too-short", Severity: Error, check: delayTooShort,
