@@ -33,17 +33,21 @@ func clbLocal(drain Scenario) []Scenario {
 	s := drain
 	s.Policy, s.Nodes = kubeproxy.PolicyLocal, localNodes
 	s = s.On(clb)
+	// The grace makes room for the preStop, the drain and the shutdown.
+	grace := func(preStop time.Duration) time.Duration {
+		return preStop + drain.App.DrainDelay + drain.App.ShutdownTimeout + 10*time.Second
+	}
 
 	short := s
 	short.Name = "clb-local-prestop-short"
 	short.Description = "externalTrafficPolicy Local on a Classic ELB, 3 nodes for 2 replicas, preStop 20s, shorter than the ELB's 60s health-check detection, then the graceful app's 65s drain"
 	short.PreStop = localShortPreStop
-	short.Grace = short.PreStop + drain.App.DrainDelay + drain.App.ShutdownTimeout + 10*time.Second
+	short.Grace = grace(short.PreStop)
 
 	covered := s
 	covered.Name = "clb-local-prestop"
 	covered.Description = "clb-local-prestop-short with preStop 68s (check's fix), past kube-proxy's lag + the ELB's 60s health-check detection"
 	covered.PreStop = localPreStop
-	covered.Grace = covered.PreStop + drain.App.DrainDelay + drain.App.ShutdownTimeout + 10*time.Second
+	covered.Grace = grace(covered.PreStop)
 	return []Scenario{short, covered}
 }
