@@ -41,18 +41,6 @@ func maxSyncLag(w *workload.Workload) time.Duration {
 	return lag
 }
 
-// judgedBy is o as w is judged by (o.ForWorkload(w)); for a workload only
-// ingress-nginx reaches, the stop window is the sync lag: the controller's
-// lag is nginx's, and no cloud LB's propagation applies to its pods. Every
-// rule, fix and recommendation sized from the stop window then agrees.
-func judgedBy(o workload.Options, w *workload.Workload) workload.Options {
-	o = o.ForWorkload(w)
-	if nginxOnly(w) {
-		o.ControllerLag, o.Propagation = maxSyncLag(w), 0
-	}
-	return o
-}
-
 // nginxKeepaliveTimeout is the longest upstream keep-alive of w's nginx
 // routes that keep connections (0 with none).
 func nginxKeepaliveTimeout(w *workload.Workload) time.Duration {
@@ -63,14 +51,6 @@ func nginxKeepaliveTimeout(w *workload.Workload) time.Duration {
 		}
 	}
 	return d
-}
-
-// windowText says what the stop window of w is made of, for messages.
-func windowText(c *run, w *workload.Workload) string {
-	if nginxOnly(w) {
-		return "ingress-nginx's sync lag " + secs(c.opts.StopWindow())
-	}
-	return "controller lag " + secs(c.opts.ControllerLag) + " + propagation " + secs(c.opts.Propagation)
 }
 
 // nginxPreStopTooShort: nginx keeps sending new requests to a terminating

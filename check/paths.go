@@ -189,9 +189,13 @@ func kubeProxyKeepAlive(c *run, w *workload.Workload) {
 		if r.IdleTimeout > 0 {
 			idle = "the " + r.LB + "'s idle timeout"
 		}
+		drops := "each node drops the pod from its rules when it sees the endpoint change"
+		if r.Local {
+			drops = "each node drops the pod from its rules when it sees the endpoint change (with externalTrafficPolicy Local, a node whose only pods are terminating keeps forwarding to them until the load balancer's health check takes it out)"
+		}
 		obj, line := r.Locate(r.TargetTypeAt)
 		c.report(w, Warning, obj, line, fix, patches,
-			"%s (%s) reaches pods through kube-proxy: each node drops the pod from its rules when it sees the endpoint change (no sooner than %s, min-sync-period, after its previous sync), but connections already established stay on the pod (conntrack, kubernetes#100698): %s keep reaching it; %s, and only a drain with \"Connection: close\" past %s (%s) sheds them before the app exits; the rest reset then (%s)",
-			r.LB, r.Via, secs(defaults.KubeProxyMinSyncPeriod), pooled, known, idle, secs(pinnedWindow(r)), graceText(w))
+			"%s (%s) reaches pods through kube-proxy: %s (no sooner than %s, min-sync-period, after its previous sync), but connections already established stay on the pod (conntrack, kubernetes#100698): %s keep reaching it; %s, and only a drain with \"Connection: close\" past %s (%s) sheds them before the app exits; the rest reset then (%s)",
+			r.LB, r.Via, drops, secs(defaults.KubeProxyMinSyncPeriod), pooled, known, idle, secs(pinnedWindow(r)), graceText(w))
 	}
 }

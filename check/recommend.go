@@ -122,6 +122,9 @@ func inputs(w *workload.Workload, o workload.Options) []Input {
 		}
 	}
 	lag := Input{Name: "controller lag", Value: o.ControllerLag, Source: src(o.ControllerLag, defaults.ControllerLag), Flag: "--controller-lag"}
+	if instanceRoutes(w) {
+		lag.Note = "instance targets: also stands in for the endpoint update kube-proxy waits for, which has no public figure"
+	}
 	req := Input{Name: "longest request", Value: w.MaxRequestDuration, Source: src(w.MaxRequestDuration, defaults.MaxRequestDuration),
 		Flag: "--max-request-duration"}
 	if w.MaxRequestAnnotated {
@@ -130,6 +133,11 @@ func inputs(w *workload.Workload, o workload.Options) []Input {
 		req.Note = "Kubernetes' default grace period; set " + workload.AnnotationMaxRequestDuration + " to your app's"
 	}
 	in := []Input{p, lag, req}
+	for _, t := range workloadWindow(judgedBy(o, w), w).terms {
+		if t.in != nil {
+			in = append(in, *t.in)
+		}
+	}
 	if nginxOnly(w) {
 		in = []Input{{Name: "ingress-nginx sync lag", Value: maxSyncLag(w), Source: "default",
 			Note: "no cloud LB targets these pods; --sync-rate-limit's sync interval + the Lua balancer's BACKENDS_SYNC_INTERVAL, controller watch latency not included"}, req}
@@ -147,9 +155,12 @@ func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 	o = judgedBy(o, w)
 	r.MinPreStop = ceilSec(o.StopWindow())
 	r.DeregistrationDelay = ceilSec(o.Propagation+w.MaxRequestDuration) + defaults.Margin
-	r.PreStop = max(r.MinPreStop+defaults.Margin, r.DeregistrationDelay)
-	if nginxOnly(w) { // no target group: nothing drains, no delay to outlast
-		r.DeregistrationDelay, r.PreStop = 0, r.MinPreStop+defaults.Margin
+	r.PreStop = r.MinPreStop + defaults.Margin
+	if !noPodTargets(w) { // the pod outlives its draining target (deregistration-delay-vs-prestop)
+		r.PreStop = max(r.PreStop, r.DeregistrationDelay)
+	}
+	if nginxOnly(w) { // no target group: nothing drains
+		r.DeregistrationDelay = 0
 	}
 	drained := *w
 	if d := fixedDrain(w); d > 0 {
@@ -181,6 +192,18 @@ func Recommend(w *workload.Workload, o workload.Options) Recommendation {
 	steps := (w.Replicas + batch - 1) / batch
 	r.Rollout = time.Duration(steps)*r.ReadyStep + r.TerminationGracePeriod
 	return r
+}
+
+// noPodTargets says whether no load balancer has w's pods as targets:
+// every route goes through kube-proxy (instance targets) or ingress-nginx,
+// so a rollout deregisters nothing and no draining target has to be outlived.
+func noPodTargets(w *workload.Workload) bool {
+	for _, r := range w.Routes {
+		if r.TargetType != "instance" && r.LB != workload.LBNginx {
+			return false
+		}
+	}
+	return len(w.Routes) > 0
 }
 
 // minGrace is the smallest grace period that is not exceeded by a preStop

@@ -38,7 +38,7 @@ var Rules = []Rule{
 	{ID: "prestop-exceeds-grace", Severity: Error, check: preStopExceedsGrace,
 		Summary: "preStop at least as long as terminationGracePeriodSeconds: the container is killed mid-hook"},
 	{ID: "prestop-too-short", Severity: Error, check: preStopTooShort,
-		Summary: "preStop shorter than controller lag + propagation P: requests still arrive after SIGTERM"},
+		Summary: "preStop shorter than the stop window (controller lag + propagation P; on instance targets the endpoint update + kube-proxy sync, + the health check's detection with externalTrafficPolicy Local): requests still arrive after SIGTERM"},
 	{ID: "nginx-prestop-too-short", Severity: Error, check: nginxPreStopTooShort,
 		Summary: "pods only ingress-nginx reaches: preStop shorter than nginx's sync lag, so nginx still sends new requests after SIGTERM"},
 	{ID: "deregistration-delay-too-short", Severity: Error, check: delayTooShort,
@@ -119,7 +119,7 @@ func Check(objs []*manifest.Object, o workload.Options) (*Result, error) {
 // is judged by (workload.Options.ForWorkload).
 func Run(w *workload.Workload, o workload.Options) []Finding {
 	o = judgedBy(o, w)
-	c := &run{opts: o, rec: Recommend(w, o)}
+	c := &run{opts: o, win: workloadWindow(o, w), rec: Recommend(w, o)}
 	c.grace = c.fixedGrace(w)
 	for i := range Rules {
 		if Rules[i].check == nil {
@@ -134,6 +134,7 @@ func Run(w *workload.Workload, o workload.Options) []Finding {
 // run carries one workload's rule evaluation.
 type run struct {
 	opts workload.Options
+	win  window // the stop window o.StopWindow() is: what it is made of
 	rec  Recommendation
 	// grace is the grace period every fix that touches it writes: the
 	// one the preStops left by all fixes of this run need, so that fixes
@@ -404,10 +405,14 @@ func preStopMissing(c *run, w *workload.Workload) {
 		if ct.PreStop.Kind != "" || c.drainCovers(w, 0) {
 			continue
 		}
+		drains := ""
+		if w.DrainDelay > 0 {
+			drains = "; the app drains only " + c.drainText(w) + " after it"
+		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
 		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index)...), fix, []Patch{patch},
-			"container %q of %s has no preStop hook: SIGTERM arrives at once while for up to %s (%s) the load balancer still sends new requests",
-			ct.Name, w.Ref, secs(c.opts.StopWindow()), windowText(c, w))
+			"container %q of %s has no preStop hook: SIGTERM arrives at once while for up to %s (%s) %s%s",
+			ct.Name, w.Ref, secs(c.opts.StopWindow()), windowText(c), c.win.sends, drains)
 	}
 }
 
@@ -427,8 +432,8 @@ func preStopTooShort(c *run, w *workload.Workload) {
 	if nginxOnly(w) { // nginx-prestop-too-short judges those
 		return
 	}
-	c.shortPreStops(w, fmt.Sprintf("less than controller lag %s + propagation %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
-		secs(c.opts.ControllerLag), secs(c.opts.Propagation), secs(c.opts.StopWindow())))
+	c.shortPreStops(w, fmt.Sprintf("less than %s = %s: requests still arriving after SIGTERM can hit a process that is shutting down",
+		windowText(c), secs(c.opts.StopWindow())))
 }
 
 // shortPreStops reports each served container whose preStop is shorter
@@ -443,7 +448,7 @@ func (c *run) shortPreStops(w *workload.Workload, why string) {
 		}
 		waits := secs(ct.PreStop.Duration) + ","
 		if w.DrainDelay > 0 {
-			waits = secs(ct.PreStop.Duration) + " and the app drains " + secs(w.DrainDelay) + " after SIGTERM, together"
+			waits = secs(ct.PreStop.Duration) + " and the app drains " + c.drainText(w) + " after SIGTERM, together"
 		}
 		fix, patch := preStopFix(w, ct.Name, c.rec.PreStop, c.grace)
 		c.report(w, Error, nil, w.Object.Line(workload.ContainerPath(ct.Index, "lifecycle", "preStop")...), fix, []Patch{patch},
@@ -455,9 +460,20 @@ func (c *run) shortPreStops(w *workload.Workload, why string) {
 // (Workload.DrainDelay: it keeps serving after SIGTERM) outlast the stop
 // window: the pod takes every request that can still reach it. A drain
 // does what a preStop sleep does, so either may cover the window (the
-// lab's drain-past-idle-timeout has no preStop and loses nothing).
+// lab's drain-past-idle-timeout has no preStop and loses nothing), but
+// with Local only while the pod stays ready (drainCredit).
 func (c *run) drainCovers(w *workload.Workload, preStop time.Duration) bool {
-	return preStop+w.DrainDelay >= c.opts.StopWindow()
+	return preStop+c.drainCredit(w) >= c.opts.StopWindow()
+}
+
+// drainText is the app's drain for messages, with the part that counts
+// when drainCredit caps it.
+func (c *run) drainText(w *workload.Workload) string {
+	if credit := c.drainCredit(w); credit < w.DrainDelay {
+		return secs(w.DrainDelay) + " (of which " + secs(credit) +
+			" counts: with externalTrafficPolicy Local the node drops new connections once the pod is not ready, and an app that fails readiness at SIGTERM, as rollsafe/graceful does, can be marked not ready failureThreshold - 1 readiness periods later)"
+	}
+	return secs(w.DrainDelay)
 }
 
 // setAttr sets key=val in a "k1=v1,k2=v2" attribute list, keeping the others.

@@ -97,6 +97,31 @@ const (
 	InTreeNLBHealthCheckThreshold = 3
 )
 
+// The in-tree provider's NLB health check for a Service with
+// externalTrafficPolicy Local: HTTP on the health-check node port
+// (servicehelpers.GetServiceHealthCheckPathPort), one threshold for both.
+// Source: kubernetes/cloud-provider-aws pkg/providers/v1/aws.go,
+// buildNLBHealthCheckConfiguration's ExternalTrafficPolicyTypeLocal branch.
+const (
+	InTreeNLBLocalHealthCheckInterval  = 10 * time.Second
+	InTreeNLBLocalHealthCheckTimeout   = 10 * time.Second
+	InTreeNLBLocalHealthCheckThreshold = 2
+)
+
+// The controller's health check for instance targets of a Service with
+// externalTrafficPolicy Local: HTTP /healthz on the health-check node port,
+// unless the health check annotations say otherwise. Source:
+// aws-load-balancer-controller pkg/service/model_builder.go,
+// defaultHealthCheck*ForInstanceModeLocal (used by
+// buildTargetGroupHealthCheckConfigForInstanceModeLocal). An Ingress's
+// target group gets no such branch: it checks the traffic port.
+const (
+	NLBLocalHealthCheckInterval = 10 * time.Second
+	NLBLocalHealthCheckTimeout  = 6 * time.Second
+	NLBLocalHealthyThreshold    = 2
+	NLBLocalUnhealthyThreshold  = 2
+)
+
 // Network Load Balancer facts beyond the ones above.
 const (
 	// NLBPropagation is P for an NLB: users measure new connections

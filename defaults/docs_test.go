@@ -114,6 +114,7 @@ func TestRuleDocsAgree(t *testing.T) {
 // reads them, so a page reworded past the terms cannot pass unchecked.
 var mustState = map[string][]string{
 	"nginx-prestop-too-short.md":     {"NginxSyncRateLimit"},
+	"prestop-too-short.md":           {"KubeProxyMinSyncPeriod", "ControllerLag"},
 	"nginx-upstream-keepalive.md":    {"NginxUpstreamKeepaliveTimeout", "NginxUpstreamKeepaliveConnections"},
 	"nginx-retries-hide-failures.md": {"NginxProxyNextUpstreamTries"},
 }

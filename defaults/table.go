@@ -61,6 +61,8 @@ const (
 	srcCLBDrain        = "unverified for the provider (it sends no timeout); AWS's default when enabled: https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-conn-drain.html"
 	srcCLBHealth       = "kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, defaultElbHC*"
 	srcInTreeNLBHealth = "kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, defaultNlbHealthCheck* in buildNLBHealthCheckConfiguration"
+	srcInTreeNLBLocal  = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, buildNLBHealthCheckConfiguration (externalTrafficPolicy Local)"
+	srcNLBLocalHealth  = "aws-load-balancer-controller pkg/service/model_builder.go, defaultHealthCheck*ForInstanceModeLocal"
 	srcCLBAnn          = "kubernetes/cloud-provider-aws pkg/providers/v1/aws.go, ServiceAnnotation* constants"
 	srcNLBP            = "users' measurements: aws-load-balancer-controller#2366, #3270; aws/containers-roadmap#470"
 	srcNLBIdle         = "https://docs.aws.amazon.com/elasticloadbalancing/latest/network/update-idle-timeout.html"
@@ -100,6 +102,13 @@ var Table = append([]Fact{
 	{"InTreeNLBHealthCheckInterval", secs(InTreeNLBHealthCheckInterval), srcInTreeNLBHealth, nil},
 	{"InTreeNLBHealthCheckTimeout", secs(InTreeNLBHealthCheckTimeout), srcInTreeNLBHealth, nil},
 	{"InTreeNLBHealthCheckThreshold", strconv.Itoa(InTreeNLBHealthCheckThreshold), srcInTreeNLBHealth, nil},
+	{"InTreeNLBLocalHealthCheckInterval", secs(InTreeNLBLocalHealthCheckInterval), srcInTreeNLBLocal, nil},
+	{"InTreeNLBLocalHealthCheckTimeout", secs(InTreeNLBLocalHealthCheckTimeout), srcInTreeNLBLocal, nil},
+	{"InTreeNLBLocalHealthCheckThreshold", strconv.Itoa(InTreeNLBLocalHealthCheckThreshold), srcInTreeNLBLocal, nil},
+	{"NLBLocalHealthCheckInterval", secs(NLBLocalHealthCheckInterval), srcNLBLocalHealth, nil},
+	{"NLBLocalHealthCheckTimeout", secs(NLBLocalHealthCheckTimeout), srcNLBLocalHealth, nil},
+	{"NLBLocalHealthyThreshold", strconv.Itoa(NLBLocalHealthyThreshold), srcNLBLocalHealth, nil},
+	{"NLBLocalUnhealthyThreshold", strconv.Itoa(NLBLocalUnhealthyThreshold), srcNLBLocalHealth, nil},
 	{"NLBPropagation", secs(NLBPropagation), srcNLBP, []string{"NLB propagation"}},
 	{"NLBTCPIdleTimeout", secs(NLBTCPIdleTimeout), srcNLBIdle, []string{"tcp.idle_timeout.seconds"}},
 	{"NLBConnectionTermination", strconv.FormatBool(NLBConnectionTermination), srcTGAttr, nil},

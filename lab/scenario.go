@@ -217,7 +217,8 @@ func Builtins() []Scenario {
 
 	all := []Scenario{naive, gateOnly, rec, idle, kill, failOpen, drain, nlbDrain}
 	all = append(all, clbScaleIn(drain)...)
-	return append(all, ingressScenarios()...)
+	all = append(all, ingressScenarios()...)
+	return append(all, clbLocal(drain)...)
 }
 
 // DefaultScenarios are the three the seeds tell: errors, fewer errors, none.

@@ -62,6 +62,7 @@ func AnnotationsOf(o *manifest.Object) map[string]string {
 
 // routes adds every load balancer path through Service s.
 func (g *graph) routes(w *Workload, s *manifest.Object, svc *corev1.Service) {
+	first := len(w.Routes)
 	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 		w.Routes = append(w.Routes, g.serviceRoute(s, svc))
 	}
@@ -93,6 +94,15 @@ func (g *graph) routes(w *Workload, s *manifest.Object, svc *corev1.Service) {
 		}
 		w.Routes = append(w.Routes, r)
 	}
+	for i := first; i < len(w.Routes); i++ {
+		w.Routes[i].Local = isLocal(svc) // it matters where targets are nodes
+	}
+}
+
+// isLocal says whether svc keeps external traffic on the node it arrives
+// at (externalTrafficPolicy Local, for NodePort and LoadBalancer Services).
+func isLocal(svc *corev1.Service) bool {
+	return svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 }
 
 func controllerManaged(l map[string]string) bool {
@@ -183,13 +193,21 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 				r.DeregistrationDelay, r.DelayAt.Line = d, line
 			}
 		}
-		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", nlbHealthDefaults, &r.HealthAt.Line,
+		hc := nlbHealthDefaults
+		if r.TargetType == "instance" && isLocal(svc) {
+			hc = nlbLocalHealthDefaults
+		}
+		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", hc, &r.HealthAt.Line,
 			"healthcheck-interval", "healthcheck-timeout", "healthcheck-healthy-threshold",
 			"healthcheck-unhealthy-threshold", "healthcheck-path", "healthcheck-port", "healthcheck-protocol",
 			"healthcheck-success-codes")
 	case lbType == "nlb":
 		r.LB, r.DeregistrationDelay = "NLB", defaults.DeregistrationDelay
-		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", inTreeNLBHealthDefaults, &r.HealthAt.Line,
+		hc := inTreeNLBHealthDefaults
+		if isLocal(svc) {
+			hc = inTreeNLBLocalHealthDefaults
+		}
+		r.HealthCheck = g.health(a, svcPrefix+"aws-load-balancer-", hc, &r.HealthAt.Line,
 			"healthcheck-interval", "healthcheck-timeout", "healthcheck-healthy-threshold",
 			"healthcheck-unhealthy-threshold", "healthcheck-path", "healthcheck-port", "healthcheck-protocol",
 			"") // the in-tree provider reads no success-codes annotation
@@ -204,6 +222,19 @@ func (g *graph) serviceRoute(s *manifest.Object, svc *corev1.Service) Route {
 var inTreeNLBHealthDefaults = HealthCheck{Protocol: "TCP", Port: "traffic-port", Interval: defaults.InTreeNLBHealthCheckInterval,
 	Timeout: defaults.InTreeNLBHealthCheckTimeout, HealthyThreshold: defaults.InTreeNLBHealthCheckThreshold,
 	UnhealthyThreshold: defaults.InTreeNLBHealthCheckThreshold}
+
+// inTreeNLBLocalHealthDefaults are the in-tree provider's NLB health check
+// for externalTrafficPolicy Local: HTTP on the health-check node port.
+var inTreeNLBLocalHealthDefaults = HealthCheck{Protocol: "HTTP", Path: "/healthz", Port: "healthCheckNodePort",
+	Interval: defaults.InTreeNLBLocalHealthCheckInterval, Timeout: defaults.InTreeNLBLocalHealthCheckTimeout,
+	HealthyThreshold: defaults.InTreeNLBLocalHealthCheckThreshold, UnhealthyThreshold: defaults.InTreeNLBLocalHealthCheckThreshold}
+
+// nlbLocalHealthDefaults are the controller's NLB health check for
+// instance targets of a Local Service: HTTP /healthz on the health-check
+// node port.
+var nlbLocalHealthDefaults = HealthCheck{Protocol: "HTTP", Path: "/healthz", Port: "healthCheckNodePort",
+	Interval: defaults.NLBLocalHealthCheckInterval, Timeout: defaults.NLBLocalHealthCheckTimeout,
+	HealthyThreshold: defaults.NLBLocalHealthyThreshold, UnhealthyThreshold: defaults.NLBLocalUnhealthyThreshold}
 
 // clbHealthDefaults are the in-tree provider's Classic ELB health check
 // defaults; TCP on the first NodePort unless externalTrafficPolicy Local

@@ -28,6 +28,11 @@ type Options struct {
 	ShutdownTime time.Duration
 	// DefaultNamespace is the namespace of objects that name none.
 	DefaultNamespace string
+	// Window, when set, is the stop window as a workload's routes make it
+	// (check's judgedBy: ingress-nginx's sync lag, the kube-proxy path of
+	// instance targets), which is not ControllerLag + Propagation; 0 means
+	// it is.
+	Window time.Duration
 }
 
 // DefaultOptions returns check's defaults (package defaults has their sources).
@@ -56,8 +61,12 @@ func (o Options) ForWorkload(w *Workload) Options {
 }
 
 // StopWindow is how long after a pod turns Terminating new requests may
-// still reach it (defaults.StopWindow of these options).
+// still reach it: Window when set, else defaults.StopWindow of these
+// options.
 func (o Options) StopWindow() time.Duration {
+	if o.Window > 0 {
+		return o.Window
+	}
 	return defaults.StopWindow(o.ControllerLag, o.Propagation)
 }
 

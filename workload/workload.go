@@ -128,6 +128,9 @@ type Route struct {
 	// L7 says the LB pools keep-alive connections to targets (ALB, HTTP CLB).
 	L7          bool        `json:"l7"`
 	HealthCheck HealthCheck `json:"healthCheck"`
+	// Local: the Service's externalTrafficPolicy is Local, so each node
+	// forwards only to its own pods (instance targets).
+	Local bool `json:"local,omitempty"`
 
 	// Where each setting is written, for findings.
 	DelayAt, TargetTypeAt, HealthAt Where `json:"-"`

@@ -111,17 +111,21 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Recommendations) != 1 {
 		t.Fatalf("%v: %s", err, out)
 	}
-	// P 17 + lag 5 = 22; delay P 17 + longest request 30 (the default) + 2
-	// margin = 49; preStop ≥ delay; the drain through kube-proxy, past the
-	// Classic ELB's 60 s idle timeout: 65; grace 49 + 65 + 30 + 1.
+	// Instance targets (Cluster): endpoint update (the controller-lag
+	// figure, 5) + kube-proxy sync 1 = 6, + 2 margin = 8; no target
+	// deregisters, so the preStop need not outlast the delay. The draining
+	// timeout: P 17 + longest request 30 (the default) + 2 margin = 49; the
+	// drain through kube-proxy, past the Classic ELB's 60 s idle timeout:
+	// 65; grace 8 + 65 + 30 + 1.
 	r := doc.Recommendations[0]
-	if r.MinPreStopSeconds != 22 || r.PreStopSeconds != 49 || r.DeregistrationDelaySeconds != 49 || r.DrainDelaySeconds != 65 ||
-		r.TerminationGracePeriodSeconds != 145 {
+	if r.MinPreStopSeconds != 6 || r.PreStopSeconds != 8 || r.DeregistrationDelaySeconds != 49 || r.DrainDelaySeconds != 65 ||
+		r.TerminationGracePeriodSeconds != 104 {
 		t.Errorf("recommendation %+v", r)
 	}
-	want := map[string]float64{"propagation P": 17, "controller lag": 5, "longest request": 30}
+	want := map[string]float64{"propagation P": 17, "controller lag": 5, "longest request": 30, "kube-proxy sync": 1}
 	for _, in := range r.Inputs {
-		if in.Source != "default" || in.Seconds != want[in.Name] || in.Flag == "" {
+		flagless := in.Name == "kube-proxy sync" // no flag sets it: kube-proxy's own default
+		if in.Source != "default" || in.Seconds != want[in.Name] || (in.Flag == "") != flagless {
 			t.Errorf("input %+v", in)
 		}
 		delete(want, in.Name)
@@ -132,11 +136,12 @@ func TestRecommendSecondsAndDefaults(t *testing.T) {
 	_, text, _ := run(t, "", "--recommend", "--propagation", "20s", seed003)
 	// A Classic ELB has no deregistration delay: the number goes into its
 	// connection draining annotations.
-	for _, s := range []string{"preStop sleep 52 (necessary: 25), terminationGracePeriodSeconds 148, connection draining timeout 52",
+	for _, s := range []string{"preStop sleep 8 (necessary: 6), terminationGracePeriodSeconds 104, connection draining timeout 52",
 		`app drain with "Connection: close" 65s after SIGTERM`, "app keep-alive > 60s (load balancer idle timeout 60s)",
 		`Service/default/qos-dummy: service.beta.kubernetes.io/aws-load-balancer-connection-draining-enabled: "true"`,
 		`Service/default/qos-dummy: service.beta.kubernetes.io/aws-load-balancer-connection-draining-timeout: "52"`,
-		"propagation P 20s (flag --propagation)", "controller lag 5s (default, --controller-lag changes it)",
+		"propagation P 20s (flag --propagation)", "controller lag 5s (default, --controller-lag changes it; instance targets: also stands in for the endpoint update",
+		"kube-proxy sync 1s (default; kube-proxy's min-sync-period",
 		"longest request 30s (default, --max-request-duration changes it"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("text lacks %q:\n%s", s, text)
