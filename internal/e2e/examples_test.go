@@ -30,6 +30,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -203,6 +204,25 @@ func runCluster(t *testing.T, dir string, exs []example) {
 // replaced and its bound appended, and wants exit 0. Two examples that
 // come to the same command (`go run ./cmd/rollsafe lab`, `rollsafe lab`)
 // run once: ran holds the commands run so far.
+// urlHost finds the hosts of http(s) URLs in a command line.
+var urlHost = regexp.MustCompile(`https?://([^/\s'"]+)`)
+
+// offLoopback is the first host of a URL in cmdline that is not on
+// loopback ("" when every one is).
+func offLoopback(cmdline string) string {
+	for _, m := range urlHost.FindAllStringSubmatch(cmdline, -1) {
+		host := m[1]
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() || host == "localhost" {
+			continue
+		}
+		return m[1]
+	}
+	return ""
+}
+
 func runExample(t *testing.T, dir string, ex example, placeholders [][2]string, env []string, ran map[string]bool) {
 	t.Helper()
 	cmdline := ex.text
@@ -211,6 +231,12 @@ func runExample(t *testing.T, dir string, ex example, placeholders [][2]string, 
 	}
 	cmdline = bound(t, cmdline)
 	t.Logf("%s\n\t(%s)\n\truns: %s", ex.text, strings.Join(ex.sources, ", "), cmdline)
+	if host := offLoopback(cmdline); host != "" {
+		// Traffic from tests goes to loopback only: an example's URL must
+		// map to a loopback part through the placeholders.
+		t.Errorf("%s (%s): its URL's host %s is no placeholder of this test: use https://app.example.com or https://api.example.com", ex.text, strings.Join(ex.sources, ", "), host)
+		return
+	}
 	if ran[cmdline] {
 		return
 	}
