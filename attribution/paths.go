@@ -63,6 +63,19 @@ func (an *analysis) ingressLag() int64 {
 	return int64(float64(defaults.NginxSyncLag+defaults.KubeProxyMinSyncPeriod) * an.scale())
 }
 
+// podsInferred says, when the pod states are there to infer the pod from,
+// why the pod is inferred (why, and the evidence that would name it); else
+// it marks the failure as having no cause.
+func (an *analysis) podsInferred(v *verdict, why, would string) bool {
+	if !an.r.sources["kube"] {
+		v.doubt("no pod states", "pod states from the Kubernetes API (probe --kube)")
+		v.noCause = true
+		return false
+	}
+	v.doubt(why, would)
+	return true
+}
+
 // viaIngress attributes a failure behind an ingress hop: the hop chose the
 // pod, and only its own access log ($upstream_addr) says which, so every
 // cause rests on the pods that could have carried it and is at best likely.
@@ -70,13 +83,10 @@ func (an *analysis) ingressLag() int64 {
 // pod that exited during the request or within the hop's sync lag before
 // it is one the hop still routed to.
 func (an *analysis) viaIngress(v *verdict, t int64) timeline.Cause {
-	if !an.r.sources["kube"] {
-		v.doubt("no pod states", "pod states from the Kubernetes API (probe --kube)")
-		v.noCause = true
+	if !an.podsInferred(v, "the ingress chose the pod: which one is in the ingress controller's access log ($upstream_addr), not in this evidence, so the pod is inferred from the pod records",
+		"the ingress controller's access log") {
 		return timeline.CauseUnknown
 	}
-	v.doubt("the ingress chose the pod: which one is in the ingress controller's access log ($upstream_addr), not in this evidence, so the pod is inferred from the pod records",
-		"the ingress controller's access log")
 	f := v.f
 	slack, lag := int64(an.a.opts.ExitSlack), an.ingressLag()
 	var killed, gone *podHist
@@ -163,13 +173,10 @@ func (an *analysis) viaNode(v *verdict, node string, t int64) timeline.Cause {
 	if c, ok := an.nodeHealth(v, node, t); ok {
 		return c
 	}
-	if !an.r.sources["kube"] {
-		v.doubt("no pod states", "pod states from the Kubernetes API (probe --kube)")
-		v.noCause = true
+	if !an.podsInferred(v, "the target is a node: which pod its kube-proxy chose is not in the evidence, so the pod is inferred from the pod records",
+		"the app's own request log (which pod served or dropped it)") {
 		return timeline.CauseUnknown
 	}
-	v.doubt("the target is a node: which pod its kube-proxy chose is not in the evidence, so the pod is inferred from the pod records",
-		"the app's own request log (which pod served or dropped it)")
 	f := v.f
 	c := an.nodeCandidates(f, t)
 	switch {
