@@ -288,7 +288,14 @@ func ingressScenarios() []Scenario {
 	fixed.MinReadySeconds = broken.MinReadySeconds
 	fixed.PreStop = (defaults.NginxSyncLag + defaults.Margin + time.Second - 1).Truncate(time.Second)
 	fixed.App = App{Shutdown: "graceful", ShutdownTimeout: 5 * time.Second, IdleTimeout: graceful.DefaultIdleTimeout}
-	return append([]Scenario{broken, fixed}, ingressKeepaliveScenarios(fixed)...)
+	// nginx-prestop-too-short's broken side: a preStop, but shorter than
+	// the sync lag, with an app that exits at once (replay ingress-prestop
+	// with --app-shutdown immediate for the kept side).
+	short := broken
+	short.Name = "ingress-prestop-short"
+	short.Description = "nginx-ingress: ingress-no-prestop with a preStop sleep 2s, shorter than the ingress sync lag 4.33s; requests nginx still sends after it are cut when the app exits"
+	short.PreStop = 2 * time.Second
+	return append([]Scenario{broken, fixed, short}, ingressKeepaliveScenarios(fixed)...)
 }
 
 // ingressKeepaliveScenarios are nginx-upstream-keepalive's pair, on

@@ -50,6 +50,7 @@ func TestNginxManifestsAgreeWithCheck(t *testing.T) {
 		{"ingress-no-prestop", "prestop-missing", "ingress-nginx's sync lag"},
 		{"ingress-prestop", "prestop-missing", ""},
 		{"ingress-prestop", "nginx-prestop-too-short", ""},
+		{"ingress-prestop-short", "nginx-prestop-too-short", "ingress-nginx's sync lag"},
 		{"ingress-short-app-idle-timeout", "nginx-upstream-keepalive", "keeps idle connections 5s"},
 		{"ingress-long-app-idle-timeout", "nginx-upstream-keepalive", ""},
 	} {

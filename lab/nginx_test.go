@@ -48,6 +48,28 @@ func TestTopologyNginxIngress(t *testing.T) {
 	}
 }
 
+// nginx-prestop-too-short's broken side: a preStop of 2 s, shorter than
+// the ingress's 4.33 s sync lag, lets nginx send requests to the pod until
+// it exits; with the app exiting at once the POSTs in flight fail. A
+// graceful app (it stops accepting at SIGTERM) loses none: nginx passes the
+// refused connects on, both methods, since nothing was sent — retries a
+// GET-only probe never sees, and on AWS, where a gone pod's IP does not
+// answer, each waits proxy_connect_timeout first. The kept side,
+// ingress-prestop (7 s), is TestTopologyNginxIngress's.
+func TestIngressPreStopShort(t *testing.T) {
+	needNginx(t)
+	short := playOn(t, "ingress-prestop-short", lab.TopologyNginxIngress, "", 3, topoScale)
+	expectCauses(t, short, []timeline.Cause{timeline.CauseIngressStaleEndpoint})
+	if n := short.Nginx; n.Failed["POST"] == 0 || n.Failed["GET"] >= n.Failed["POST"] {
+		t.Errorf("want POSTs lost, and more than GETs: failed %v", n.Failed)
+	}
+	graceful := playOn(t, "ingress-prestop-short", lab.TopologyNginxIngress, "graceful", 3, topoScale)
+	expectNoLoss(t, graceful)
+	if r := graceful.Nginx.Retried; r["GET"]+r["POST"] == 0 {
+		t.Errorf("a graceful app behind a short preStop: want refused connects passed on by nginx, got none: %v", r)
+	}
+}
+
 // An Ingress of class nginx replays on nginx-ingress with its annotations
 // and the controller's ConfigMap over ingress-nginx's defaults.
 func TestReplayNginxIngress(t *testing.T) {
