@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -182,6 +183,11 @@ func (k *onKube) apply(ctx context.Context, r *run) error {
 	}
 	d := deployment(r.s, r.scale)
 	d.Namespace = k.ns
+	// The deployment controller counts minReadySeconds in real time, where
+	// the embedded one scales it: write it scaled, in whole seconds up.
+	if m := d.Spec.MinReadySeconds; m > 0 {
+		d.Spec.MinReadySeconds = int32(math.Ceil(r.scale.Of(time.Duration(m) * time.Second).Seconds()))
+	}
 	d.Annotations = map[string]string{workload.AnnotationAppIdleTimeout: r.s.App.IdleTimeout.String()}
 	if _, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create deployment: %w", err)
