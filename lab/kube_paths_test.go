@@ -59,8 +59,7 @@ func slicesListedPods(t *testing.T, rec *testutil.Records) {
 // Classic ELB (seed 003's HTTP listener) to the nodes, kube-proxy to the
 // pods: with naive settings the nodes forward new connections to exited
 // pods and the ELB's pinned keep-alive connections are reset; the drain
-// past the ELB's idle timeout loses nothing. 3 rollouts of the fix, not
-// the embedded test's 5, to keep the control-plane run short.
+// past the ELB's idle timeout loses nothing over 5 rollouts.
 func TestKubeCLB(t *testing.T) {
 	broken, rec := playKubeOn(t, "naive", "clb", 2)
 	expectCauses(t, broken, nil, timeline.CausePinnedConnectionReset, timeline.CauseStaleEndpoint, timeline.CauseKeepAliveRace)
@@ -69,22 +68,25 @@ func TestKubeCLB(t *testing.T) {
 	}
 	kubeEvidenceAgrees(t, broken, 0.8)
 	slicesListedPods(t, rec)
-	fixed, _ := playKubeOn(t, "drain-past-idle-timeout", "clb", 3)
+	fixed, _ := playKubeOn(t, "drain-past-idle-timeout", "clb", 5)
 	expectNoLoss(t, fixed)
-	if fixed.Rollouts != 3 {
-		t.Errorf("%d rollouts, want 3", fixed.Rollouts)
+	if fixed.Rollouts != 5 {
+		t.Errorf("%d rollouts, want 5", fixed.Rollouts)
 	}
 }
 
 // nginx ingress: without a preStop nginx routes to the exited pod until
 // its sync lag (from the EndpointSlice change) ends and the POSTs in
-// flight fail; a preStop past the lag loses nothing. 3 rollouts of the fix.
+// flight fail; a preStop past the lag loses nothing over 5 rollouts.
 func TestKubeNginxIngress(t *testing.T) {
 	needNginx(t)
 	broken, rec := playKubeOn(t, "ingress-no-prestop", lab.TopologyNginxIngress, 3)
 	expectCauses(t, broken, []timeline.Cause{timeline.CauseIngressStaleEndpoint})
 	kubeEvidenceAgrees(t, broken, 0.9)
 	slicesListedPods(t, rec)
-	fixed, _ := playKubeOn(t, "ingress-prestop", lab.TopologyNginxIngress, 3)
+	fixed, _ := playKubeOn(t, "ingress-prestop", lab.TopologyNginxIngress, 5)
 	expectNoLoss(t, fixed)
+	if r := fixed.Nginx.Retried; r["GET"]+r["POST"] != 0 {
+		t.Errorf("the fix relied on nginx's retries: %v", r)
+	}
 }
