@@ -38,16 +38,20 @@ func playKubeOn(t *testing.T, name, topo string, rollouts int) (*lab.Result, *te
 		}
 		s = s.On(tp)
 	}
+	on := s.Topology
+	if on == "" {
+		on = lab.DefaultTopology
+	}
 	rec := &testutil.Records{}
 	res, err := lab.Run(context.Background(), s, lab.Options{
 		TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.Add,
 		Kube: &lab.KubeOptions{Config: cp.Config()},
 	})
 	if err != nil {
-		t.Fatalf("scenario %s on %s on the control plane: %v", name, s.Topology, err)
+		t.Fatalf("scenario %s on %s on the control plane: %v", name, on, err)
 	}
 	t.Logf("%s on %s (kube): %d requests, %d failed, classes %v, causes %v, %.1fs",
-		name, s.Topology, res.Requests, res.Failed(), nonZero(res.Failures), res.Causes, res.Seconds)
+		name, on, res.Requests, res.Failed(), nonZero(res.Failures), res.Causes, res.Seconds)
 	return res, rec
 }
 
