@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/rollsafe/rollsafe/defaults"
 	"github.com/rollsafe/rollsafe/lab/albcontroller"
+	"github.com/rollsafe/rollsafe/lab/kubeproxy"
 	"github.com/rollsafe/rollsafe/lab/nodeagent"
 	"github.com/rollsafe/rollsafe/observe/kube"
 	"github.com/rollsafe/rollsafe/workload"
@@ -31,10 +33,11 @@ type KubeOptions struct {
 
 // onKube runs a scenario's pods on a real control plane.
 type onKube struct {
-	cs    kubernetes.Interface
-	ns    string
-	agent *nodeagent.Agent
-	ctrl  *albcontroller.Controller
+	cs     kubernetes.Interface
+	ns     string
+	agents []*nodeagent.Agent
+	ctrl   *albcontroller.Controller // ip topologies
+	feed   *sliceFeed                // instance and ingress topologies
 }
 
 func startKube(ctx context.Context, r *run) (platform, error) {
@@ -51,17 +54,13 @@ func startKube(ctx context.Context, r *run) (platform, error) {
 }
 
 // setUp creates the namespace, Service and Deployment a user would apply,
-// and starts the node agent and the controller stand-in.
+// and starts the node agents and what routes to the pods: the controller
+// stand-in on ip topologies, the EndpointSlice feed of the kube-proxies or
+// nginx on the others.
 func (k *onKube) setUp(ctx context.Context, r *run) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rollsafe-lab-" + r.s.Name + "-"}}
-	if r.s.ReadinessGate {
-		ns.Labels = map[string]string{defaults.GateInjectLabel: "enabled"}
+	if err := k.createNamespace(ctx, r); err != nil {
+		return err
 	}
-	got, err := k.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("create namespace: %w", err)
-	}
-	k.ns = got.Name
 	if r.evidenceOn {
 		// What `rollsafe probe --kube` records: the real watcher on the
 		// scenario's namespace, from before the first pod exists.
@@ -72,17 +71,101 @@ func (k *onKube) setUp(ctx context.Context, r *run) error {
 		// emit's error has already cancelled the run, which reports it.
 		r.observing.Go(func() { _ = w.Wait() })
 	}
-	k.agent, err = nodeagent.Start(ctx, nodeagent.Options{
-		Config: r.o.Kube.Config, NodeName: "rollsafe-lab-" + k.ns, Port: AppPort,
-		Command: r.o.App, Scale: r.scale, Sink: r.onPodRecord, PodOutput: r.o.PodOutput,
-	})
-	if err != nil {
-		return fmt.Errorf("node agent: %w", err)
-	}
-	sel := labels.SelectorFromSet(labels.Set{"app": deploymentName})
-	if k.ctrl, err = albcontroller.Watch(ctx, k.cs, k.ns, sel, r.controllerOptions()); err != nil {
+	if err := k.startAgents(ctx, r); err != nil {
 		return err
 	}
+	if err := k.startRouting(ctx, r); err != nil {
+		return err
+	}
+	return k.apply(ctx, r)
+}
+
+func (k *onKube) createNamespace(ctx context.Context, r *run) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rollsafe-lab-" + r.s.Name + "-"}}
+	if r.s.ReadinessGate {
+		ns.Labels = map[string]string{defaults.GateInjectLabel: "enabled"}
+	}
+	got, err := k.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create namespace: %w", err)
+	}
+	k.ns = got.Name
+	return nil
+}
+
+// sliced says whether the path reads the pods from EndpointSlices: through
+// a node's kube-proxy or ingress-nginx. Those pods need addresses the API
+// accepts in a slice (podNetwork); the ip paths' controller stand-in reads
+// pods, whose loopback addresses the API stores as they are.
+func sliced(r *run) bool { return r.nodes != nil || r.hop != nil }
+
+// startAgents starts a node agent per lab node on instance topologies, so
+// that the scheduler places the pods and each endpoint's nodeName is a
+// node a kube-proxy runs on (Local needs it); one agent elsewhere.
+func (k *onKube) startAgents(ctx context.Context, r *run) error {
+	n, pn := 1, newPodNetwork()
+	if r.nodes != nil {
+		n = len(r.nodes.nodes)
+	}
+	for i := 1; i <= n; i++ {
+		o := nodeagent.Options{
+			Config: r.o.Kube.Config, NodeName: k.nodeName(i), Port: AppPort,
+			Command: r.o.App, Scale: r.scale, Sink: r.onPodRecord, PodOutput: r.o.PodOutput,
+		}
+		if sliced(r) {
+			o.FirstIP, o.PodAddr = pn.first(i), pn.inAPI
+		}
+		a, err := nodeagent.Start(ctx, o)
+		if err != nil {
+			return fmt.Errorf("node agent: %w", err)
+		}
+		k.agents = append(k.agents, a)
+	}
+	if sliced(r) {
+		k.feed = &sliceFeed{pn: pn, node: k.labNode}
+	}
+	return nil
+}
+
+// nodeName is node agent i's Node (1-based): nodes are cluster-wide, so
+// the namespace keeps two labs on one control plane apart.
+func (k *onKube) nodeName(i int) string { return fmt.Sprintf("rollsafe-lab-%s-%d", k.ns, i) }
+
+// labNode is the lab node (kube-proxy) a Node stands for: agent i's Node
+// is lab node i.
+func (k *onKube) labNode(name string) string {
+	for i := range k.agents {
+		if k.nodeName(i+1) == name {
+			return nodeName(i + 1)
+		}
+	}
+	return name
+}
+
+// startRouting starts what reacts to the pods: the controller stand-in
+// from the pods on ip topologies; the EndpointSlice watch on the others,
+// handed to every kube-proxy or to nginx's syncers.
+func (k *onKube) startRouting(ctx context.Context, r *run) error {
+	if k.feed == nil {
+		sel := labels.SelectorFromSet(labels.Set{"app": deploymentName})
+		var err error
+		k.ctrl, err = albcontroller.Watch(ctx, k.cs, k.ns, sel, r.controllerOptions())
+		return err
+	}
+	k.feed.apply = func(eps []kubeproxy.Endpoint) {
+		if r.nodes != nil {
+			r.nodes.apply(eps)
+		}
+		if r.hop != nil {
+			r.hop.apply(eps)
+		}
+	}
+	return watchSlices(ctx, k.cs, k.ns, deploymentName, k.feed)
+}
+
+// apply creates the Service, the ALB Ingress on alb-ip (what check --live
+// judges), and the Deployment, and waits for its first revision.
+func (k *onKube) apply(ctx context.Context, r *run) error {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Namespace: k.ns},
 		Spec: corev1.ServiceSpec{
@@ -93,11 +176,18 @@ func (k *onKube) setUp(ctx context.Context, r *run) error {
 	if _, err := k.cs.CoreV1().Services(k.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create service: %w", err)
 	}
-	if _, err := k.cs.NetworkingV1().Ingresses(k.ns).Create(ctx, ingress(r.s), metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create ingress: %w", err)
+	if r.topo.Name == DefaultTopology {
+		if _, err := k.cs.NetworkingV1().Ingresses(k.ns).Create(ctx, ingress(r.s), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create ingress: %w", err)
+		}
 	}
 	d := deployment(r.s, r.scale)
 	d.Namespace = k.ns
+	// The deployment controller counts minReadySeconds in real time, where
+	// the embedded one scales it: write it scaled, in whole seconds up.
+	if m := d.Spec.MinReadySeconds; m > 0 {
+		d.Spec.MinReadySeconds = int32(math.Ceil(r.scale.Of(time.Duration(m) * time.Second).Seconds()))
+	}
 	d.Annotations = map[string]string{workload.AnnotationAppIdleTimeout: r.s.App.IdleTimeout.String()}
 	if _, err := k.cs.AppsV1().Deployments(k.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create deployment: %w", err)
@@ -191,8 +281,11 @@ func (k *onKube) terminating() bool {
 }
 
 func (k *onKube) close() {
-	if k.agent != nil {
-		k.agent.Stop()
+	if k.feed != nil {
+		k.feed.close()
+	}
+	for _, a := range k.agents {
+		a.Stop()
 	}
 	if k.ctrl != nil {
 		k.ctrl.Wait()

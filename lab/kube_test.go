@@ -18,20 +18,40 @@ import (
 
 func playKube(t *testing.T, name string, rollouts int) (*lab.Result, *testutil.Records) {
 	t.Helper()
+	return playKubeOn(t, name, "", rollouts)
+}
+
+// playKubeOn plays the built-in scenario name on topology topo ("" for
+// alb-ip) on the control plane, at time scale 0.1.
+func playKubeOn(t *testing.T, name, topo string, rollouts int) (*lab.Result, *testutil.Records) {
+	t.Helper()
 	cp := controlplane.ForTest(t)
 	ss, err := lab.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := ss[0]
+	if topo != "" {
+		tp, err := lab.LookupTopology(topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = s.On(tp)
+	}
+	on := s.Topology
+	if on == "" {
+		on = lab.DefaultTopology
+	}
 	rec := &testutil.Records{}
-	res, err := lab.Run(context.Background(), ss[0], lab.Options{
+	res, err := lab.Run(context.Background(), s, lab.Options{
 		TimeScale: 0.1, Rollouts: rollouts, Rate: 200, App: []string{demoBin}, Sink: rec.Add,
 		Kube: &lab.KubeOptions{Config: cp.Config()},
 	})
 	if err != nil {
-		t.Fatalf("scenario %s on the control plane: %v", name, err)
+		t.Fatalf("scenario %s on %s on the control plane: %v", name, on, err)
 	}
-	t.Logf("%s (kube): %d requests, %d failed, causes %v, %.1fs", name, res.Requests, res.Failed(), res.Causes, res.Seconds)
+	t.Logf("%s on %s (kube): %d requests, %d failed, classes %v, causes %v, %.1fs",
+		name, on, res.Requests, res.Failed(), nonZero(res.Failures), res.Causes, res.Seconds)
 	return res, rec
 }
 

@@ -145,14 +145,26 @@ func (h *nginxHop) onApply(r *run, i int, at time.Time, eps []netip.AddrPort) {
 		State: "reloaded", Attrs: map[string]string{"endpoints": fmt.Sprint(eps)}})
 }
 
-// update hands every ingress pod's syncer the Service's Ready endpoints,
-// as ingress-nginx reads EndpointSlices: an endpoint whose Ready condition
-// is false (not ready, or terminating) is left out
-// (internal/ingress/controller/endpointslices.go).
+// update hands every ingress pod's syncer the Service's endpoints for
+// pods (the embedded lab, which has no EndpointSlices).
 func (h *nginxHop) update(pods func() []*corev1.Pod) {
-	var eps []netip.AddrPort
+	var eps []kubeproxy.Endpoint
 	for _, p := range pods() {
-		if ep, ok := kubeproxy.FromPod(p, AppPort); ok && ep.Ready {
+		if ep, ok := kubeproxy.FromPod(p, AppPort); ok {
+			eps = append(eps, ep)
+		}
+	}
+	h.apply(eps)
+}
+
+// apply hands every ingress pod's syncer the Ready endpoints, as
+// ingress-nginx reads EndpointSlices: an endpoint whose Ready condition is
+// false (not ready, or terminating) is left out
+// (internal/ingress/controller/endpointslices.go).
+func (h *nginxHop) apply(all []kubeproxy.Endpoint) {
+	var eps []netip.AddrPort
+	for _, ep := range all {
+		if ep.Ready {
 			eps = append(eps, ep.Addr)
 		}
 	}

@@ -206,10 +206,9 @@ func (ln *labNodes) dialPod(ctx context.Context, network, addr string) (net.Conn
 }
 
 // update hands every node the Service's endpoints for pods, as the
-// EndpointSlice controller publishes them. Pods are placed on the nodes
-// round-robin in the order they are first seen (Local needs a nodeName).
-// The lock orders the snapshots: each node applies the last one it was
-// handed.
+// EndpointSlice controller publishes them (the embedded lab, which has no
+// EndpointSlices). Pods are placed on the nodes round-robin in the order
+// they are first seen (Local needs a nodeName).
 func (ln *labNodes) update(pods func() []*corev1.Pod) {
 	var eps []kubeproxy.Endpoint
 	ln.mu.Lock()
@@ -227,6 +226,20 @@ func (ln *labNodes) update(pods func() []*corev1.Pod) {
 			eps = append(eps, ep)
 		}
 	}
+	ln.applyLocked(eps)
+}
+
+// apply hands every node one snapshot of the Service's endpoints: the
+// embedded lab's (update), or the real EndpointSlices' on a control plane
+// (sliceFeed). The lock orders the snapshots: each node applies the last
+// one it was handed.
+func (ln *labNodes) apply(eps []kubeproxy.Endpoint) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	ln.applyLocked(eps)
+}
+
+func (ln *labNodes) applyLocked(eps []kubeproxy.Endpoint) {
 	ln.last = eps
 	ln.nodes.Update(eps)
 }

@@ -260,9 +260,6 @@ func (r *run) start(ctx context.Context) error {
 	if err := r.s.nodeLeaveSupported(topo); err != nil {
 		return err
 	}
-	if r.o.Kube != nil && topo.Name != DefaultTopology {
-		return fmt.Errorf("a real control plane (Options.Kube) runs the %s topology only, not %s", DefaultTopology, topo.Name)
-	}
 	if topo.Instance {
 		if r.nodes, err = startNodes(r); err != nil {
 			return err

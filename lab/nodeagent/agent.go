@@ -61,6 +61,11 @@ type Options struct {
 	// local to this host, such as 198.18.0.0/16 (RFC 2544's benchmarking
 	// range) added to lo.
 	FirstIP netip.Addr
+	// PodAddr, when set, is the address a pod's status carries for a pod
+	// listening on ip (nil: ip itself). It lets pods listen on loopback and
+	// still appear in EndpointSlices, whose validation refuses loopback: the
+	// lab shows 198.18.x.y in the API and maps it back where it dials a pod.
+	PodAddr func(ip netip.Addr) netip.Addr
 }
 
 // Agent is a running node.

@@ -34,7 +34,10 @@
 // publishes no slice for a Service with loopback pods. Pods that must appear
 // in EndpointSlices need a range that is local to this host without being
 // loopback: Options.FirstIP 198.18.x.y after `ip addr add 198.18.0.1/16 dev
-// lo` (RFC 2544's benchmarking range; the local route keeps packets on lo).
+// lo` (RFC 2544's benchmarking range; the local route keeps packets on lo),
+// or Options.PodAddr, which writes another address into the pod's status
+// while the pod listens on loopback (the lab's --kube instance and ingress
+// paths, which map it back wherever they dial a pod).
 //
 // Time: the node's own heartbeats run in real time (the controller-manager
 // watches them in real time); only pod durations are scaled (Options.Scale).

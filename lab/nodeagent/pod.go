@@ -150,6 +150,11 @@ func (r *podRun) work() {
 // patch writes snap's status, retrying transient errors until it lands,
 // a newer change supersedes it or the agent is done.
 func (r *podRun) patch(snap *corev1.Pod) {
+	if to := r.a.opts.PodAddr; to != nil && snap.Status.PodIP != "" {
+		snap = snap.DeepCopy()
+		ip := to(netip.MustParseAddr(snap.Status.PodIP)).String()
+		snap.Status.PodIP, snap.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+	}
 	body, err := statusPatch(snap)
 	if err != nil {
 		r.a.warn(r.ns+"/"+r.name, "status: "+err.Error())

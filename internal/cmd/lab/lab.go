@@ -245,8 +245,10 @@ func onPath(o *options, scenarios []lab.Scenario) ([]lab.Scenario, error) {
 		if topo.Name != "" {
 			s = s.On(topo)
 		}
-		if o.kube && s.Topology != "" && s.Topology != lab.DefaultTopology {
-			return nil, cmdutil.UsageErrorf("--kube runs the %s topology only, not %s", lab.DefaultTopology, s.Topology)
+		// A served lab is for soak, probe and check --live, which read the
+		// ALB Ingress only alb-ip creates on the control plane.
+		if o.kube && o.serve && s.Topology != "" && s.Topology != lab.DefaultTopology {
+			return nil, cmdutil.UsageErrorf("--kube --serve runs the %s topology only, not %s (--kube without --serve runs every topology)", lab.DefaultTopology, s.Topology)
 		}
 		if o.shutdown != "" {
 			s.App.Shutdown = o.shutdown

@@ -98,7 +98,7 @@ func TestBadInputOneLineNoChildren(t *testing.T) {
 		{[]string{"--topology", "elb"}, 2, `--topology: unknown topology "elb"`},
 		{[]string{"--app-shutdown", "later"}, 2, `--app-shutdown "later": want graceful or immediate`},
 		{[]string{"--topology", "clb", "--manifests", seed003}, 2, "--topology and --manifests cannot be combined"},
-		{[]string{"--topology", "nlb-ip", "--kube"}, 2, "--kube runs the alb-ip topology only"},
+		{[]string{"--topology", "nlb-ip", "--kube", "--serve", "--scenario", "recommended"}, 2, "--kube --serve runs the alb-ip topology only, not nlb-ip"},
 		{[]string{"--listen", busy.Addr().String(), "--scenario", "naive", "--report", ""}, 3, "address already in use"},
 		// A file a flag names that cannot be created is bad input, as in probe.
 		{[]string{"--record", "/nonexistent-dir/run.ndjson", "--report", ""}, 2, "--record /nonexistent-dir/run.ndjson: no such file or directory"},
