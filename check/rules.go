@@ -205,8 +205,9 @@ func (c *run) fixedGrace(w *workload.Workload) time.Duration {
 }
 
 // secs formats a duration as seconds, the unit every setting here uses.
+// It rounds to the millisecond: ingress-nginx's sync lag is 10/3 s + 1 s.
 func secs(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', -1, 64) + "s"
 }
 
 func n(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
