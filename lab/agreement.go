@@ -39,7 +39,13 @@ func (r *run) attributeEvidence() (*Evidence, error) {
 		// a user has the probe and the Kubernetes API, nothing more.
 		recs, log = withoutELBv2(recs), nil
 	}
-	an := attribution.New(attribution.Options{ExitSlack: podViewDelay})
+	opts := attribution.Options{ExitSlack: podViewDelay}
+	if r.o.Kube != nil {
+		// The pod view is a real API server's watch of the node agent's
+		// status patches, as on a cluster: report's own slack.
+		opts.ExitSlack = 0
+	}
+	an := attribution.New(opts)
 	an.Add(r.scenarioMark())
 	for _, rec := range recs {
 		if err := an.Add(rec); err != nil {
@@ -81,9 +87,9 @@ func (r *run) attributeEvidence() (*Evidence, error) {
 	return ev, nil
 }
 
-// podViewDelay bounds how much later than a process's exit the lab's pod
-// records show it (attribution.Options.ExitSlack): the kubelet stand-in
-// reaps its processes at once and the pod view records in the same call,
+// podViewDelay bounds how much later than a process's exit the embedded
+// lab's pod records show it (attribution.Options.ExitSlack): the kubelet
+// stand-in reaps its processes at once and the pod view records in the same call,
 // where a real kubelet's relist and the watch take a good part of a second
 // (the attribution's default slack).
 const podViewDelay = 50 * time.Millisecond
