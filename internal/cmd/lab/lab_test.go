@@ -190,7 +190,7 @@ func TestManifestsSeed003RunsOnCLB(t *testing.T) {
 }
 
 // An NLB writes no access log: the HTML report is built from the timeline
-// alone, and EVIDENCE AGREES says the attribution does not know the path.
+// alone.
 func TestNLBTopologyWritesReport(t *testing.T) {
 	html := filepath.Join(t.TempDir(), "lab.html")
 	cmd := exec.Command(bin, "lab", "--topology", "nlb-instance", "--scenario", "naive", "--rollouts", "1", "--time-scale", "0.05", "--report", html)
